@@ -1,0 +1,463 @@
+"""``CommandRegistry``: register commands, look them up, merge registries, run and invoke.
+
+Example:
+    >>> from registers.cli import CommandRegistry
+    >>> cli = CommandRegistry(prog="app")
+    >>> @cli.register(ops=["-g", "--greet"], description="Greet someone by name")
+    ... def greet(name: str) -> str:
+    ...     return f"Hello, {name}!"
+    >>> cli.invoke(["-g", "Alice"]).stdout
+    'Hello, Alice!\\n'
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .exceptions import DuplicateCommandError, FrameworkError, RegistrationError, UnknownCommandError
+from .signature import plan_params
+from .utils.reflection import is_async_callable, parse_docstring, unwrap
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, TypeVar
+
+    from .container import DIContainer
+    from .middleware import MiddlewareChain
+    from .signature import CommandParam
+    from .testing import InvokeResult
+
+    F = TypeVar("F", bound=Callable[..., Any])
+    _EntryBase = tuple[str, Callable[..., Any], str, str, tuple[str, ...]]
+else:
+    _EntryBase = tuple
+
+__all__ = ["CommandEntry", "CommandRegistry"]
+
+# top-level options that are never taken for a command alias
+RESERVED_OPTIONS = frozenset({"-h", "--help", "--version", "--completion"})
+
+
+def _bare(spelling: str) -> str:
+    return spelling.lstrip("-")
+
+
+class CommandEntry(_EntryBase):
+    """A registered command: the tuple ``(name, handler, help_text, description, ops)``.
+
+    Attributes:
+        name: The canonical command name.
+        handler: The registered function, unchanged.
+        help_text: The one-line summary shown in command listings.
+        description: The longer text shown in the command's own ``--help``.
+        ops: The aliases as written (``("-g", "--greet")``).
+        path: The full name including groups (``"deploy service"``).
+        params: How each handler parameter maps to the command line.
+        is_async: Whether the handler is a coroutine function.
+    """
+
+    path: str
+    params: tuple[CommandParam, ...]
+    is_async: bool
+
+    def __new__(
+        cls,
+        name: str,
+        handler: Callable[..., Any],
+        help_text: str,
+        description: str,
+        ops: tuple[str, ...],
+    ) -> CommandEntry:
+        return tuple.__new__(cls, (name, handler, help_text, description, ops))
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def handler(self) -> Callable[..., Any]:
+        return self[1]
+
+    @property
+    def help_text(self) -> str:
+        return self[2]
+
+    @property
+    def description(self) -> str:
+        return self[3]
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return self[4]
+
+    def __repr__(self) -> str:
+        return f"CommandEntry(name={self.name!r}, ops={self.ops!r})"
+
+
+def _texts(func: Callable[..., Any], description: str, help_text: str) -> tuple[str, str]:
+    if not description and not help_text:
+        description = parse_docstring(getattr(unwrap(func), "__doc__", None))[0]
+    return help_text or description, description or help_text
+
+
+def _check_ops(new: str, ops: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(ops, str):
+        ops = (ops,)
+    checked = tuple(ops)
+    for op in checked:
+        if not isinstance(op, str) or not _bare(op) or any(c.isspace() for c in op):
+            raise RegistrationError(f"Cannot register command '{new}': invalid alias {op!r}.")
+        if op in RESERVED_OPTIONS:
+            raise RegistrationError(f"Cannot register command '{new}': '{op}' is reserved.")
+    return checked
+
+
+class CommandRegistry:
+    """A set of commands (and command groups) forming one command-line program.
+
+    Args:
+        prog: The program name in usage and messages (default: ``sys.argv[0]``'s name).
+        description: Text shown at the top of ``--help``.
+        version: When given, ``--version`` prints ``"<prog> <version>"``.
+    """
+
+    def __init__(
+        self, prog: str | None = None, description: str | None = None, version: str | None = None
+    ) -> None:
+        self.prog = prog
+        self.description = description
+        self.version = version
+        self.name = ""
+        self.help_text = ""
+        self.ops: tuple[str, ...] = ()
+        self.parent: CommandRegistry | None = None
+        self._commands: dict[str, CommandEntry] = {}
+        self._groups: dict[str, CommandRegistry] = {}
+        self._lookup: dict[str, str] = {}  # bare name or alias -> canonical name
+
+    # -- registration -------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        *,
+        description: str = "",
+        help_text: str = "",
+        ops: Iterable[str] = (),
+    ) -> Callable[[F], F]:
+        """Decorator registering a function as a command; the function is returned unchanged.
+
+        Args:
+            name: The command name (default: the function name with ``_`` -> ``-``).
+            description: Longer text for the command's ``--help`` (defaults to ``help_text``,
+                then to the docstring's first paragraph).
+            help_text: One-line summary for command listings (defaults to ``description``).
+            ops: Aliases; ``"-g"``, ``"--greet"`` and bare ``"g"`` spellings all resolve.
+
+        Raises:
+            DuplicateCommandError: The name or an alias is already taken.
+            RegistrationError: The handler's signature cannot be mapped to a command line.
+        """
+        if callable(name):  # used bare: @cli.register
+            func = name
+            self.register()(func)
+            return func  # type: ignore[return-value]
+
+        def decorator(func: F) -> F:
+            self.add_command(func, name, description=description, help_text=help_text, ops=ops)
+            return func
+
+        return decorator
+
+    def add_command(
+        self,
+        handler: Callable[..., Any],
+        name: str | None = None,
+        *,
+        description: str = "",
+        help_text: str = "",
+        ops: Iterable[str] = (),
+    ) -> CommandEntry:
+        """Register ``handler`` without decorator syntax; returns the new entry."""
+        if not callable(handler):
+            raise RegistrationError(f"Cannot register {handler!r}: a command must be callable.")
+        command = name or getattr(handler, "__name__", "").replace("_", "-")
+        if not command or command.startswith("-") or any(c.isspace() for c in command):
+            raise RegistrationError(f"Cannot register {handler!r}: invalid command name {command!r}.")
+        checked = _check_ops(command, ops)
+        self._check_free(command, checked)
+        summary, long_text = _texts(handler, description, help_text)
+        entry = CommandEntry(command, handler, summary, long_text, checked)
+        entry.params = plan_params(command, handler)
+        entry.is_async = is_async_callable(handler)
+        self._insert(entry)
+        return entry
+
+    def _check_free(self, new: str, ops: tuple[str, ...], ignore: str | None = None) -> None:
+        for spelling in (new, *ops):
+            owner = self._lookup.get(_bare(spelling))
+            if owner is not None and owner != ignore:
+                raise DuplicateCommandError(spelling, owner, new)
+
+    def _insert(self, entry: CommandEntry) -> None:
+        entry.path = f"{self.path} {entry.name}".strip()
+        self._commands[entry.name] = entry
+        for spelling in (entry.name, *entry.ops):
+            self._lookup[_bare(spelling)] = entry.name
+
+    def group(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        help_text: str = "",
+        ops: Iterable[str] = (),
+    ) -> CommandRegistry:
+        """A nested registry whose commands run as ``app <name> <command>``.
+
+        Calling ``group`` again with the same name returns the existing group.
+
+        Raises:
+            DuplicateCommandError: The name or an alias is taken by a command.
+        """
+        existing = self._groups.get(_bare(name))
+        if existing is not None:
+            return existing
+        checked = _check_ops(name, ops)
+        self._check_free(name, checked)
+        child = CommandRegistry(description=description or help_text or None)
+        child.name, child.ops, child.parent = name, checked, self
+        child.help_text = help_text or description
+        self._groups[name] = child
+        for spelling in (name, *checked):
+            self._lookup[_bare(spelling)] = name
+        return child
+
+    def merge(self, other: CommandRegistry, allow_override: bool = False) -> None:
+        """Add every command, alias and group of ``other`` to this registry.
+
+        Args:
+            other: The registry to copy from (left unchanged).
+            allow_override: Replace colliding commands instead of raising.
+
+        Raises:
+            DuplicateCommandError: A name or alias collides and ``allow_override`` is false.
+        """
+        for entry in other._commands.values():
+            if allow_override:
+                self._remove_colliding(entry.name, entry.ops)
+            self._check_free(entry.name, entry.ops)
+            copy = CommandEntry(*entry)
+            copy.params, copy.is_async = entry.params, entry.is_async
+            self._insert(copy)
+        for group in other._groups.values():
+            mine = self._groups.get(group.name)
+            if mine is None:
+                if allow_override:
+                    self._remove_colliding(group.name, group.ops)
+                mine = self.group(group.name, description=group.description or "",
+                                  help_text=group.help_text, ops=group.ops)
+            mine.merge(group, allow_override=allow_override)
+
+    def _remove_colliding(self, name: str, ops: tuple[str, ...]) -> None:
+        for spelling in (name, *ops):
+            owner = self._lookup.get(_bare(spelling))
+            if owner is None:
+                continue
+            self._commands.pop(owner, None)
+            self._groups.pop(owner, None)
+            for key in [k for k, v in self._lookup.items() if v == owner]:
+                del self._lookup[key]
+
+    # -- lookup -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The group path from the root registry (``""`` for the root)."""
+        if self.parent is None:
+            return ""
+        return f"{self.parent.path} {self.name}".strip()
+
+    @property
+    def root(self) -> CommandRegistry:
+        """The outermost registry this group belongs to."""
+        return self if self.parent is None else self.parent.root
+
+    def resolve_name(self, token: str) -> str | None:
+        """The canonical name at this level for a name or alias in any spelling."""
+        bare = _bare(token)
+        return self._lookup.get(bare) or self._lookup.get(bare.replace("_", "-"))
+
+    def suggest(self, token: str) -> str | None:
+        """The canonical name closest to a mistyped ``token``, if one is close enough."""
+        import difflib
+
+        matches = difflib.get_close_matches(_bare(token), list(self._lookup), n=1, cutoff=0.6)
+        return self._lookup[matches[0]] if matches else None
+
+    def find(self, path: str) -> CommandEntry | CommandRegistry:
+        """The command or group at ``path`` (``"greet"``, ``"-g"``, ``"deploy service"``).
+
+        Raises:
+            UnknownCommandError: Nothing matches; the error suggests a close name.
+        """
+        tokens = path.split()
+        if not tokens:
+            raise UnknownCommandError(path)
+        node: CommandRegistry = self
+        for index, token in enumerate(tokens):
+            canonical = node.resolve_name(token)
+            if canonical is None:
+                raise UnknownCommandError(" ".join(tokens[: index + 1]), node.suggest(token))
+            if index == len(tokens) - 1:
+                return node._commands.get(canonical) or node._groups[canonical]
+            if canonical not in node._groups:
+                raise UnknownCommandError(" ".join(tokens))
+            node = node._groups[canonical]
+        raise AssertionError("unreachable")
+
+    def get(self, name_or_alias: str) -> CommandEntry:
+        """The entry for a command name or alias (any spelling; ``"group command"`` paths).
+
+        Raises:
+            UnknownCommandError: No command has that name or alias.
+        """
+        found = self.find(name_or_alias)
+        if isinstance(found, CommandRegistry):
+            raise UnknownCommandError(name_or_alias)
+        return found
+
+    def has(self, name_or_alias: str) -> bool:
+        """Whether ``get(name_or_alias)`` would succeed."""
+        try:
+            self.get(name_or_alias)
+        except UnknownCommandError:
+            return False
+        return True
+
+    def all(self) -> dict[str, CommandEntry]:
+        """Every command by full path (``"deploy service"`` for grouped ones), in order."""
+        found: dict[str, CommandEntry] = {e.path: e for e in self._commands.values()}
+        for group in self._groups.values():
+            found.update({f"{group.name} {k}": v for k, v in group.all().items()})
+        return found
+
+    @property
+    def commands(self) -> dict[str, CommandEntry]:
+        """The commands at this level (not inside groups), by name."""
+        return dict(self._commands)
+
+    @property
+    def groups(self) -> dict[str, CommandRegistry]:
+        """The groups at this level, by name."""
+        return dict(self._groups)
+
+    def __len__(self) -> int:
+        return len(self._commands) + sum(len(g) for g in self._groups.values())
+
+    def __contains__(self, name_or_alias: object) -> bool:
+        return isinstance(name_or_alias, str) and self.has(name_or_alias)
+
+    def __repr__(self) -> str:
+        label = f"group {self.path!r}" if self.parent else f"prog={self.prog!r}"
+        return f"<CommandRegistry {label}: {len(self)} commands>"
+
+    def list_commands(self) -> None:
+        """Print every command with its aliases and summary to stdout."""
+        from .parser import format_command_table
+
+        text = format_command_table(self)
+        print(text if text else "No commands are registered.")
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Iterable[str] | None = None,
+        *,
+        container: DIContainer | None = None,
+        middleware: MiddlewareChain | None = None,
+        print_result: bool = True,
+    ) -> Any:
+        """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its result.
+
+        Exit statuses (raised as :class:`SystemExit`): 2 for usage errors (unknown command,
+        missing or invalid argument, no command), 1 for a :class:`FrameworkError`, 130 for
+        Ctrl-C. Exceptions raised by the handler itself propagate.
+
+        Args:
+            argv: The arguments after the program name.
+            container: Services injected into handler parameters by type.
+            middleware: Pre/post hooks run around the command.
+            print_result: Print the return value (``str`` as is, models, dicts and lists as
+                indented JSON, ``None`` not at all).
+
+        Returns:
+            The handler's return value (awaited for ``async def`` handlers).
+        """
+        tokens = sys.argv[1:] if argv is None else [str(a) for a in argv]
+        try:
+            return self._run(tokens, container, middleware, print_result)
+        except KeyboardInterrupt:
+            print("Interrupted.", file=sys.stderr)
+            raise SystemExit(130) from None
+        except FrameworkError as exc:
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+
+    def _run(
+        self,
+        tokens: list[str],
+        container: DIContainer | None,
+        middleware: MiddlewareChain | None,
+        print_result: bool,
+    ) -> Any:
+        from .dispatcher import Dispatcher, is_awaitable, run_awaitable
+        from .parser import build_parser, parse_command
+
+        if not len(self) and not (tokens and tokens[0] in RESERVED_OPTIONS):
+            prog = build_parser(self, container, only=()).prog
+            print(f"{prog}: no commands are registered.", file=sys.stderr)
+            raise SystemExit(2)
+        path, kwargs = parse_command(self, tokens, container)
+        dispatcher = Dispatcher(self, container, middleware)
+        result = dispatcher.dispatch(path, kwargs)
+        if is_awaitable(result):
+            result = run_awaitable(result)
+        if print_result:
+            from .output import render
+
+            text = render(result)
+            if text is not None:
+                print(text)
+        return result
+
+    def invoke(
+        self,
+        argv: Iterable[str] | str = (),
+        *,
+        container: DIContainer | None = None,
+        middleware: MiddlewareChain | None = None,
+        input: str | None = None,
+    ) -> InvokeResult:
+        """Run the program in-process, capturing output; never raises ``SystemExit``.
+
+        The test helper (Click's ``CliRunner.invoke`` is the model)::
+
+            result = cli.invoke(["greet", "Alice"])
+            assert result.exit_code == 0 and result.stdout == "Hello, Alice!\\n"
+
+        Args:
+            argv: Arguments after the program name (a string is split like a shell would).
+            container: Services to inject.
+            middleware: Hooks to run.
+            input: Text served as stdin.
+
+        Returns:
+            An :class:`~registers.cli.testing.InvokeResult` with ``exit_code``, ``stdout``,
+            ``stderr``, ``return_value`` and ``exception``.
+        """
+        from .testing import invoke
+
+        return invoke(self, argv, container=container, middleware=middleware, input=input)

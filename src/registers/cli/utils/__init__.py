@@ -1,0 +1,1 @@
+"""Helpers behind ``registers.cli``: signature reflection and annotation conversion."""

@@ -1,0 +1,157 @@
+"""Per-backend SQL: everything that differs between SQLite, PostgreSQL and MySQL.
+
+The rest of ``registers.db`` is dialect-neutral; when a statement or an error needs
+to be spelt differently per backend, the difference lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ConstraintViolation", "Dialect", "classify_integrity_error"]
+
+
+@dataclass(frozen=True)
+class ConstraintViolation:
+    """What an integrity error was about, as far as the driver reports it."""
+
+    kind: str  # "primary", "unique", "foreign_key", "not_null", "other"
+    constraint: str | None = None
+    columns: tuple[str, ...] = ()
+
+
+class Dialect:
+    """SQL spelling for one backend family (``sqlite``, ``postgresql``, ``mysql``)."""
+
+    def __init__(self, family: str, sa_dialect: Any, placeholder: str) -> None:
+        self.family = family
+        self.placeholder = placeholder
+        self._preparer = sa_dialect.identifier_preparer
+        # MySQL cannot RETURNING from UPDATE; SQLite >= 3.35 and PostgreSQL can.
+        self.update_returning = family in ("sqlite", "postgresql")
+        self.insert_returning = family == "postgresql"
+
+    def quote(self, name: str) -> str:
+        return str(self._preparer.quote(name))
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.placeholder] * count)
+
+    # --- upsert -----------------------------------------------------------------------
+
+    def upsert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        conflict: Sequence[str],
+        key: str,
+        key_is_int: bool = True,
+    ) -> str:
+        """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
+
+        SQLite and PostgreSQL return the key with RETURNING; MySQL reports it through
+        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``).
+        """
+        q = self.quote
+        cols = ", ".join(q(c) for c in columns)
+        values = self.params(len(columns))
+        updates = [c for c in columns if c not in conflict]
+        head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
+        if self.family == "mysql":
+            sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
+            if key_is_int:
+                sets.append(f"{q(key)} = LAST_INSERT_ID({q(key)})")
+            if not sets:
+                sets.append(f"{q(key)} = {q(key)}")
+            return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
+        target = ", ".join(q(c) for c in conflict)
+        if updates:
+            sets_sql = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates)
+            action = f"DO UPDATE SET {sets_sql}"
+        else:
+            # Nothing to change, but RETURNING must still yield the existing row.
+            action = f"DO UPDATE SET {q(conflict[0])} = excluded.{q(conflict[0])}"
+        return f"{head} ON CONFLICT ({target}) {action} RETURNING {q(key)}"
+
+    # --- text lookups ---------------------------------------------------------------
+
+    def contains_like(self, column: str, insensitive: bool) -> str:
+        """A LIKE predicate whose parameter is an escaped ``%...%``-style pattern."""
+        p = self.placeholder
+        if insensitive:
+            return f"LOWER({column}) LIKE LOWER({p}) ESCAPE '!'"
+        if self.family == "sqlite":
+            # SQLite's LIKE ignores ASCII case; GLOB is case-sensitive.
+            return f"{column} GLOB {p}"
+        if self.family == "mysql":
+            return f"{column} LIKE BINARY {p} ESCAPE '!'"
+        return f"{column} LIKE {p} ESCAPE '!'"
+
+    def pattern(self, value: str, prefix: bool, suffix: bool, insensitive: bool) -> str:
+        """The parameter for :meth:`contains_like`: ``value`` matched literally."""
+        if self.family == "sqlite" and not insensitive:
+            body = re.sub(r"([*?\[])", r"[\1]", value)
+            wild = "*"
+        else:
+            body = value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            wild = "%"
+        return f"{wild if prefix else ''}{body}{wild if suffix else ''}"
+
+    def truncate(self, table: str) -> list[str]:
+        if self.family == "sqlite":
+            return [f"DELETE FROM {self.quote(table)}"]
+        return [f"TRUNCATE TABLE {self.quote(table)}"]
+
+
+_SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
+_MYSQL_KEY = re.compile(r"for key '([^']+)'")
+
+
+def classify_integrity_error(family: str, exc: BaseException, table: str) -> ConstraintViolation:
+    """Classify a driver's integrity error by the constraint the driver names."""
+    if family == "sqlite":
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        message = str(exc)
+        match = _SQLITE_COLUMNS.search(message)
+        columns = tuple(
+            part.strip().split(".", 1)[-1] for part in match.group(1).split(",")
+        ) if match else ()
+        if name.endswith("PRIMARYKEY"):
+            return ConstraintViolation("primary", None, columns)
+        if name.endswith("UNIQUE") or message.startswith("UNIQUE constraint failed"):
+            return ConstraintViolation("unique", None, columns)
+        if name.endswith("FOREIGNKEY") or "FOREIGN KEY" in message:
+            return ConstraintViolation("foreign_key")
+        if name.endswith("NOTNULL") or "NOT NULL" in message:
+            return ConstraintViolation("not_null", None, columns)
+        return ConstraintViolation("other")
+    if family == "postgresql":
+        diag = getattr(exc, "diag", None)
+        constraint = getattr(diag, "constraint_name", None)
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate == "23505":
+            if constraint and constraint.startswith("pk_"):
+                return ConstraintViolation("primary", constraint)
+            return ConstraintViolation("unique", constraint)
+        if sqlstate == "23503":
+            return ConstraintViolation("foreign_key", constraint)
+        if sqlstate == "23502":
+            column = getattr(diag, "column_name", None)
+            return ConstraintViolation("not_null", constraint, (column,) if column else ())
+        return ConstraintViolation("other", constraint)
+    code = exc.args[0] if exc.args else None
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if code == 1062:
+        match = _MYSQL_KEY.search(message)
+        key = match.group(1).rsplit(".", 1)[-1] if match else None
+        if key == "PRIMARY":
+            return ConstraintViolation("primary", key)
+        return ConstraintViolation("unique", key)
+    if code in (1451, 1452, 1216, 1217):
+        return ConstraintViolation("foreign_key")
+    if code in (1048, 1364):
+        return ConstraintViolation("not_null")
+    return ConstraintViolation("other")

@@ -1,0 +1,342 @@
+"""Engines and connections: one :class:`Database` per URL, SQLite pragmas, transactions.
+
+SQLAlchemy owns what it is good at here (URL parsing, dialects, the connection pool for
+server databases, DDL). The manager's hot path talks to DBAPI connections directly:
+
+* SQLite files: each thread keeps one connection (``isolation_level=None``; WAL,
+  ``foreign_keys=ON``, a busy timeout). Write transactions start with ``BEGIN IMMEDIATE``
+  so concurrent writers queue on the busy timeout instead of failing with
+  "database is locked".
+* ``sqlite:///:memory:``: one shared connection per URL, serialised by a lock.
+* PostgreSQL / MySQL: a connection is checked out of SQLAlchemy's pool per operation.
+
+The ambient transaction (:meth:`Database.transaction`) lives in a context variable, so a
+``with Model.objects.transaction():`` block scopes every manager of the same database in
+the current thread or asyncio task; nested blocks are savepoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import itertools
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from registers.db.exceptions import ConfigurationError
+
+__all__ = [
+    "Database",
+    "dispose_all",
+    "dispose_engine",
+    "get_database",
+    "get_engine",
+]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_POOL_SIZE = 10
+
+
+@dataclass
+class _Transaction:
+    connection: Any
+    savepoints: int = 0
+    owned_lock: bool = False
+    after_commit: list[Any] = field(default_factory=list)
+
+
+class Database:
+    """Everything ``registers`` keeps for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.url: sa.URL = sa.make_url(url)
+        except Exception as exc:
+            raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from exc
+        self.key = url
+        self.dialect_name = self.url.get_dialect().name
+        self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
+        self.is_sqlite = self.family == "sqlite"
+        database = self.url.database or ""
+        self.is_memory = self.is_sqlite and (database in ("", ":memory:") or "mode=memory" in url)
+        self.engine = self._create_engine()
+        self.dialect = self.engine.dialect
+        self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+            f"registers_tx_{id(self)}", default=None
+        )
+        self._local = threading.local()
+        self._sqlite_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._memory_lock = threading.RLock()
+        self._memory_connection: sqlite3.Connection | None = None
+        self._savepoint_ids = itertools.count(1)
+        self.metadata = sa.MetaData()
+
+    # --- engine ---------------------------------------------------------------------
+
+    def _create_engine(self) -> sa.Engine:
+        try:
+            if self.is_sqlite:
+                if self.is_memory:
+                    return sa.create_engine(
+                        self.url,
+                        creator=self._memory_creator,
+                        poolclass=sa.pool.StaticPool,
+                    )
+                return sa.create_engine(
+                    self.url, creator=self._sqlite_connect, poolclass=sa.pool.NullPool
+                )
+            options: dict[str, Any] = {
+                "pool_size": _POOL_SIZE,
+                "max_overflow": 2 * _POOL_SIZE,
+                "pool_pre_ping": True,
+                "pool_recycle": 1800,
+            }
+            if self.family == "postgresql":
+                return sa.create_engine(self.url, **options)
+            return sa.create_engine(self.url, **options)
+        except ImportError as exc:
+            extra = "postgres" if self.family == "postgresql" else "mysql"
+            raise ConfigurationError(
+                f"the driver for {self.url.drivername!r} is not installed: "
+                f"pip install 'registers[{extra}]' ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(f"cannot use database URL {self.key!r}: {exc}") from exc
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        path = self.url.database or ""
+        uri = str(self.url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
+        conn = sqlite3.connect(
+            path,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not self.is_memory:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _memory_creator(self) -> sqlite3.Connection:
+        with self._memory_lock:
+            if self._memory_connection is None:
+                self._memory_connection = self._sqlite_connect()
+            return self._memory_connection
+
+    # --- connections ----------------------------------------------------------------
+
+    def current_transaction(self) -> _Transaction | None:
+        return self._tx.get()
+
+    def acquire(self) -> tuple[Any, bool]:
+        """A DBAPI connection for one operation, and whether this operation owns it.
+
+        Inside a transaction block the block's connection is returned (not owned).
+        """
+        tx = self._tx.get()
+        if tx is not None:
+            return tx.connection, False
+        if self.is_sqlite:
+            if self.is_memory:
+                self._memory_lock.acquire()
+                return self._memory_creator(), True
+            holder = getattr(self._local, "holder", None)
+            if holder is not None and holder.pid == os.getpid():
+                return holder.connection, True
+            return self._new_thread_connection(), True
+        return self.engine.raw_connection(), True
+
+    def _new_thread_connection(self) -> sqlite3.Connection:
+        try:
+            conn = self._sqlite_connect()
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"cannot open SQLite database {self.url.database!r}: {exc}"
+            ) from exc
+        holder = _ConnectionHolder(conn)
+        self._local.holder = holder
+        self._sqlite_connections.add(holder)
+        return conn
+
+    def release(self, conn: Any, owned: bool) -> None:
+        """Give back a connection from :meth:`acquire` (after commit or rollback)."""
+        if not owned:
+            return
+        if self.is_sqlite:
+            if self.is_memory:
+                self._memory_lock.release()
+            return
+        conn.close()
+
+    def begin(self, conn: Any) -> None:
+        """Start a write transaction on an owned connection."""
+        if self.is_sqlite:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self, conn: Any) -> None:
+        conn.commit() if not self.is_sqlite else _sqlite_end(conn, "COMMIT")
+
+    def rollback(self, conn: Any) -> None:
+        try:
+            if self.is_sqlite:
+                _sqlite_end(conn, "ROLLBACK")
+            else:
+                conn.rollback()
+        except Exception:  # the original error matters more than a failed rollback
+            pass
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """Scope every manager operation on this database to one transaction.
+
+        Nested blocks become savepoints; an exception rolls back the innermost block
+        and propagates.
+        """
+        tx = self._tx.get()
+        if tx is not None:
+            yield from self._savepoint(tx)
+            return
+        conn, owned = self.acquire()
+        try:
+            self.begin(conn)
+        except BaseException:
+            self.release(conn, owned)
+            raise
+        tx = _Transaction(conn)
+        token = self._tx.set(tx)
+        try:
+            yield conn
+        except BaseException:
+            self.rollback(conn)
+            raise
+        else:
+            self.commit(conn)
+        finally:
+            self._tx.reset(token)
+            self.release(conn, owned)
+
+    def _savepoint(self, tx: _Transaction) -> Iterator[Any]:
+        name = f"registers_sp_{next(self._savepoint_ids)}"
+        cursor = tx.connection.cursor()
+        cursor.execute(f"SAVEPOINT {name}")
+        try:
+            yield tx.connection
+        except BaseException:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            cursor.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            cursor.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            cursor.close()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close_connections(self) -> None:
+        for holder in list(self._sqlite_connections):
+            holder.close()
+        self._sqlite_connections = weakref.WeakSet()
+        self._local = threading.local()
+
+    def dispose(self) -> None:
+        """Close every connection of this database (the pool and per-thread ones)."""
+        self.close_connections()
+        if self._memory_connection is not None:
+            self._memory_connection.close()
+            self._memory_connection = None
+        self.engine.dispose()
+
+
+class _ConnectionHolder:
+    """A thread's SQLite connection; closed when the thread (and its locals) go away."""
+
+    __slots__ = ("__weakref__", "connection", "pid")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            self.close()
+
+
+def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
+    if conn.in_transaction:
+        conn.execute(statement)
+
+
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def get_database(url: str) -> Database:
+    """The :class:`Database` for ``url``, created on first use."""
+    db = _databases.get(url)
+    if db is not None:
+        return db
+    with _databases_lock:
+        db = _databases.get(url)
+        if db is None:
+            db = _databases[url] = Database(url)
+        return db
+
+
+def get_engine(url: str) -> sa.Engine:
+    """The one SQLAlchemy engine ``registers`` uses for ``url``.
+
+    A bare path such as ``"app.db"`` means ``sqlite:///app.db``.
+    """
+    from registers.db.typing_utils import normalize_url
+
+    return get_database(normalize_url(url, "")).engine
+
+
+def dispose_engine(url: str) -> bool:
+    """Release every connection held for ``url``. Returns whether one was held.
+
+    Models of that URL keep working: connections are opened again on next use.
+    """
+    from registers.db.typing_utils import normalize_url
+
+    db = _databases.get(normalize_url(url, ""))
+    if db is None:
+        return False
+    db.dispose()
+    return True
+
+
+def dispose_all() -> None:
+    """Release the connections of every database."""
+    for db in list(_databases.values()):
+        db.dispose()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child must never reuse the parent's SQLite connections or pool.
+    for db in _databases.values():
+        db._local = threading.local()
+        db._sqlite_connections = weakref.WeakSet()
+        db.engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,257 @@
+"""Criteria -> SQL: Django-style lookups, ``order_by``, and ``F`` expressions.
+
+``field=value`` is equality (``None`` means IS NULL); ``field__op=value`` applies one of
+:data:`LOOKUPS`. Values are validated against the field's type before any SQL runs, so
+``filter(age="old")`` is an :class:`InvalidQueryError`, never a silent mismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from registers.db.exceptions import InvalidQueryError
+
+if TYPE_CHECKING:
+    from registers.db.dialects import Dialect
+    from registers.db.typing_utils import ColumnSpec
+
+__all__ = ["LOOKUPS", "Expression", "F", "QueryCompiler"]
+
+LOOKUPS = (
+    "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "like", "ilike",
+    "contains", "icontains", "startswith", "endswith", "isnull", "between",
+)
+_COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+# lookup -> (prefix wildcard, suffix wildcard, case-insensitive)
+_TEXT_LOOKUPS = {
+    "contains": (True, True, False),
+    "icontains": (True, True, True),
+    "startswith": (False, True, False),
+    "endswith": (True, False, False),
+}
+
+
+class Expression:
+    """Arithmetic on columns, evaluated by the database (atomic read-modify-write)."""
+
+    def __init__(self, sql_parts: tuple[Any, ...]) -> None:
+        self.parts = sql_parts
+
+    def _combine(self, op: str, other: Any, reverse: bool = False) -> Expression:
+        left, right = (other, self) if reverse else (self, other)
+        return Expression((left, op, right))
+
+    def __add__(self, other: Any) -> Expression:
+        return self._combine("+", other)
+
+    def __radd__(self, other: Any) -> Expression:
+        return self._combine("+", other, reverse=True)
+
+    def __sub__(self, other: Any) -> Expression:
+        return self._combine("-", other)
+
+    def __rsub__(self, other: Any) -> Expression:
+        return self._combine("-", other, reverse=True)
+
+    def __mul__(self, other: Any) -> Expression:
+        return self._combine("*", other)
+
+    def __rmul__(self, other: Any) -> Expression:
+        return self._combine("*", other, reverse=True)
+
+    def __truediv__(self, other: Any) -> Expression:
+        return self._combine("/", other)
+
+    def fields(self) -> list[str]:
+        found: list[str] = []
+        for part in self.parts:
+            if isinstance(part, F):
+                found.append(part.name)
+            elif isinstance(part, Expression):
+                found.extend(part.fields())
+        return found
+
+
+class F(Expression):
+    """A reference to a column's current value: ``update_where({...}, hits=F("hits") + 1)``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(())
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"F({self.name!r})"
+
+
+@dataclass(frozen=True)
+class _Field:
+    spec: ColumnSpec
+    quoted: str
+    adapter: TypeAdapter[Any]
+    to_db: Callable[[Any], Any] | None
+
+
+class QueryCompiler:
+    """Builds WHERE / ORDER BY / SET clauses for one table."""
+
+    def __init__(
+        self, model_name: str, table: str, columns: Sequence[ColumnSpec], dialect: Dialect
+    ) -> None:
+        self.model_name = model_name
+        self.table = table
+        self.dialect = dialect
+        self._columns = {c.name: c for c in columns}
+        self._fields: dict[str, _Field] = {}
+
+    def field(self, name: str) -> _Field:
+        cached = self._fields.get(name)
+        if cached is not None:
+            return cached
+        spec = self._columns.get(name)
+        if spec is None:
+            raise InvalidQueryError(
+                f"{self.model_name} has no field {name!r} (fields: {', '.join(self._columns)})",
+                model=self.model_name,
+                table=self.table,
+                field=name,
+            )
+        entry = _Field(
+            spec,
+            self.dialect.quote(name),
+            TypeAdapter(spec.python_type),
+            spec.to_db(self.dialect.family),
+        )
+        self._fields[name] = entry
+        return entry
+
+    def coerce(self, entry: _Field, value: Any, lookup: str = "eq") -> Any:
+        """``value`` validated as the field's type and converted for the driver."""
+        if value is None:
+            return None
+        try:
+            value = entry.adapter.validate_python(value)
+        except ValidationError as exc:
+            shown = "<hidden>" if entry.spec.hashed else repr(value)[:100]
+            raise InvalidQueryError(
+                f"invalid value {shown} for {self.model_name}.{entry.spec.name} "
+                f"({lookup}): {exc.errors()[0]['msg']}",
+                model=self.model_name,
+                table=self.table,
+                field=entry.spec.name,
+            ) from exc
+        return entry.to_db(value) if entry.to_db is not None else value
+
+    # --- WHERE ----------------------------------------------------------------------
+
+    def where(self, criteria: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """`` WHERE ...`` (or ``""``) and its parameters."""
+        if not criteria:
+            return "", []
+        clauses: list[str] = []
+        params: list[Any] = []
+        for key, value in criteria.items():
+            name, _, lookup = key.partition("__")
+            clauses.append(self._predicate(name, lookup or "eq", value, params))
+        return " WHERE " + " AND ".join(clauses), params
+
+    def _predicate(self, name: str, lookup: str, value: Any, params: list[Any]) -> str:
+        if lookup not in LOOKUPS:
+            raise InvalidQueryError(
+                f"unknown lookup {lookup!r} in {name}__{lookup} for {self.model_name} "
+                f"(known: {', '.join(LOOKUPS)})",
+                model=self.model_name,
+                field=name,
+            )
+        entry = self.field(name)
+        col, p = entry.quoted, self.dialect.placeholder
+        if lookup in _COMPARISONS:
+            if value is None:
+                if lookup not in ("eq", "ne"):
+                    raise self._bad(name, lookup, "None can only be compared with eq or ne")
+                return f"{col} IS {'NOT ' if lookup == 'ne' else ''}NULL"
+            params.append(self.coerce(entry, value, lookup))
+            if lookup == "ne" and entry.spec.nullable:
+                return f"({col} <> {p} OR {col} IS NULL)"
+            return f"{col} {_COMPARISONS[lookup]} {p}"
+        if lookup in ("in", "not_in"):
+            values = self._sequence(name, lookup, value)
+            if not values:
+                return "1 = 0" if lookup == "in" else "1 = 1"
+            params.extend(self.coerce(entry, v, lookup) for v in values)
+            negate = "NOT " if lookup == "not_in" else ""
+            return f"{col} {negate}IN ({self.dialect.params(len(values))})"
+        if lookup == "isnull":
+            if not isinstance(value, bool):
+                raise self._bad(name, lookup, "expects True or False")
+            return f"{col} IS {'' if value else 'NOT '}NULL"
+        if lookup == "between":
+            bounds = self._sequence(name, lookup, value)
+            if len(bounds) != 2:
+                raise self._bad(name, lookup, "expects a (low, high) pair")
+            params.extend(self.coerce(entry, v, lookup) for v in bounds)
+            return f"{col} BETWEEN {p} AND {p}"
+        return self._text_predicate(entry, lookup, value, params)
+
+    def _text_predicate(self, entry: _Field, lookup: str, value: Any, params: list[Any]) -> str:
+        name = entry.spec.name
+        if entry.spec.kind != "str":
+            raise self._bad(name, lookup, "text lookups need a str field")
+        if not isinstance(value, str):
+            raise self._bad(name, lookup, f"expects a string, got {type(value).__name__}")
+        col, p = entry.quoted, self.dialect.placeholder
+        if lookup == "like":
+            params.append(value)
+            return f"{col} LIKE {p}"
+        if lookup == "ilike":
+            params.append(value)
+            return f"LOWER({col}) LIKE LOWER({p})"
+        prefix, suffix, insensitive = _TEXT_LOOKUPS[lookup]
+        params.append(self.dialect.pattern(value, prefix, suffix, insensitive))
+        return self.dialect.contains_like(col, insensitive)
+
+    def _sequence(self, name: str, lookup: str, value: Any) -> list[Any]:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise self._bad(name, lookup, "expects a list, tuple or set of values")
+        return list(value)
+
+    def _bad(self, name: str, lookup: str, why: str) -> InvalidQueryError:
+        return InvalidQueryError(
+            f"{self.model_name}: {name}__{lookup} {why}", model=self.model_name, field=name
+        )
+
+    # --- ORDER BY -------------------------------------------------------------------
+
+    def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
+        if order is None:
+            return ""
+        items = [order] if isinstance(order, str) else list(order)
+        parts = []
+        for item in items:
+            if not isinstance(item, str) or not item.lstrip("-"):
+                raise InvalidQueryError(f"order_by entries must be field names, got {item!r}")
+            descending = item.startswith("-")
+            entry = self.field(item.lstrip("-"))
+            if reverse:
+                descending = not descending
+            parts.append(f"{entry.quoted}{' DESC' if descending else ''}")
+        return " ORDER BY " + ", ".join(parts) if parts else ""
+
+    # --- SET ------------------------------------------------------------------------
+
+    def expression(self, expr: Expression, params: list[Any]) -> str:
+        if isinstance(expr, F):
+            return self.field(expr.name).quoted
+        left, op, right = expr.parts
+        return f"({self._operand(left, params)} {op} {self._operand(right, params)})"
+
+    def _operand(self, value: Any, params: list[Any]) -> str:
+        if isinstance(value, Expression):
+            return self.expression(value, params)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidQueryError(f"F expressions combine fields and numbers, got {value!r}")
+        params.append(value)
+        return self.dialect.placeholder

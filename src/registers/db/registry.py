@@ -1,0 +1,852 @@
+"""``DatabaseRegistry``: the manager behind ``Model.objects`` (reads and writes).
+
+The hot path is deliberately flat: each table's statements are built once here, values
+are converted by per-column codecs chosen once, and each operation is one connection
+acquisition and one ``cursor.execute`` (see :mod:`registers.db.engine`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from registers.db.dialects import Dialect, classify_integrity_error
+from registers.db.engine import Database, get_database
+from registers.db.exceptions import (
+    ConstraintError,
+    DatabaseError,
+    DuplicateKeyError,
+    ImmutableFieldError,
+    InvalidPrimaryKeyAssignmentError,
+    InvalidQueryError,
+    RecordNotFoundError,
+    RegistryError,
+    SchemaError,
+    UniqueConstraintError,
+)
+from registers.db.metadata import RegistryConfig
+from registers.db.query import Expression, QueryCompiler
+from registers.db.schema import ColumnDifference, SchemaManager, build_table
+from registers.db.security import hash_password, is_password_hash
+
+__all__ = ["DatabaseRegistry"]
+
+M = TypeVar("M", bound=BaseModel)
+
+# Key of a record as last read from / written to the database, kept in the instance's
+# __dict__ (pydantic ignores non-field entries there in ==, repr and dumps).
+PERSISTED_KEY = "__registers_persisted_key__"
+_MISSING = object()
+_IN_CHUNK = 5000
+
+
+class DatabaseRegistry(Generic[M]):
+    """Persistence for one pydantic model: ``Model.objects``.
+
+    Usable without the decorator::
+
+        users = DatabaseRegistry(User, "app.db", unique_fields=["email"])
+        users.create(name="Ada", email="ada@example.com")
+    """
+
+    def __init__(
+        self,
+        model: type[M],
+        database_url: str | None = None,
+        *,
+        table_name: str | None = None,
+        key_field: str = "id",
+        manager_attr: str = "objects",
+        auto_create: bool = True,
+        autoincrement: bool = False,
+        unique_fields: Sequence[str] = (),
+    ) -> None:
+        config = RegistryConfig(
+            model,
+            database_url,
+            table_name,
+            key_field,
+            manager_attr,
+            auto_create,
+            autoincrement,
+            tuple(unique_fields),
+        )
+        self.config = config
+        self.model: type[M] = model
+        self.model_name = model.__name__
+        self.table_name: str = config.table_name or ""
+        self.database: Database = get_database(config.url)
+        self.table: sa.Table = build_table(config, self.database.metadata)
+        self.schema = SchemaManager(self.database, self.table, self.model_name)
+        self.dialect = Dialect(
+            self.database.family, self.database.dialect, self.database.placeholder
+        )
+        self.query = QueryCompiler(self.model_name, self.table_name, config.columns, self.dialect)
+        self._prepare()
+        if auto_create:
+            self.create_schema()
+
+    # --- preparation ----------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        """Build every fixed statement and codec list once."""
+        config, family, q = self.config, self.database.family, self.dialect.quote
+        columns = config.columns
+        self.key = config.key_field
+        self.managed_key = config.managed_key
+        self.names = [c.name for c in columns]
+        self._key_index = self.names.index(self.key)
+        self._to_db = [c.to_db(family) for c in columns]
+        self._from_db = [c.from_db(family) for c in columns]
+        self._any_from_db = any(self._from_db)
+        self._hashed = [c.name for c in columns if c.hashed]
+        self._input_keys = [_input_key(self.model, n) for n in self.names]
+        self._validate = self.model.model_validate
+        self._key_adapter: TypeAdapter[Any] = TypeAdapter(config.key_column.python_type)
+        self._key_to_db = self._to_db[self._key_index]
+        self._key_is_int = config.key_column.kind == "int"
+        self._dbapi_error: type[BaseException] = self.database.dialect.loaded_dbapi.Error
+        self._integrity_error: type[BaseException] = (
+            self.database.dialect.loaded_dbapi.IntegrityError
+        )
+        self._events = self.database.engine.dispatch
+
+        table, key = q(self.table_name), q(self.key)
+        select_list = ", ".join(q(n) for n in self.names)
+        self.sql_select = f"SELECT {select_list} FROM {table}"
+        self.sql_get = f"{self.sql_select} WHERE {key} = {self.dialect.placeholder}"
+        self.sql_delete = f"DELETE FROM {table} WHERE {key} = {self.dialect.placeholder}"
+        self._insert_names = [n for n in self.names if n != self.key]
+        self.sql_insert_full = self._insert_sql(self.names)
+        self.sql_insert_nokey = self._insert_sql(self._insert_names)
+        self._upserts: dict[tuple[bool, str], str] = {}
+
+    def _insert_sql(self, names: Sequence[str]) -> str:
+        q = self.dialect.quote
+        sql = (
+            f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) "
+            f"VALUES ({self.dialect.params(len(names))})"
+        )
+        if self.dialect.insert_returning and self.managed_key:
+            sql += f" RETURNING {q(self.key)}"
+        return sql
+
+    def _upsert_sql(self, with_key: bool, conflict: str) -> str:
+        cached = self._upserts.get((with_key, conflict))
+        if cached is None:
+            names = self.names if with_key else self._insert_names
+            cached = self.dialect.upsert(
+                self.table_name, names, [conflict], self.key, self._key_is_int
+            )
+            self._upserts[(with_key, conflict)] = cached
+        return cached
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _execute(self, conn: Any, sql: str, params: Any, many: bool = False) -> Any:
+        cursor = conn.cursor()
+        if self._events.before_cursor_execute:
+            for listener in self._events.before_cursor_execute:
+                listener(conn, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        db = self.database
+        conn, owned = db.acquire()
+        try:
+            rows = self._execute(conn, sql, params).fetchall()
+            if owned and not db.is_sqlite:
+                conn.rollback()
+            return rows  # type: ignore[no-any-return]
+        except self._dbapi_error as exc:
+            if owned:
+                db.rollback(conn)
+            raise self._error(exc, "read from") from exc
+        finally:
+            db.release(conn, owned)
+
+    def _write(self, work: Callable[[Any], Any], *, data: Mapping[str, Any] | None = None,
+               atomic: bool = True) -> Any:
+        """Run ``work(conn)`` as one transaction (or inside the ambient one)."""
+        db = self.database
+        conn, owned = db.acquire()
+        try:
+            if owned and atomic:
+                db.begin(conn)
+            result = work(conn)
+            if owned:
+                db.commit(conn)
+            return result
+        except self._dbapi_error as exc:
+            if owned:
+                db.rollback(conn)
+            raise self._error(exc, "write to", data) from exc
+        except BaseException:
+            if owned:
+                db.rollback(conn)
+            raise
+        finally:
+            db.release(conn, owned)
+
+    def _error(self, exc: BaseException, action: str,
+               data: Mapping[str, Any] | None = None) -> RegistryError:
+        where = f"table {self.table_name!r} ({self.model_name})"
+        if isinstance(exc, self._integrity_error):
+            violation = classify_integrity_error(self.database.family, exc, self.table_name)
+            columns = violation.columns
+            constraint = violation.constraint or ""
+            if violation.kind == "unique" and constraint.startswith(f"uq_{self.table_name}_"):
+                columns = (constraint[len(f"uq_{self.table_name}_"):],)
+            if violation.kind == "primary" or (
+                violation.kind == "unique" and columns == (self.key,)
+            ):
+                value = data.get(self.key) if data else None
+                return DuplicateKeyError(
+                    f"{self.model_name} with {self.key}={value!r} already exists in {where}",
+                    model=self.model_name, table=self.table_name, field=self.key, value=value,
+                )
+            if violation.kind == "unique":
+                field = columns[0] if columns else None
+                shown = ""
+                if data and field and field in data and field not in self._hashed:
+                    shown = f"={data[field]!r}"[:120]
+                return UniqueConstraintError(
+                    f"{self.model_name}.{field or '?'}{shown} must be unique: "
+                    f"a row with that value already exists in {where}",
+                    model=self.model_name, table=self.table_name, field=field,
+                )
+            detail = f" on {', '.join(columns)}" if columns else ""
+            return ConstraintError(
+                f"cannot {action} {where}: {violation.kind.replace('_', ' ')} constraint "
+                f"failed{detail}",
+                model=self.model_name, table=self.table_name,
+            )
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        lowered = message.lower()
+        if "no such table" in lowered or "does not exist" in lowered or "doesn't exist" in lowered:
+            return SchemaError(
+                f"{where} does not exist: call {self.model_name}.create_schema() "
+                f"({message})",
+                model=self.model_name, table=self.table_name,
+            )
+        return DatabaseError(
+            f"cannot {action} {where}: {message}", model=self.model_name, table=self.table_name
+        )
+
+    def _to_model(self, row: Sequence[Any]) -> M:
+        if self._any_from_db:
+            row = [
+                v if f is None or v is None else f(v)
+                for f, v in zip(self._from_db, row)
+            ]
+        instance = self._validate(dict(zip(self._input_keys, row)))
+        instance.__dict__[PERSISTED_KEY] = row[self._key_index]
+        return instance
+
+    def _to_models(self, rows: Iterable[Sequence[Any]]) -> list[M]:
+        to_model = self._to_model
+        return [to_model(row) for row in rows]
+
+    def _params(self, values: Mapping[str, Any], names: Sequence[str]) -> list[Any]:
+        """Driver parameters for ``names`` taken from a validated instance's values."""
+        to_db = self._to_db if len(names) == len(self.names) else [
+            self._to_db[self.names.index(n)] for n in names
+        ]
+        try:
+            return [
+                v if f is None or v is None else f(v)
+                for f, v in zip(to_db, [values[n] for n in names])
+            ]
+        except ValueError as exc:
+            raise InvalidQueryError(
+                f"cannot store a value of {self.model_name} in {self.table_name!r}: {exc}",
+                model=self.model_name, table=self.table_name,
+            ) from exc
+
+    def _coerce_key(self, key: Any) -> Any:
+        if key is None or isinstance(key, (dict, list, tuple, set)):
+            raise InvalidQueryError(
+                f"invalid key {key!r} for {self.model_name}.{self.key}",
+                model=self.model_name, field=self.key,
+            )
+        try:
+            key = self._key_adapter.validate_python(key)
+        except ValidationError as exc:
+            raise InvalidQueryError(
+                f"invalid key {key!r} for {self.model_name}.{self.key}: "
+                f"{exc.errors()[0]['msg']}",
+                model=self.model_name, field=self.key,
+            ) from exc
+        return self._key_to_db(key) if self._key_to_db is not None else key
+
+    # --- validation of input --------------------------------------------------------
+
+    def _build(self, data: Mapping[str, Any]) -> M:
+        """A validated instance from field-name keyed ``data`` (unknown names rejected)."""
+        unknown = [k for k in data if k not in self.model.model_fields]
+        if unknown:
+            raise InvalidQueryError(
+                f"{self.model_name} has no field {unknown[0]!r} "
+                f"(fields: {', '.join(self.names)})",
+                model=self.model_name, field=unknown[0],
+            )
+        if self._input_keys != self.names:
+            data = {_input_key(self.model, k): v for k, v in data.items()}
+        return self._validate(data)
+
+    def _coerce_item(self, item: M | Mapping[str, Any]) -> M:
+        if isinstance(item, self.model):
+            return self._validate(_field_values(item, self.names))
+        if isinstance(item, Mapping):
+            return self._build(item)
+        raise InvalidQueryError(
+            f"expected {self.model_name} instances or dicts, got {type(item).__name__}",
+            model=self.model_name,
+        )
+
+    def _hash_passwords(self, values: dict[str, Any]) -> None:
+        for name in self._hashed:
+            value = values.get(name)
+            if isinstance(value, str) and not is_password_hash(value):
+                values[name] = hash_password(value)
+
+    def _check_managed_key(self, data: Mapping[str, Any] | M) -> None:
+        value = data.__dict__.get(self.key) if isinstance(data, BaseModel) else data.get(self.key)
+        if self.managed_key and value is not None:
+            raise InvalidPrimaryKeyAssignmentError(
+                f"{self.model_name}.{self.key} is generated by the database; "
+                f"do not pass {self.key}={value!r} to create()",
+                model=self.model_name, field=self.key, value=value,
+            )
+
+    # --- writes ---------------------------------------------------------------------
+
+    def create(self, **data: Any) -> M:
+        """Insert a new row (strict: never overwrites) and return the model with its key.
+
+        Raises:
+            pydantic.ValidationError: ``data`` is not a valid model (before any SQL).
+            InvalidPrimaryKeyAssignmentError: a database-managed key was supplied.
+            DuplicateKeyError: the key exists. UniqueConstraintError: a unique value exists.
+        """
+        self._check_managed_key(data)
+        instance = self._build(data)
+        return self._insert(instance)
+
+    strict_create = create
+
+    def _insert(self, instance: M) -> M:
+        values = instance.__dict__
+        self._hash_passwords(values)
+        with_key = not (self.managed_key and values[self.key] is None)
+        names = self.names if with_key else self._insert_names
+        sql = self.sql_insert_full if with_key else self.sql_insert_nokey
+        params = self._params(values, names)
+
+        def work(conn: Any) -> Any:
+            cursor = self._execute(conn, sql, params)
+            if with_key:
+                return values[self.key]
+            if self.dialect.insert_returning:
+                return cursor.fetchone()[0]
+            return cursor.lastrowid
+
+        key = self._write(work, data=values, atomic=False)
+        values[self.key] = key
+        values[PERSISTED_KEY] = self._stored_key(key)
+        return instance
+
+    def _stored_key(self, key: Any) -> Any:
+        return self._key_to_db(key) if self._key_to_db is not None and key is not None else key
+
+    def upsert(self, instance: M | None = None, /, **data: Any) -> M:
+        """Insert, or update the row with the same key (or unique field), atomically.
+
+        With no key value, the first of ``unique_fields`` that has a value decides which
+        row is updated; with neither, this is a plain insert.
+        """
+        if instance is not None:
+            if not isinstance(instance, self.model):
+                raise InvalidQueryError(
+                    f"upsert() takes a {self.model_name} instance or field values, "
+                    f"got {type(instance).__name__}",
+                    model=self.model_name,
+                )
+            merged = {**_field_values(instance, self.names), **data}
+            instance = self._build(merged)
+        else:
+            instance = self._build(data)
+        return self._upsert(instance)
+
+    def _conflict_target(self, values: Mapping[str, Any]) -> str | None:
+        if values[self.key] is not None:
+            return self.key
+        for name in self.config.unique_columns:
+            if values.get(name) is not None:
+                return name
+        return None
+
+    def _upsert(self, instance: M) -> M:
+        values = instance.__dict__
+        self._hash_passwords(values)
+        target = self._conflict_target(values)
+        if target is None:
+            return self._insert(instance)
+        with_key = values[self.key] is not None
+        names = self.names if with_key else self._insert_names
+        sql = self._upsert_sql(with_key, target)
+        params = self._params(values, names)
+
+        def work(conn: Any) -> Any:
+            cursor = self._execute(conn, sql, params)
+            if self.database.family == "mysql":
+                key = values[self.key] if with_key else cursor.lastrowid
+            else:
+                key = cursor.fetchone()[0]
+            if with_key and self.managed_key:
+                self._sync_sequence(conn)
+            return key
+
+        key = self._write(work, data=values, atomic=False)
+        values[self.key] = self._key_adapter.validate_python(key) if key is not None else key
+        values[PERSISTED_KEY] = self._stored_key(values[self.key])
+        return instance
+
+    def _sync_sequence(self, conn: Any) -> None:
+        """After an explicit key on PostgreSQL, move the key sequence past it."""
+        if self.database.family != "postgresql":
+            return
+        q = self.dialect.quote
+        self._execute(
+            conn,
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+            f"GREATEST((SELECT COALESCE(MAX({q(self.key)}), 0) FROM {q(self.table_name)}), 1))",
+            (q(self.table_name), self.key),
+        )
+
+    def update_where(self, criteria: Mapping[str, Any], **updates: Any) -> list[M]:
+        """Update every row matching ``criteria``; return the updated rows (by key order).
+
+        Values may be :class:`~registers.db.query.F` expressions for atomic arithmetic:
+        ``update_where({"id": 1}, hits=F("hits") + 1)``.
+        """
+        if not isinstance(criteria, Mapping) or not criteria:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs non-empty criteria "
+                "(refusing to update every row)",
+                model=self.model_name,
+            )
+        if not updates:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs at least one field to update",
+                model=self.model_name,
+            )
+        set_sql, set_params = self._set_clause(updates)
+        where, where_params = self.query.where(criteria)
+        q = self.dialect.quote
+        update = f"UPDATE {q(self.table_name)} SET {set_sql}{where}"
+        params = set_params + where_params
+        if self.dialect.update_returning:
+            sql = f"{update} RETURNING {', '.join(q(n) for n in self.names)}"
+            rows = self._write(lambda conn: self._execute(conn, sql, params).fetchall(),
+                               data=updates, atomic=False)
+        else:
+            rows = self._write(lambda conn: self._update_then_read(conn, where, where_params,
+                                                                    set_sql, set_params),
+                               data=updates)
+        models = self._to_models(rows)
+        models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
+        return models
+
+    def _update_then_read(self, conn: Any, where: str, where_params: list[Any],
+                          set_sql: str, set_params: list[Any]) -> list[Any]:
+        q = self.dialect.quote
+        key, table = q(self.key), q(self.table_name)
+        keys = [r[0] for r in self._execute(
+            conn, f"SELECT {key} FROM {table}{where} FOR UPDATE", where_params).fetchall()]
+        rows: list[Any] = []
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start:start + _IN_CHUNK]
+            in_sql = f" WHERE {key} IN ({self.dialect.params(len(chunk))})"
+            self._execute(conn, f"UPDATE {table} SET {set_sql}{in_sql}", set_params + chunk)
+            rows.extend(self._execute(conn, f"{self.sql_select}{in_sql}", chunk).fetchall())
+        return rows
+
+    def _set_clause(self, updates: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for name, value in updates.items():
+            entry = self.query.field(name)
+            if name == self.key:
+                raise ImmutableFieldError(
+                    f"{self.model_name}.{name} is the primary key and cannot be updated",
+                    model=self.model_name, field=name,
+                )
+            if isinstance(value, Expression):
+                for ref in value.fields():
+                    self.query.field(ref)
+                parts.append(f"{entry.quoted} = {self.query.expression(value, params)}")
+                continue
+            if value is None and not entry.spec.nullable:
+                raise InvalidQueryError(
+                    f"{self.model_name}.{name} cannot be None", model=self.model_name, field=name
+                )
+            if entry.spec.hashed and isinstance(value, str) and not is_password_hash(value):
+                value = hash_password(value)
+            try:
+                value = entry.adapter.validate_python(value) if value is not None else None
+            except ValidationError as exc:
+                raise _as_validation_error(exc) from None
+            params.append(value if entry.to_db is None or value is None else entry.to_db(value))
+            parts.append(f"{entry.quoted} = {self.dialect.placeholder}")
+        return ", ".join(parts), params
+
+    def delete(self, key: Any) -> bool:
+        """Delete the row with ``key``. Returns whether a row was deleted."""
+        params = [self._coerce_key(key)]
+        count = self._write(lambda conn: self._execute(conn, self.sql_delete, params).rowcount,
+                            atomic=False)
+        return bool(count)
+
+    def delete_where(self, **criteria: Any) -> int:
+        """Delete every row matching ``criteria``; returns how many were deleted."""
+        if not criteria:
+            raise InvalidQueryError(
+                f"delete_where() on {self.model_name} needs criteria "
+                "(use truncate() to delete every row)",
+                model=self.model_name,
+            )
+        where, params = self.query.where(criteria)
+        sql = f"DELETE FROM {self.dialect.quote(self.table_name)}{where}"
+        return int(self._write(lambda conn: self._execute(conn, sql, params).rowcount,
+                               atomic=False))
+
+    def bulk_create(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Validate every item, then insert them all in one transaction (all or nothing)."""
+        models = [self._coerce_item(item) for item in items]
+        if not models:
+            return []
+        for model in models:
+            self._check_managed_key(model)
+            self._hash_passwords(model.__dict__)
+        generate = self.managed_key
+        names = self._insert_names if generate else self.names
+        rows = [self._params(m.__dict__, names) for m in models]
+
+        def work(conn: Any) -> list[Any]:
+            if not generate:
+                self._execute(conn, self._insert_sql(names), rows, many=True)
+                return [m.__dict__[self.key] for m in models]
+            return self._insert_batches(conn, names, rows)
+
+        keys = self._write(work)
+        for model, key in zip(models, keys):
+            model.__dict__[self.key] = key
+            model.__dict__[PERSISTED_KEY] = self._stored_key(key)
+        return models
+
+    def _batch_size(self, width: int) -> int:
+        limit = 32_000 if self.database.is_sqlite else 60_000
+        return max(1, min(1000, limit // max(width, 1)))
+
+    def _insert_batches(self, conn: Any, names: Sequence[str], rows: list[list[Any]]) -> list[Any]:
+        """Insert rows with database-generated keys; return the keys in row order."""
+        if self.database.is_sqlite:
+            self._execute(conn, self._insert_sql(names), rows, many=True)
+            last = self._execute(conn, "SELECT last_insert_rowid()", ()).fetchone()[0]
+            # Inside one write transaction SQLite hands out consecutive rowids.
+            return list(range(last - len(rows) + 1, last + 1))
+        q = self.dialect.quote
+        head = f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) VALUES "
+        one = f"({self.dialect.params(len(names))})"
+        keys: list[Any] = []
+        size = self._batch_size(len(names))
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            sql = head + ", ".join([one] * len(batch))
+            params = [v for row in batch for v in row]
+            if self.dialect.insert_returning:
+                sql += f" RETURNING {q(self.key)}"
+                keys.extend(r[0] for r in self._execute(conn, sql, params).fetchall())
+            else:
+                # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
+                first = self._execute(conn, sql, params).lastrowid
+                keys.extend(range(first, first + len(batch)))
+        return keys
+
+    def bulk_upsert(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Validate every item, then upsert them all in one transaction (all or nothing)."""
+        models = [self._coerce_item(item) for item in items]
+        if not models:
+            return []
+        for model in models:
+            self._hash_passwords(model.__dict__)
+
+        def work(conn: Any) -> None:
+            for model in models:
+                values = model.__dict__
+                target = self._conflict_target(values)
+                with_key = values[self.key] is not None
+                names = self.names if with_key else self._insert_names
+                params = self._params(values, names)
+                if target is None:
+                    sql = self.sql_insert_full if with_key else self.sql_insert_nokey
+                    cursor = self._execute(conn, sql, params)
+                    key = values[self.key] if with_key else (
+                        cursor.fetchone()[0] if self.dialect.insert_returning
+                        else cursor.lastrowid)
+                else:
+                    cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
+                    key = (values[self.key] if with_key else cursor.lastrowid) \
+                        if self.database.family == "mysql" else cursor.fetchone()[0]
+                values[self.key] = key
+                values[PERSISTED_KEY] = self._stored_key(key)
+            if self.managed_key and any(m.__dict__[self.key] is not None for m in models):
+                self._sync_sequence(conn)
+
+        self._write(work)
+        return models
+
+    # --- reads ----------------------------------------------------------------------
+
+    def get(self, *args: Any, **criteria: Any) -> M | None:
+        """The row with key ``args[0]``, or the first matching ``criteria``; else None."""
+        if args:
+            if len(args) > 1 or criteria:
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
+                    model=self.model_name,
+                )
+            rows = self._read(self.sql_get, [self._coerce_key(args[0])])
+            return self._to_model(rows[0]) if rows else None
+        if not criteria:
+            raise InvalidQueryError(
+                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
+            )
+        found = self.filter(limit=1, order_by=self.key, **criteria)
+        return found[0] if found else None
+
+    def require(self, *args: Any, **criteria: Any) -> M:
+        """Like :meth:`get`, but raise :class:`RecordNotFoundError` when nothing matches."""
+        found = self.get(*args, **criteria)
+        if found is None:
+            what = f"{self.key}={args[0]!r}" if args else ", ".join(
+                f"{k}={v!r}" for k, v in criteria.items())
+            raise RecordNotFoundError(
+                f"no {self.model_name} with {what} in table {self.table_name!r}",
+                model=self.model_name, table=self.table_name,
+            )
+        return found
+
+    def _select(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
+                offset: int | None, reverse: bool = False) -> tuple[str, list[Any]]:
+        where, params = self.query.where(criteria)
+        sql = self.sql_select + where + self.query.order_by(order_by, reverse=reverse)
+        if limit is not None or offset is not None:
+            for name, value in (("limit", limit), ("offset", offset)):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                ):
+                    raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
+            if limit is None:
+                limit = 2**62
+            sql += f" LIMIT {int(limit)}"
+            if offset:
+                sql += f" OFFSET {int(offset)}"
+        return sql, params
+
+    def filter(self, *, limit: int | None = None, offset: int | None = None,
+               order_by: str | Sequence[str] | None = None, **criteria: Any) -> list[M]:
+        """Rows matching ``criteria`` (``field=value`` or ``field__lookup=value``)."""
+        sql, params = self._select(criteria, order_by, limit, offset)
+        return self._to_models(self._read(sql, params))
+
+    def all(self) -> list[M]:
+        """Every row, in key order."""
+        return self.filter(order_by=self.key)
+
+    get_all = all
+
+    def first(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+        """The first matching row by key order (or ``order_by``), or None."""
+        sql, params = self._select(criteria, order_by or self.key, 1, None)
+        rows = self._read(sql, params)
+        return self._to_model(rows[0]) if rows else None
+
+    def last(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+        """The last matching row by key order (or ``order_by``), or None."""
+        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True)
+        rows = self._read(sql, params)
+        return self._to_model(rows[0]) if rows else None
+
+    def exists(self, **criteria: Any) -> bool:
+        where, params = self.query.where(criteria)
+        sql = f"SELECT 1 FROM {self.dialect.quote(self.table_name)}{where} LIMIT 1"
+        return bool(self._read(sql, params))
+
+    def count(self, **criteria: Any) -> int:
+        where, params = self.query.where(criteria)
+        sql = f"SELECT COUNT(*) FROM {self.dialect.quote(self.table_name)}{where}"
+        return int(self._read(sql, params)[0][0])
+
+    def iterate(self, *, batch_size: int = 1000, order_by: str | Sequence[str] | None = None,
+                **criteria: Any) -> Iterator[M]:
+        """Stream matching rows in batches of ``batch_size`` (memory stays flat).
+
+        Without ``order_by`` rows come in key order using keyset pagination, so rows
+        written meanwhile never shift a batch.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        if order_by is not None:
+            offset = 0
+            while True:
+                batch = self.filter(limit=batch_size, offset=offset, order_by=order_by, **criteria)
+                yield from batch
+                if len(batch) < batch_size:
+                    return
+                offset += batch_size
+        where, params = self.query.where(criteria)
+        q, p = self.dialect.quote, self.dialect.placeholder
+        glue = " AND " if where else " WHERE "
+        order = f" ORDER BY {q(self.key)} LIMIT {batch_size}"
+        first_sql = f"{self.sql_select}{where}{order}"
+        next_sql = f"{self.sql_select}{where}{glue}{q(self.key)} > {p}{order}"
+        rows = self._read(first_sql, params)
+        while rows:
+            yield from self._to_models(rows)
+            if len(rows) < batch_size:
+                return
+            rows = self._read(next_sql, [*params, rows[-1][self._key_index]])
+
+    # --- instances ------------------------------------------------------------------
+
+    def save_instance(self, instance: M) -> M:
+        """Upsert ``instance`` by key; reflect generated values onto it."""
+        values = instance.__dict__
+        persisted = values.get(PERSISTED_KEY, _MISSING)
+        current = values.get(self.key)
+        if persisted is not _MISSING and persisted != self._stored_key(current):
+            raise ImmutableFieldError(
+                f"{self.model_name}.{self.key} is immutable once saved "
+                f"(stored {persisted!r}, now {current!r})",
+                model=self.model_name, table=self.table_name, field=self.key,
+            )
+        fresh = self._validate(_by_input_key(_field_values(instance, self.names),
+                                             self.names, self._input_keys))
+        if persisted is _MISSING and self.managed_key and current is None:
+            self._insert(fresh)
+        else:
+            self._upsert(fresh)
+        for name in self.names:
+            values[name] = fresh.__dict__[name]
+        values[PERSISTED_KEY] = fresh.__dict__[PERSISTED_KEY]
+        return instance
+
+    def delete_instance(self, instance: M) -> bool:
+        values = instance.__dict__
+        key = values.get(PERSISTED_KEY, _MISSING)
+        if key is _MISSING:
+            key = values.get(self.key)
+            if key is None:
+                return False
+            key = self._stored_key(key)
+        deleted = self._write(
+            lambda conn: self._execute(conn, self.sql_delete, [key]).rowcount, atomic=False
+        )
+        values.pop(PERSISTED_KEY, None)
+        return bool(deleted)
+
+    def refresh_instance(self, instance: M) -> M:
+        values = instance.__dict__
+        key = values.get(PERSISTED_KEY, _MISSING)
+        if key is _MISSING:
+            key = values.get(self.key)
+        if key is None:
+            raise RecordNotFoundError(
+                f"{self.model_name} instance has no {self.key}: it was never saved",
+                model=self.model_name, table=self.table_name,
+            )
+        rows = self._read(self.sql_get, [key if PERSISTED_KEY in values else self._coerce_key(key)])
+        if not rows:
+            raise RecordNotFoundError(
+                f"no {self.model_name} with {self.key}={values.get(self.key)!r} in table "
+                f"{self.table_name!r} (deleted?)",
+                model=self.model_name, table=self.table_name,
+            )
+        return self._to_model(rows[0])
+
+    # --- transactions, schema, lifecycle ----------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One transaction for every manager on this database inside the block.
+
+        Nested blocks are savepoints. An exception rolls the block back and propagates.
+        """
+        try:
+            with self.database.transaction() as conn:
+                yield conn
+        except self._dbapi_error as exc:
+            raise self._error(exc, "commit to") from exc
+
+    def create_schema(self) -> None:
+        self.schema.create()
+
+    def drop_schema(self) -> None:
+        self.schema.drop()
+
+    def schema_exists(self) -> bool:
+        return self.schema.exists()
+
+    def truncate(self) -> None:
+        self.schema.truncate()
+
+    def add_column(self, name: str, annotation: Any, *, nullable: bool = True) -> None:
+        self.schema.add_column(name, annotation, nullable=nullable)
+
+    def ensure_column(self, name: str, annotation: Any, *, nullable: bool = True) -> bool:
+        return self.schema.ensure_column(name, annotation, nullable=nullable)
+
+    def schema_diff(self) -> list[ColumnDifference]:
+        return self.schema.diff()
+
+    def dispose(self) -> None:
+        """Release this database's connections (they reopen on next use)."""
+        self.database.dispose()
+
+    def __repr__(self) -> str:
+        return f"<DatabaseRegistry {self.model_name} table={self.table_name!r}>"
+
+
+def _input_key(model: type[BaseModel], name: str) -> str:
+    """The key pydantic validation expects for field ``name`` (its alias, if any)."""
+    info = model.model_fields[name]
+    if model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name"):
+        return name
+    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+    return alias if isinstance(alias, str) else name
+
+
+def _field_values(instance: BaseModel, names: Sequence[str]) -> dict[str, Any]:
+    values = instance.__dict__
+    return {n: values[n] for n in names}
+
+
+def _by_input_key(values: Mapping[str, Any], names: Sequence[str],
+                  input_keys: Sequence[str]) -> dict[str, Any]:
+    if list(names) == list(input_keys):
+        return dict(values)
+    return {k: values[n] for n, k in zip(names, input_keys)}
+
+
+def _as_validation_error(exc: ValidationError) -> ValidationError:
+    return exc

@@ -1,0 +1,235 @@
+"""Lazy, read-only relationship descriptors and ``prefetch``.
+
+Assign them after the classes are decorated (this sidesteps pydantic's metaclass and
+forward references)::
+
+    Author.posts = HasMany(Post, foreign_key="author_id")
+    Post.author = BelongsTo(Author, local_key="author_id")
+    Post.tags = HasManyThrough(Tag, through=PostTag, source_key="post_id", target_key="tag_id")
+
+Each access runs one query (a join for ``HasManyThrough``); ``prefetch(records, "posts")``
+loads a relation for a whole list in one query per relation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from registers.db.exceptions import RelationshipError
+
+if TYPE_CHECKING:
+    from registers.db.registry import DatabaseRegistry
+
+__all__ = ["BelongsTo", "HasMany", "HasManyThrough", "Relationship", "prefetch"]
+
+_PREFETCHED = "__registers_prefetched__"
+
+
+def _manager(model: Any, role: str) -> DatabaseRegistry[Any]:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise RelationshipError(f"{role} must be a registered model class, got {model!r}")
+    for value in vars(model).values():
+        if type(value).__name__ == "DatabaseRegistry" and getattr(value, "model", None) is model:
+            return value  # type: ignore[no-any-return]
+    raise RelationshipError(
+        f"{model.__name__} is not registered: decorate it with @database_registry first"
+    )
+
+
+def _check_field(model: type[BaseModel], field: str, option: str) -> None:
+    if not isinstance(field, str) or field not in model.model_fields:
+        raise RelationshipError(
+            f"{option}: {model.__name__} has no field {field!r}", model=model.__name__
+        )
+
+
+class Relationship:
+    """Base descriptor: lazy, read-only, cached per instance only via :func:`prefetch`."""
+
+    name: str = "relationship"
+    owner: type[BaseModel] | None = None
+
+    def __set_name__(self, owner: type[BaseModel], name: str) -> None:
+        self.name = name
+        self.owner = owner
+
+    def _bind(self, owner: type[BaseModel]) -> None:
+        if self.owner is None:
+            self.owner = owner
+        if self.name == "relationship":
+            for attr, value in vars(owner).items():
+                if value is self:
+                    self.name = attr
+        self.validate()
+
+    def validate(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __get__(self, instance: BaseModel | None, owner: type[BaseModel]) -> Any:
+        if instance is None:
+            return self
+        self._bind(owner)
+        cache = instance.__dict__.get(_PREFETCHED)
+        if cache is not None and self.name in cache:
+            return cache[self.name]
+        return self.load(instance)
+
+    def __set__(self, instance: BaseModel, value: Any) -> None:
+        raise RelationshipError(
+            f"{type(instance).__name__}.{self.name} is a read-only relationship; "
+            "change the key fields instead"
+        )
+
+    def load(self, instance: BaseModel) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def load_many(self, instances: Sequence[BaseModel]) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class HasMany(Relationship):
+    """One-to-many: ``Author.posts = HasMany(Post, foreign_key="author_id")``."""
+
+    def __init__(self, model: type[BaseModel], *, foreign_key: str, local_key: str | None = None):
+        self.model = model
+        self.foreign_key = foreign_key
+        self.local_key = local_key
+
+    def validate(self) -> None:
+        target = _manager(self.model, "HasMany target")
+        _check_field(self.model, self.foreign_key, "foreign_key")
+        assert self.owner is not None
+        owner = _manager(self.owner, "HasMany owner")
+        self.local_key = self.local_key or owner.key
+        _check_field(self.owner, self.local_key, "local_key")
+        self._target = target
+
+    def load(self, instance: BaseModel) -> list[Any]:
+        value = instance.__dict__.get(self.local_key or "")
+        if value is None:
+            return []
+        criteria: dict[str, Any] = {self.foreign_key: value}
+        return self._target.filter(order_by=self._target.key, **criteria)
+
+    def load_many(self, instances: Sequence[BaseModel]) -> list[Any]:
+        keys = {i.__dict__.get(self.local_key or "") for i in instances} - {None}
+        criteria: dict[str, Any] = {f"{self.foreign_key}__in": sorted(keys, key=repr)}
+        found = self._target.filter(order_by=self._target.key, **criteria) if keys else []
+        groups: dict[Any, list[Any]] = {}
+        for item in found:
+            groups.setdefault(item.__dict__[self.foreign_key], []).append(item)
+        return [groups.get(i.__dict__.get(self.local_key or ""), []) for i in instances]
+
+
+class BelongsTo(Relationship):
+    """Many-to-one: ``Post.author = BelongsTo(Author, local_key="author_id")``."""
+
+    def __init__(self, model: type[BaseModel], *, local_key: str, remote_key: str | None = None):
+        self.model = model
+        self.local_key = local_key
+        self.remote_key = remote_key
+
+    def validate(self) -> None:
+        target = _manager(self.model, "BelongsTo target")
+        assert self.owner is not None
+        _check_field(self.owner, self.local_key, "local_key")
+        self.remote_key = self.remote_key or target.key
+        _check_field(self.model, self.remote_key, "remote_key")
+        self._target = target
+
+    def load(self, instance: BaseModel) -> Any:
+        value = instance.__dict__.get(self.local_key)
+        if value is None:
+            return None
+        return self._target.first(**{self.remote_key or "": value})
+
+    def load_many(self, instances: Sequence[BaseModel]) -> list[Any]:
+        keys = {i.__dict__.get(self.local_key) for i in instances} - {None}
+        remote = self.remote_key or ""
+        criteria: dict[str, Any] = {f"{remote}__in": sorted(keys, key=repr)}
+        found = self._target.filter(**criteria) if keys else []
+        by_key = {item.__dict__[remote]: item for item in found}
+        return [by_key.get(i.__dict__.get(self.local_key)) for i in instances]
+
+
+class HasManyThrough(Relationship):
+    """Many-to-many through a join model, loaded with one JOIN, de-duplicated.
+
+    ``Post.tags = HasManyThrough(Tag, through=PostTag, source_key="post_id",
+    target_key="tag_id")``
+    """
+
+    def __init__(self, model: type[BaseModel], *, through: type[BaseModel], source_key: str,
+                 target_key: str):
+        self.model = model
+        self.through = through
+        self.source_key = source_key
+        self.target_key = target_key
+
+    def validate(self) -> None:
+        self._target = _manager(self.model, "HasManyThrough target")
+        self._through = _manager(self.through, "HasManyThrough through")
+        assert self.owner is not None
+        self._owner = _manager(self.owner, "HasManyThrough owner")
+        _check_field(self.through, self.source_key, "source_key")
+        _check_field(self.through, self.target_key, "target_key")
+        if self._target.database is not self._through.database:
+            raise RelationshipError(
+                f"{self.model.__name__} and {self.through.__name__} live in different databases"
+            )
+
+    def _sql(self, count: int) -> str:
+        target, through = self._target, self._through
+        q, p = target.dialect.quote, target.dialect.placeholder
+        t, j = q(target.table_name), q(through.table_name)
+        columns = ", ".join(f"{t}.{q(n)}" for n in target.names)
+        return (
+            f"SELECT DISTINCT {columns}, {j}.{q(self.source_key)} FROM {t} "
+            f"JOIN {j} ON {j}.{q(self.target_key)} = {t}.{q(target.key)} "
+            f"WHERE {j}.{q(self.source_key)} IN ({', '.join([p] * count)}) "
+            f"ORDER BY {t}.{q(target.key)}"
+        )
+
+    def _grouped(self, keys: list[Any]) -> dict[Any, list[Any]]:
+        if not keys:
+            return {}
+        rows = self._target._read(self._sql(len(keys)), keys)
+        groups: dict[Any, list[Any]] = {}
+        for row in rows:
+            groups.setdefault(row[-1], []).append(self._target._to_model(row[:-1]))
+        return groups
+
+    def load(self, instance: BaseModel) -> list[Any]:
+        key = instance.__dict__.get(self._owner.key)
+        if key is None:
+            return []
+        return self._grouped([key]).get(key, [])
+
+    def load_many(self, instances: Sequence[BaseModel]) -> list[Any]:
+        keys = sorted({i.__dict__.get(self._owner.key) for i in instances} - {None}, key=repr)
+        groups = self._grouped(keys)
+        return [groups.get(i.__dict__.get(self._owner.key), []) for i in instances]
+
+
+def prefetch(records: Sequence[BaseModel], *relations: str) -> Sequence[BaseModel]:
+    """Load ``relations`` for every record with one query per relation.
+
+    Afterwards ``record.<relation>`` reads the loaded value without a query.
+
+    Raises:
+        RelationshipError: a name is not a relationship of the records' class.
+    """
+    if not records:
+        return records
+    cls = type(records[0])
+    for name in relations:
+        descriptor = getattr(cls, name, None)
+        if not isinstance(descriptor, Relationship):
+            raise RelationshipError(f"{cls.__name__} has no relationship {name!r}")
+        descriptor._bind(cls)
+        for record, value in zip(records, descriptor.load_many(records)):
+            record.__dict__.setdefault(_PREFETCHED, {})[name] = value
+    return records

@@ -1,0 +1,342 @@
+"""SPEC D9: the error hierarchy, where each error is raised, and what its message says."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+import registers.db
+import registers.db.exceptions
+from registers.db import (
+    ConfigurationError,
+    DuplicateKeyError,
+    ImmutableFieldError,
+    InvalidPrimaryKeyAssignmentError,
+    InvalidQueryError,
+    MigrationError,
+    ModelRegistrationError,
+    RecordNotFoundError,
+    RegistryError,
+    RelationshipError,
+    SchemaError,
+    UniqueConstraintError,
+    database_registry,
+    db_field,
+)
+from registers.db.relations import HasMany
+
+ERRORS = [
+    ConfigurationError,
+    ModelRegistrationError,
+    SchemaError,
+    MigrationError,
+    RelationshipError,
+    DuplicateKeyError,
+    InvalidPrimaryKeyAssignmentError,
+    ImmutableFieldError,
+    UniqueConstraintError,
+    RecordNotFoundError,
+    InvalidQueryError,
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: e.__name__)
+def test_every_error_inherits_registry_error(error: type[Exception]) -> None:
+    assert issubclass(error, RegistryError)
+    assert issubclass(RegistryError, Exception)
+
+
+@pytest.mark.parametrize("error", [RegistryError, *ERRORS], ids=lambda e: e.__name__)
+def test_every_error_lives_in_the_exceptions_module(error: type[Exception]) -> None:
+    assert getattr(registers.db.exceptions, error.__name__) is error
+    assert getattr(registers.db, error.__name__) is error
+
+
+def test_errors_are_distinct_classes() -> None:
+    assert len(set(ERRORS)) == len(ERRORS)
+    assert not issubclass(DuplicateKeyError, UniqueConstraintError)
+    assert not issubclass(UniqueConstraintError, DuplicateKeyError)
+
+
+# ----------------------------------------------------------- each error raised where it should
+
+
+class Env:
+    """A small schema on the test database, for the scenarios below."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+        @database_registry(url, table_name="users", unique_fields=["email"])
+        class User(BaseModel):
+            id: int | None = None
+            name: str
+            email: str
+
+        @database_registry(url, table_name="skus")
+        class Sku(BaseModel):
+            id: int
+            name: str
+
+        self.User = User
+        self.Sku = Sku
+        User.objects.create(name="Ada", email="ada@x.io")
+        Sku.objects.create(id=7, name="bolt")
+
+
+def _bad_model_option(env: Env) -> None:
+    class Thing(BaseModel):
+        id: int | None = None
+
+    database_registry(env.url, table_name="things", key_field="uid")(Thing)
+
+
+def _not_a_model(env: Env) -> None:
+    class Thing:
+        pass
+
+    database_registry(env.url, table_name="things")(Thing)
+
+
+def _immutable(env: Env) -> None:
+    user = env.User.objects.get(1)
+    user.id = 2
+    user.save()
+
+
+def _relationship(env: Env) -> None:
+    class Loose(BaseModel):
+        id: int | None = None
+        user_id: int
+
+    env.User.loose = HasMany(Loose, foreign_key="user_id")
+    _ = env.User.objects.get(1).loose
+
+
+SCENARIOS: list[tuple[str, type[Exception], Callable[[Env], Any], list[str]]] = [
+    ("configuration", ConfigurationError, _bad_model_option, ["key_field", "uid"]),
+    ("registration", ModelRegistrationError, _not_a_model, ["Thing"]),
+    (
+        "migration",
+        MigrationError,
+        lambda env: env.User.objects.add_column("email", str | None),
+        ["email", "users"],
+    ),
+    ("relationship", RelationshipError, _relationship, ["Loose"]),
+    (
+        "duplicate-key",
+        DuplicateKeyError,
+        lambda env: env.Sku.objects.create(id=7, name="again"),
+        ["7"],
+    ),
+    (
+        "managed-key",
+        InvalidPrimaryKeyAssignmentError,
+        lambda env: env.User.objects.create(id=3, name="x", email="x@x.io"),
+        ["id", "User"],
+    ),
+    ("immutable", ImmutableFieldError, _immutable, ["id", "User"]),
+    (
+        "unique",
+        UniqueConstraintError,
+        lambda env: env.User.objects.create(name="Other", email="ada@x.io"),
+        ["email"],
+    ),
+    (
+        "not-found",
+        RecordNotFoundError,
+        lambda env: env.User.objects.require(email="ghost@x.io"),
+        ["User", "email", "ghost@x.io"],
+    ),
+    (
+        "not-found-key",
+        RecordNotFoundError,
+        lambda env: env.Sku.objects.require(404),
+        ["Sku", "404"],
+    ),
+    (
+        "unknown-field",
+        InvalidQueryError,
+        lambda env: env.User.objects.filter(nickname="x"),
+        ["nickname"],
+    ),
+    (
+        "unknown-operator",
+        InvalidQueryError,
+        lambda env: env.User.objects.filter(name__soundslike="x"),
+        ["soundslike"],
+    ),
+    (
+        "empty-delete",
+        InvalidQueryError,
+        lambda env: env.User.objects.delete_where(),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "scenario", "mentions"),
+    [pytest.param(e, s, m, id=i) for i, e, s, m in SCENARIOS],
+)
+def test_error_is_raised_with_a_helpful_message(
+    database_url: str, error: type[Exception], scenario: Callable[[Env], Any], mentions: list[str]
+) -> None:
+    env = Env(database_url)
+
+    with pytest.raises(error) as info:
+        scenario(env)
+
+    message = str(info.value)
+    assert message.strip()
+    for word in mentions:
+        assert word in message
+
+
+def test_schema_error_when_ddl_fails(database_url: str) -> None:
+    @database_registry(database_url, table_name="parents")
+    class Parent(BaseModel):
+        id: int | None = None
+
+    @database_registry(database_url, table_name="kids")
+    class Kid(BaseModel):
+        id: int | None = None
+        parent_id: int = db_field(foreign_key="parents.id")
+
+    Kid.objects.create(parent_id=Parent.objects.create().id)
+
+    with pytest.raises(SchemaError) as info:
+        Parent.drop_schema()
+
+    assert "parents" in str(info.value)
+
+
+# ------------------------------------------------------------- no raw exception escapes
+
+
+def _no_raw_escape(exc: BaseException) -> None:
+    assert isinstance(exc, RegistryError), f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+    assert exc.__cause__ is not None
+
+
+def test_foreign_key_violation_is_wrapped(database_url: str) -> None:
+    @database_registry(database_url, table_name="parents")
+    class Parent(BaseModel):
+        id: int | None = None
+
+    @database_registry(database_url, table_name="kids")
+    class Kid(BaseModel):
+        id: int | None = None
+        parent_id: int = db_field(foreign_key="parents.id")
+
+    with pytest.raises(Exception) as info:
+        Kid.objects.create(parent_id=12345)
+
+    _no_raw_escape(info.value)
+    assert Kid.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**30])
+def test_integer_overflow_is_wrapped(database_url: str, value: int) -> None:
+    @database_registry(database_url, table_name="nums")
+    class Num(BaseModel):
+        id: int | None = None
+        n: int
+
+    with pytest.raises(Exception) as info:
+        Num.objects.create(n=value)
+
+    _no_raw_escape(info.value)
+    assert Num.objects.count() == 0
+
+
+def test_writing_to_a_missing_table_is_wrapped(database_url: str) -> None:
+    @database_registry(database_url, table_name="ghosts", auto_create=False)
+    class Ghost(BaseModel):
+        id: int | None = None
+        name: str
+
+    for call in (
+        lambda: Ghost.objects.create(name="x"),
+        lambda: Ghost.objects.get(1),
+        lambda: Ghost.objects.filter(name="x"),
+        lambda: Ghost.objects.count(),
+        lambda: Ghost.objects.update_where({"id": 1}, name="y"),
+        lambda: Ghost.objects.delete_where(name="x"),
+        lambda: Ghost.objects.bulk_create([{"name": "x"}]),
+        lambda: Ghost.objects.upsert(name="x"),
+        lambda: Ghost.truncate(),
+    ):
+        with pytest.raises(Exception) as info:
+            call()
+        _no_raw_escape(info.value)
+        assert "ghosts" in str(info.value)
+
+
+def test_unreachable_sqlite_database_is_wrapped(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"
+
+    class Far(BaseModel):
+        id: int | None = None
+
+    try:
+        with pytest.raises(Exception) as info:
+            database_registry(url, table_name="fars")(Far)
+            Far.objects.count()  # type: ignore[attr-defined]
+        _no_raw_escape(info.value)
+    finally:
+        registers.db.dispose_engine(url)
+
+
+def test_unique_error_chains_the_driver_error(database_url: str) -> None:
+    @database_registry(database_url, table_name="tags", unique_fields=["name"])
+    class Tag(BaseModel):
+        id: int | None = None
+        name: str
+
+    Tag.objects.create(name="x")
+
+    with pytest.raises(UniqueConstraintError) as info:
+        Tag.objects.create(name="x")
+
+    assert info.value.__cause__ is not None
+    assert not isinstance(info.value, sa.exc.SQLAlchemyError)
+    assert "tags" in str(info.value) or "Tag" in str(info.value)
+
+
+def test_duplicate_key_error_chains_the_driver_error(database_url: str) -> None:
+    @database_registry(database_url, table_name="skus")
+    class Sku(BaseModel):
+        id: int
+
+    Sku.objects.create(id=1)
+
+    with pytest.raises(DuplicateKeyError) as info:
+        Sku.objects.create(id=1)
+
+    assert info.value.__cause__ is not None
+    assert "skus" in str(info.value) or "Sku" in str(info.value)
+
+
+def test_registry_errors_can_be_caught_broadly(database_url: str) -> None:
+    env = Env(database_url)
+    caught = []
+    for call in (
+        lambda: env.Sku.objects.create(id=7, name="again"),
+        lambda: env.User.objects.create(name="x", email="ada@x.io"),
+        lambda: env.User.objects.require(99),
+        lambda: env.User.objects.filter(nope=1),
+    ):
+        try:
+            call()
+        except RegistryError as exc:
+            caught.append(type(exc))
+    assert caught == [
+        DuplicateKeyError,
+        UniqueConstraintError,
+        RecordNotFoundError,
+        InvalidQueryError,
+    ]
