@@ -121,18 +121,35 @@ def test_reads_inside_the_block_see_its_writes(models: tuple[Any, Any]) -> None:
         assert Profile.objects.exists() is False
 
 
-def test_transaction_yields_a_usable_connection_in_the_same_transaction(
+def _raw_insert(conn: Any) -> None:
+    sql = "INSERT INTO users (name, email) VALUES ('Raw', 'raw@x.io')"
+    if isinstance(conn, sa.Connection):
+        conn.execute(sa.text(sql))
+    else:  # a DBAPI connection
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        cursor.close()
+
+
+def test_raw_sql_on_the_yielded_connection_joins_the_transaction(
     models: tuple[Any, Any],
 ) -> None:
     User, _ = models
 
     with pytest.raises(Boom), User.objects.transaction() as conn:
-        assert isinstance(conn, sa.Connection)
-        conn.execute(sa.text("INSERT INTO users (name, email) VALUES ('Raw', 'raw@x.io')"))
+        _raw_insert(conn)
         assert User.objects.count() == 1
         raise Boom
 
     assert User.objects.count() == 0
+
+
+def test_transaction_yields_a_sqlalchemy_connection(models: tuple[Any, Any]) -> None:
+    User, _ = models
+
+    with User.objects.transaction() as conn:
+        assert isinstance(conn, sa.Connection)
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar() == 0
 
 
 def test_every_statement_in_the_block_uses_one_connection(

@@ -56,7 +56,8 @@ class RegistryParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, registry: CommandRegistry | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.registry = registry
-        self.group_parsers: dict[str, RegistryParser] = {}
+        self.group_parsers: dict[str, RegistryParser] = {}  # filled on the root parser
+        self.command_parsers: dict[str, argparse.ArgumentParser] = {}
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -93,10 +94,10 @@ class RegistryParser(argparse.ArgumentParser):
 class _Collect(argparse.Action):
     """Store several values in the handler's collection type; repeated options extend."""
 
-    def __init__(self, option_strings: list[str], dest: str, container: type = list,
+    def __init__(self, option_strings: list[str], dest: str, collection: type = list,
                  **kwargs: Any) -> None:
         super().__init__(option_strings, dest, **kwargs)
-        self.container = container
+        self.collection = collection
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
@@ -104,7 +105,7 @@ class _Collect(argparse.Action):
         previous = getattr(namespace, self.dest, None)
         if self.option_strings and isinstance(previous, (list, tuple, set, frozenset)):
             items = [*previous, *items]
-        setattr(namespace, self.dest, self.container(items))
+        setattr(namespace, self.dest, self.collection(items))
 
 
 class _Completion(argparse.Action):
@@ -157,7 +158,7 @@ def _collect_kwargs(param: CommandParam) -> dict[str, Any]:
     if param.info.kind != "many":
         return {"type": param.info.convert}
     return {"type": param.info.convert, "nargs": param.info.nargs, "action": _Collect,
-            "container": param.info.container}
+            "collection": param.info.container}
 
 
 def _add_argument(parser: argparse.ArgumentParser, param: CommandParam) -> None:
@@ -200,13 +201,16 @@ def _is_injected(param: CommandParam, container: DIContainer | None) -> bool:
     return container is not None and isinstance(annotation, type) and container.has(annotation)
 
 
-def _add_command(sub: Any, entry: CommandEntry, container: DIContainer | None) -> None:
+def _add_command(
+    sub: Any, entry: CommandEntry, container: DIContainer | None, root: RegistryParser
+) -> None:
     parser = sub.add_parser(
         entry.name,
         description=(entry.description or None),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(command=entry.path)
+    root.command_parsers[entry.path] = parser
     for param in entry.params:
         if not _is_injected(param, container):
             _ADDERS[param.role](parser, param)
@@ -229,7 +233,7 @@ def _add_children(
     wanted = None if only is None else set(only)
     for name, entry in registry.commands.items():
         if wanted is None or name in wanted:
-            _add_command(sub, entry, container)
+            _add_command(sub, entry, container, root)
     for name, group in registry.groups.items():
         if wanted is not None and name not in wanted:
             continue
@@ -299,8 +303,12 @@ def parse_command(
     if not tokens:
         parser.print_help(sys.stderr)
         parser.exit(2)
-    values = dict(vars(parser.parse_args(tokens)))
+    namespace, extra = parser.parse_known_args(tokens)
+    values = dict(vars(namespace))
     path = values.pop("command", None)
+    if extra:
+        owner = parser.command_parsers.get(path) or parser.group_parsers.get(path) or parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if path is None:
         parser.print_help(sys.stderr)
         parser.exit(2)
@@ -336,6 +344,6 @@ def format_command_table(registry: CommandRegistry, indent: int = 2) -> str:
             lines.append(" " * (indent + width + 2) + summary)
         else:
             lines.append(f"{' ' * indent}{left.ljust(width)}  {summary}")
-    return "\n".join(lines).replace("%", "%%")
+    return "\n".join(lines)
 
 

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import sys
 
-from .exceptions import DuplicateCommandError, FrameworkError, RegistrationError, UnknownCommandError
+from .exceptions import (
+    DuplicateCommandError,
+    FrameworkError,
+    RegistrationError,
+    UnknownCommandError,
+)
 from .signature import plan_params
 from .utils.reflection import is_async_callable, parse_docstring, unwrap
 
@@ -162,7 +167,7 @@ class CommandRegistry:
         if callable(name):  # used bare: @cli.register
             func = name
             self.register()(func)
-            return func  # type: ignore[return-value]
+            return func
 
         def decorator(func: F) -> F:
             self.add_command(func, name, description=description, help_text=help_text, ops=ops)
@@ -184,7 +189,9 @@ class CommandRegistry:
             raise RegistrationError(f"Cannot register {handler!r}: a command must be callable.")
         command = name or getattr(handler, "__name__", "").replace("_", "-")
         if not command or command.startswith("-") or any(c.isspace() for c in command):
-            raise RegistrationError(f"Cannot register {handler!r}: invalid command name {command!r}.")
+            raise RegistrationError(
+                f"Cannot register {handler!r}: invalid command name {command!r}."
+            )
         checked = _check_ops(command, ops)
         self._check_free(command, checked)
         summary, long_text = _texts(handler, description, help_text)
@@ -340,7 +347,7 @@ class CommandRegistry:
         """Every command by full path (``"deploy service"`` for grouped ones), in order."""
         found: dict[str, CommandEntry] = {e.path: e for e in self._commands.values()}
         for group in self._groups.values():
-            found.update({f"{group.name} {k}": v for k, v in group.all().items()})
+            found.update(group.all())
         return found
 
     @property

@@ -148,5 +148,5 @@ def plan_params(command: str, handler: Callable[..., Any]) -> tuple[CommandParam
 def describe_type(param: CommandParam) -> str:
     """A readable type for help: ``int``, ``list[str]``..."""
     if param.info.kind == "many":
-        return f"{param.info.name}..."
+        return f"{param.info.name}, one or more"
     return param.info.name or type_name(param.info.annotation)

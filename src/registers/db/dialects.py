@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConstraintViolation", "Dialect", "classify_integrity_error"]
+__all__ = ["ConstraintViolation", "Dialect", "classify_integrity_error", "is_transient"]
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,30 @@ class Dialect:
             wild = "%"
         return f"{wild if prefix else ''}{body}{wild if suffix else ''}"
 
+    def insert_defaults(self, quoted_table: str) -> str:
+        """An INSERT of a row made only of defaults (a generated key)."""
+        if self.family == "mysql":
+            return f"INSERT INTO {quoted_table} () VALUES ()"
+        return f"INSERT INTO {quoted_table} DEFAULT VALUES"
+
     def truncate(self, table: str) -> list[str]:
         if self.family == "sqlite":
             return [f"DELETE FROM {self.quote(table)}"]
         return [f"TRUNCATE TABLE {self.quote(table)}"]
+
+
+def is_transient(family: str, exc: BaseException) -> bool:
+    """Whether retrying the whole (single-operation) transaction may succeed.
+
+    Deadlocks and serialization failures (PostgreSQL 40P01/40001, MySQL 1213/1205) and
+    SQLite's busy/locked errors that outlived the busy timeout.
+    """
+    if family == "postgresql":
+        return getattr(exc, "sqlstate", None) in ("40P01", "40001")
+    if family == "mysql":
+        return bool(exc.args) and exc.args[0] in (1213, 1205)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from registers.db.exceptions import ConfigurationError
+from registers.db.exceptions import ConfigurationError, DatabaseError
 
 __all__ = [
     "Database",
@@ -47,10 +46,8 @@ _POOL_SIZE = 10
 
 @dataclass
 class _Transaction:
-    connection: Any
-    savepoints: int = 0
-    owned_lock: bool = False
-    after_commit: list[Any] = field(default_factory=list)
+    connection: Any  # the DBAPI connection the managers use
+    sa_connection: sa.Connection
 
 
 class Database:
@@ -59,10 +56,10 @@ class Database:
     def __init__(self, url: str) -> None:
         try:
             self.url: sa.URL = sa.make_url(url)
+            self.dialect_name = self.url.get_dialect().name
         except Exception as exc:
-            raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from exc
+            raise ConfigurationError(f"unsupported database URL {url!r}: {exc}") from exc
         self.key = url
-        self.dialect_name = self.url.get_dialect().name
         self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
         self.is_sqlite = self.family == "sqlite"
         database = self.url.database or ""
@@ -77,7 +74,6 @@ class Database:
         self._sqlite_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._memory_lock = threading.RLock()
         self._memory_connection: sqlite3.Connection | None = None
-        self._savepoint_ids = itertools.count(1)
         self.metadata = sa.MetaData()
 
     # --- engine ---------------------------------------------------------------------
@@ -156,7 +152,14 @@ class Database:
             if holder is not None and holder.pid == os.getpid():
                 return holder.connection, True
             return self._new_thread_connection(), True
-        return self.engine.raw_connection(), True
+        try:
+            return self.engine.raw_connection(), True
+        except sa.exc.SQLAlchemyError as exc:
+            original = getattr(exc, "orig", None) or exc
+            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
+            raise DatabaseError(
+                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
+            ) from exc
 
     def _new_thread_connection(self) -> sqlite3.Connection:
         try:
@@ -200,49 +203,66 @@ class Database:
     # --- transactions ---------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[sa.Connection]:
         """Scope every manager operation on this database to one transaction.
 
-        Nested blocks become savepoints; an exception rolls back the innermost block
-        and propagates.
+        Yields a SQLAlchemy ``Connection`` in that transaction, for raw SQL
+        (``conn.execute(sa.text(...))``). Nested blocks become savepoints; an exception
+        rolls back the innermost block and propagates.
         """
         tx = self._tx.get()
         if tx is not None:
             yield from self._savepoint(tx)
             return
-        conn, owned = self.acquire()
+        if self.is_memory:
+            self._memory_lock.acquire()
         try:
-            self.begin(conn)
-        except BaseException:
-            self.release(conn, owned)
-            raise
-        tx = _Transaction(conn)
-        token = self._tx.set(tx)
-        try:
-            yield conn
-        except BaseException:
-            self.rollback(conn)
-            raise
-        else:
-            self.commit(conn)
+            connection = self._connect()
+            try:
+                root = connection.begin()
+                dbapi_connection = connection.connection.dbapi_connection
+                if self.is_sqlite:
+                    # IMMEDIATE takes the write lock now (waiting on the busy timeout),
+                    # so the block can never fail later on a lock upgrade.
+                    dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            except BaseException:
+                connection.close()
+                raise
+            token = self._tx.set(_Transaction(dbapi_connection, connection))
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    root.rollback()
+                raise
+            else:
+                root.commit()
+            finally:
+                self._tx.reset(token)
+                connection.close()
         finally:
-            self._tx.reset(token)
-            self.release(conn, owned)
+            if self.is_memory:
+                self._memory_lock.release()
 
-    def _savepoint(self, tx: _Transaction) -> Iterator[Any]:
-        name = f"registers_sp_{next(self._savepoint_ids)}"
-        cursor = tx.connection.cursor()
-        cursor.execute(f"SAVEPOINT {name}")
+    def _connect(self) -> sa.Connection:
         try:
-            yield tx.connection
+            return self.engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            original = getattr(exc, "orig", None) or exc
+            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
+            raise DatabaseError(
+                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
+            ) from exc
+
+    def _savepoint(self, tx: _Transaction) -> Iterator[sa.Connection]:
+        nested = tx.sa_connection.begin_nested()
+        try:
+            yield tx.sa_connection
         except BaseException:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            cursor.execute(f"RELEASE SAVEPOINT {name}")
+            nested.rollback()
             raise
         else:
-            cursor.execute(f"RELEASE SAVEPOINT {name}")
-        finally:
-            cursor.close()
+            nested.commit()
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -231,10 +231,10 @@ class QueryCompiler:
         items = [order] if isinstance(order, str) else list(order)
         parts = []
         for item in items:
-            if not isinstance(item, str) or not item.lstrip("-"):
+            if not isinstance(item, str) or not item.removeprefix("-"):
                 raise InvalidQueryError(f"order_by entries must be field names, got {item!r}")
             descending = item.startswith("-")
-            entry = self.field(item.lstrip("-"))
+            entry = self.field(item.removeprefix("-"))
             if reverse:
                 descending = not descending
             parts.append(f"{entry.quoted}{' DESC' if descending else ''}")

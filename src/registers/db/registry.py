@@ -7,6 +7,8 @@ acquisition and one ``cursor.execute`` (see :mod:`registers.db.engine`).
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
@@ -14,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from registers.db.dialects import Dialect, classify_integrity_error
+from registers.db.dialects import Dialect, classify_integrity_error, is_transient
 from registers.db.engine import Database, get_database
 from registers.db.exceptions import (
     ConstraintError,
@@ -42,6 +44,7 @@ M = TypeVar("M", bound=BaseModel)
 PERSISTED_KEY = "__registers_persisted_key__"
 _MISSING = object()
 _IN_CHUNK = 5000
+_RETRIES = 6
 
 
 class DatabaseRegistry(Generic[M]):
@@ -109,7 +112,10 @@ class DatabaseRegistry(Generic[M]):
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(config.key_column.python_type)
         self._key_to_db = self._to_db[self._key_index]
         self._key_is_int = config.key_column.kind == "int"
-        self._dbapi_error: type[BaseException] = self.database.dialect.loaded_dbapi.Error
+        # OverflowError: sqlite3 refuses ints beyond 64 bits before the database sees them.
+        self._dbapi_error: tuple[type[BaseException], ...] = (
+            self.database.dialect.loaded_dbapi.Error, OverflowError,
+        )
         self._integrity_error: type[BaseException] = (
             self.database.dialect.loaded_dbapi.IntegrityError
         )
@@ -127,10 +133,13 @@ class DatabaseRegistry(Generic[M]):
 
     def _insert_sql(self, names: Sequence[str]) -> str:
         q = self.dialect.quote
-        sql = (
-            f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) "
-            f"VALUES ({self.dialect.params(len(names))})"
-        )
+        if not names:  # only a generated key
+            sql = self.dialect.insert_defaults(q(self.table_name))
+        else:
+            sql = (
+                f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) "
+                f"VALUES ({self.dialect.params(len(names))})"
+            )
         if self.dialect.insert_returning and self.managed_key:
             sql += f" RETURNING {q(self.key)}"
         return sql
@@ -175,7 +184,24 @@ class DatabaseRegistry(Generic[M]):
 
     def _write(self, work: Callable[[Any], Any], *, data: Mapping[str, Any] | None = None,
                atomic: bool = True) -> Any:
-        """Run ``work(conn)`` as one transaction (or inside the ambient one)."""
+        """Run ``work(conn)`` as one transaction (or inside the ambient one).
+
+        A transaction of its own that hits a deadlock or serialization failure is
+        retried (a few times, with backoff); inside an ambient transaction the error
+        propagates, since only the caller can retry the whole block.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                return self._write_once(work, atomic)
+            except _Transient as transient:
+                if attempt == _RETRIES - 1 or not transient.owned:
+                    raise self._error(transient.error, "write to", data) from transient.error
+                time.sleep(0.01 * (2**attempt) * (1 + random.random()))
+            except self._dbapi_error as exc:
+                raise self._error(exc, "write to", data) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_once(self, work: Callable[[Any], Any], atomic: bool) -> Any:
         db = self.database
         conn, owned = db.acquire()
         try:
@@ -188,7 +214,9 @@ class DatabaseRegistry(Generic[M]):
         except self._dbapi_error as exc:
             if owned:
                 db.rollback(conn)
-            raise self._error(exc, "write to", data) from exc
+            if is_transient(db.family, exc):
+                raise _Transient(exc, owned) from exc
+            raise
         except BaseException:
             if owned:
                 db.rollback(conn)
@@ -231,6 +259,11 @@ class DatabaseRegistry(Generic[M]):
             )
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         lowered = message.lower()
+        if isinstance(exc, OverflowError) or "out of range" in lowered:
+            return InvalidQueryError(
+                f"cannot {action} {where}: a value is out of range for its column ({message})",
+                model=self.model_name, table=self.table_name,
+            )
         if "no such table" in lowered or "does not exist" in lowered or "doesn't exist" in lowered:
             return SchemaError(
                 f"{where} does not exist: call {self.model_name}.create_schema() "
@@ -590,7 +623,8 @@ class DatabaseRegistry(Generic[M]):
         for model in models:
             self._hash_passwords(model.__dict__)
 
-        def work(conn: Any) -> None:
+        def work(conn: Any) -> list[Any]:
+            keys: list[Any] = []
             for model in models:
                 values = model.__dict__
                 target = self._conflict_target(values)
@@ -600,19 +634,28 @@ class DatabaseRegistry(Generic[M]):
                 if target is None:
                     sql = self.sql_insert_full if with_key else self.sql_insert_nokey
                     cursor = self._execute(conn, sql, params)
-                    key = values[self.key] if with_key else (
-                        cursor.fetchone()[0] if self.dialect.insert_returning
-                        else cursor.lastrowid)
+                    if with_key:
+                        keys.append(values[self.key])
+                    elif self.dialect.insert_returning:
+                        keys.append(cursor.fetchone()[0])
+                    else:
+                        keys.append(cursor.lastrowid)
+                    continue
+                cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
+                if with_key:
+                    keys.append(values[self.key])
+                elif self.database.family == "mysql":
+                    keys.append(cursor.lastrowid)
                 else:
-                    cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
-                    key = (values[self.key] if with_key else cursor.lastrowid) \
-                        if self.database.family == "mysql" else cursor.fetchone()[0]
-                values[self.key] = key
-                values[PERSISTED_KEY] = self._stored_key(key)
+                    keys.append(cursor.fetchone()[0])
             if self.managed_key and any(m.__dict__[self.key] is not None for m in models):
                 self._sync_sequence(conn)
+            return keys
 
-        self._write(work)
+        keys = self._write(work)
+        for model, key in zip(models, keys):
+            model.__dict__[self.key] = key
+            model.__dict__[PERSISTED_KEY] = self._stored_key(key)
         return models
 
     # --- reads ----------------------------------------------------------------------
@@ -639,7 +682,8 @@ class DatabaseRegistry(Generic[M]):
         found = self.get(*args, **criteria)
         if found is None:
             what = f"{self.key}={args[0]!r}" if args else ", ".join(
-                f"{k}={v!r}" for k, v in criteria.items())
+                f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
+                for k, v in criteria.items())
             raise RecordNotFoundError(
                 f"no {self.model_name} with {what} in table {self.table_name!r}",
                 model=self.model_name, table=self.table_name,
@@ -825,6 +869,13 @@ class DatabaseRegistry(Generic[M]):
 
     def __repr__(self) -> str:
         return f"<DatabaseRegistry {self.model_name} table={self.table_name!r}>"
+
+
+class _Transient(Exception):
+    def __init__(self, error: BaseException, owned: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.owned = owned
 
 
 def _input_key(model: type[BaseModel], name: str) -> str:

@@ -84,7 +84,8 @@ class SchemaManager:
         self, action: str, exc: Exception, cls: type[SchemaError] = SchemaError
     ) -> SchemaError:
         return cls(
-            f"cannot {action} table {self.table.name!r} of {self.model_name}: {exc}",
+            f"cannot {action} table {self.table.name!r} of {self.model_name} "
+            f"({self.database.url.render_as_string(hide_password=True)}): {_first_line(exc)}",
             model=self.model_name,
             table=self.table.name,
         )
@@ -95,9 +96,12 @@ class SchemaManager:
             with self._engine.begin() as conn:
                 self.table.create(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
-            if self.exists():  # another process created it first
-                return
-            raise self._fail("create", exc) from exc
+            try:
+                created_meanwhile = self.exists()  # another process may have won the race
+            except SchemaError:
+                created_meanwhile = False
+            if not created_meanwhile:
+                raise self._fail("create", exc) from exc
 
     def drop(self) -> None:
         """Drop the table if it exists."""
@@ -215,6 +219,12 @@ class SchemaManager:
             if name not in self.table.columns:
                 differences.append(ColumnDifference("extra_column", name))
         return differences
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return text[0] if text else type(original).__name__
 
 
 def _same_affinity(expected: Any, actual: Any) -> bool:

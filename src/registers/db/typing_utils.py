@@ -127,6 +127,12 @@ def _datetime_to_aware(value: _dt.datetime) -> _dt.datetime:
     return _utc(value)
 
 
+def _datetime_in_utc(value: Any) -> Any:
+    if isinstance(value, _dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(_dt.timezone.utc)
+    return value
+
+
 def _time_from_timedelta(value: Any) -> Any:
     # PyMySQL returns TIME columns as timedelta.
     if isinstance(value, _dt.timedelta):
@@ -265,7 +271,7 @@ _KINDS: dict[str, _Kind] = {
         _datetime_type,
         # SQLite keeps the ISO text, offset included: naive and aware both round-trip.
         {"sqlite": _iso, "postgresql": _datetime_to_aware, "mysql": _datetime_to_naive_utc},
-        {"sqlite": None, "postgresql": None, "mysql": _datetime_from_naive_utc},
+        {"sqlite": None, "postgresql": _datetime_in_utc, "mysql": _datetime_from_naive_utc},
     ),
     "enum": _Kind("enum", _enum_type, _same(_enum_value), _same(None)),
     "json": _Kind("json", _json_type, _same(None), {

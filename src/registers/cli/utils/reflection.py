@@ -97,7 +97,8 @@ def unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
     """Whether calling ``func`` returns a coroutine (an ``async def``, maybe decorated)."""
-    for candidate in (func, unwrap(func), getattr(func, "func", None), getattr(func, "__call__", None)):
+    candidates = (func, unwrap(func), getattr(func, "func", None), type(func).__call__)
+    for candidate in candidates:
         target = getattr(candidate, "__func__", candidate)
         code = getattr(target, "__code__", None)
         if code is not None:
@@ -106,15 +107,17 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
 
 
 def _evaluate(func: Any, annotation: Any) -> Any:
-    if not isinstance(annotation, str):
-        return annotation
     namespace = dict(getattr(func, "__globals__", {}))
-    try:
-        return eval(annotation, namespace)  # noqa: S307 - evaluating the user's own annotation
-    except Exception as exc:
-        raise NameError(
-            f"cannot evaluate annotation {annotation!r} of {func.__qualname__}: {exc}"
-        ) from exc
+    for _ in range(3):  # "'int'" under PEP 563 is a string of a string
+        if not isinstance(annotation, str):
+            return annotation
+        try:
+            annotation = eval(annotation, namespace)  # the user's own annotation
+        except Exception as exc:
+            raise NameError(
+                f"cannot evaluate annotation {annotation!r} of {func.__qualname__}: {exc}"
+            ) from exc
+    return annotation
 
 
 def _params_from_code(func: types.FunctionType, skip_first: bool) -> list[ParamInfo]:

@@ -1,0 +1,1 @@
+"""Command plugins: every public module here is loaded by ``load_plugins``."""

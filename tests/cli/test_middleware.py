@@ -1,0 +1,126 @@
+"""C6: middleware order, built-in logging, per-invocation timing, redaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from registers.cli import (
+    CommandRegistry,
+    MiddlewareChain,
+    logging_middleware_post,
+    logging_middleware_pre,
+)
+
+
+@pytest.fixture
+def logged() -> MiddlewareChain:
+    chain = MiddlewareChain()
+    chain.add_pre(logging_middleware_pre)
+    chain.add_post(logging_middleware_post)
+    return chain
+
+
+def test_hooks_run_in_insertion_order(cli: CommandRegistry) -> None:
+    events: list[str] = []
+    cli.register("work")(lambda: "ok")
+    chain = MiddlewareChain()
+    for name in ("a", "b"):
+        chain.add_pre(lambda c, k, name=name: events.append(f"pre-{name}"))
+        chain.add_post(lambda c, r, name=name: events.append(f"post-{name}"))
+    cli.invoke(["work"], middleware=chain)
+    assert events == ["pre-a", "pre-b", "post-a", "post-b"]
+
+
+def test_logging_hooks_log_command_arguments_and_elapsed(
+    cli: CommandRegistry, logged: MiddlewareChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    cli.register("greet")(lambda name: f"hi {name}")
+    with caplog.at_level(logging.DEBUG, logger="registers.cli"):
+        cli.invoke(["greet", "Ann"], middleware=logged)
+    messages = [r.getMessage() for r in caplog.records if r.name == "registers.cli"]
+    assert messages[0] == "Running command 'greet' with arguments {'name': 'Ann'}"
+    assert messages[1].startswith("Command 'greet' finished in ")
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "name", ["password", "db_password", "api_secret", "token", "api_key", "credentials"]
+)
+def test_secret_values_are_never_logged(
+    cli: CommandRegistry, logged: MiddlewareChain, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    code = f"def login(user: str, {name}: str) -> str:\n    return 'ok'\n"
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)
+    cli.register("login")(namespace["login"])
+    with caplog.at_level(logging.DEBUG, logger="registers.cli"):
+        result = cli.invoke(["login", "ann", "hunter2"], middleware=logged)
+    assert result.exit_code == 0
+    assert "hunter2" not in caplog.text
+    assert f"'{name}': '***'" in caplog.text
+    assert "'user': 'ann'" in caplog.text
+
+
+def test_timing_is_per_invocation_across_threads(
+    cli: CommandRegistry, logged: MiddlewareChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    @cli.register()
+    def nap(seconds: float) -> None:
+        time.sleep(seconds)
+
+    def call(seconds: float) -> None:
+        from registers.cli import Dispatcher
+
+        Dispatcher(cli, None, logged).dispatch("nap", {"seconds": seconds})
+
+    with caplog.at_level(logging.DEBUG, logger="registers.cli"):
+        threads = [threading.Thread(target=call, args=(s,)) for s in (0.2, 0.0)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    elapsed = sorted(
+        float(r.getMessage().split(" in ")[1].split(" ms")[0])
+        for r in caplog.records
+        if "finished" in r.getMessage()
+    )
+    assert elapsed[0] < 100 <= elapsed[1]
+
+
+def test_timing_is_correct_for_reentrant_commands(
+    cli: CommandRegistry, logged: MiddlewareChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    from registers.cli import Dispatcher
+
+    dispatcher = Dispatcher(cli, None, logged)
+
+    @cli.register()
+    def inner() -> None: ...
+
+    @cli.register()
+    def outer() -> None:
+        time.sleep(0.1)
+        dispatcher.dispatch("inner", {})
+
+    with caplog.at_level(logging.DEBUG, logger="registers.cli"):
+        dispatcher.dispatch("outer", {})
+    timings = {
+        r.getMessage().split("'")[1]: float(r.getMessage().split(" in ")[1].split(" ms")[0])
+        for r in caplog.records
+        if "finished" in r.getMessage()
+    }
+    assert timings["inner"] < 50 <= timings["outer"]
+
+
+def test_nothing_is_formatted_when_debug_is_off(
+    cli: CommandRegistry, logged: MiddlewareChain, caplog: pytest.LogCaptureFixture
+) -> None:
+    cli.register("x")(lambda: None)
+    with caplog.at_level(logging.INFO, logger="registers.cli"):
+        cli.invoke(["x"], middleware=logged)
+    assert not caplog.records
