@@ -51,7 +51,7 @@ class Order(BaseModel):
     user_id: int = db_field(foreign_key="users.id", index=True)
     product_sku: str = db_field(foreign_key="products.sku", index=True)
     quantity: int = Field(default=1, gt=0, le=1000)
-    unit_price: Decimal | None = None
+    unit_price: Decimal | None = Field(default=None, max_digits=10, decimal_places=2)
     status: Literal["placed", "cancelled"] = "placed"
     created_at: datetime = Field(default_factory=_now)
 

@@ -360,7 +360,7 @@ def test_optional_service_defaults_to_none() -> None:
 
 
 def test_string_annotations_are_evaluated() -> None:
-    def cmd(count: "int", when: "date") -> Any:
+    def cmd(count: int, when: date) -> Any:
         return (count, when)
 
     assert _registry(cmd).invoke(["cmd", "1", "2024-01-01"]).return_value == (1, date(2024, 1, 1))

@@ -191,7 +191,7 @@ def test_unmappable_signature_fails_at_registration(
 def test_string_annotation_that_cannot_be_evaluated_fails_at_registration(
     cli: CommandRegistry,
 ) -> None:
-    def handler(value: "NoSuchType") -> None: ...  # type: ignore[name-defined]  # noqa: F821
+    def handler(value: NoSuchType) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
     with pytest.raises(RegistrationError, match="NoSuchType"):
         cli.register("cmd")(handler)

@@ -78,4 +78,7 @@ def test_parse_docstring() -> None:
     Returns:
         Text.
     """
-    assert parse_docstring(doc) == ("Greet someone.", {"name": "Who.", "times": "How often, at most ten."})
+    assert parse_docstring(doc) == (
+        "Greet someone.",
+        {"name": "Who.", "times": "How often, at most ten."},
+    )

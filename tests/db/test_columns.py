@@ -410,3 +410,60 @@ def test_db_field_result_is_a_pydantic_field(database_url: str) -> None:
     from pydantic.fields import FieldInfo
 
     assert isinstance(db_field(unique=True), FieldInfo)
+
+
+UPDATES = [
+    pytest.param(int, 1, INT64_MIN, id="int64"),
+    pytest.param(str, "a", UNICODE, id="str-unicode"),
+    pytest.param(float, 1.0, 0.1, id="float"),
+    pytest.param(bool, False, True, id="bool"),
+    pytest.param(date, date(2020, 1, 1), date(2024, 2, 29), id="date"),
+    pytest.param(datetime, datetime(2020, 1, 1), datetime(2024, 1, 2, 3, 4, 5, 6), id="dt"),
+    pytest.param(
+        datetime,
+        datetime(2020, 1, 1, tzinfo=timezone.utc),
+        datetime(2024, 6, 30, 23, 59, 59, tzinfo=IST),
+        id="dt-aware",
+    ),
+    pytest.param(time, time(1, 2), time(23, 59, 59, 999999), id="time"),
+    pytest.param(Decimal, Decimal("1"), Decimal("1234567890.0123456789"), id="decimal"),
+    pytest.param(uuid.UUID, uuid.UUID(int=1), uuid.UUID(int=2**128 - 1), id="uuid"),
+    pytest.param(bytes, b"a", bytes(range(256)), id="bytes"),
+    pytest.param(Color, Color.RED, Color.GREEN, id="enum"),
+    pytest.param(dict[str, Any], {}, {"k": [1, {"n": None}], "u": UNICODE}, id="dict"),
+    pytest.param(list[Address], [], [Address(street="s", city=UNICODE)], id="list-models"),
+    pytest.param(Address, Address(street="a", city="b"), Address(street="c", city="d"), id="model"),
+]
+
+
+@pytest.mark.parametrize(("annotation", "before", "after"), UPDATES)
+@pytest.mark.parametrize("how", ["update_where", "save", "upsert", "bulk_upsert"])
+def test_updated_value_round_trips_exactly(
+    database_url: str, annotation: Any, before: Any, after: Any, how: str
+) -> None:
+    Holder = _holder(database_url, annotation)
+    holder = Holder.objects.create(value=before)
+
+    if how == "update_where":
+        (returned,) = Holder.objects.update_where({"id": holder.id}, value=after)
+        assert returned.value == after
+    elif how == "save":
+        holder.value = after
+        holder.save()
+    elif how == "upsert":
+        assert Holder.objects.upsert(id=holder.id, value=after).value == after
+    else:
+        assert Holder.objects.bulk_upsert([{"id": holder.id, "value": after}])[0].value == after
+
+    fetched = Holder.objects.get(holder.id).value
+    assert fetched == after
+    assert _same_type(fetched, after)
+
+
+@pytest.mark.parametrize(("annotation", "value"), SCALAR_FILTERS)
+def test_stored_value_is_found_by_in_lookup(database_url: str, annotation: Any, value: Any) -> None:
+    Holder = _holder(database_url, annotation)
+    Holder.objects.create(value=value)
+
+    assert [h.value for h in Holder.objects.filter(value__in=[value])] == [value]
+    assert Holder.objects.count(value__not_in=[value]) == 0

@@ -276,3 +276,71 @@ def test_many_processes_write_one_sqlite_file(sqlite_url: str) -> None:
     assert failures == []
     with sa.create_engine(sqlite_url).connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM items")).scalar() == 120
+
+
+# ------------------------------------------------------- every statement reaches the engine
+
+OPERATIONS = {
+    "create": lambda M: M.objects.create(name="new"),
+    "get": lambda M: M.objects.get(1),
+    "get-criteria": lambda M: M.objects.get(name="a"),
+    "require": lambda M: M.objects.require(1),
+    "filter": lambda M: M.objects.filter(name__startswith="a"),
+    "all": lambda M: M.objects.all(),
+    "first": lambda M: M.objects.first(),
+    "last": lambda M: M.objects.last(),
+    "count": lambda M: M.objects.count(),
+    "exists": lambda M: M.objects.exists(name="a"),
+    "iterate": lambda M: list(M.objects.iterate(batch_size=1)),
+    "upsert": lambda M: M.objects.upsert(id=1, name="b"),
+    "update_where": lambda M: M.objects.update_where({"id": 1}, name="c"),
+    "delete": lambda M: M.objects.delete(1),
+    "delete_where": lambda M: M.objects.delete_where(name="a"),
+    "bulk_create": lambda M: M.objects.bulk_create([{"name": "x"}]),
+    "bulk_upsert": lambda M: M.objects.bulk_upsert([{"id": 1, "name": "y"}]),
+    "save": lambda M: M.objects.get(1).save(),
+    "refresh": lambda M: M.objects.get(1).refresh(),
+    "instance-delete": lambda M: M.objects.get(1).delete(),
+    "truncate": lambda M: M.truncate(),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_statement_listener_sees_every_operation(
+    database_url: str, count_statements: Any, operation: str
+) -> None:
+    Item = _model(database_url, "items")
+    Item.objects.create(name="a")
+
+    with count_statements(database_url) as log:
+        OPERATIONS[operation](Item)
+
+    assert len(log) >= 1
+
+
+@pytest.mark.parametrize(
+    "operation", ["get", "get-criteria", "require", "filter", "all", "count", "exists", "create"]
+)
+def test_simple_operations_issue_one_statement(
+    database_url: str, count_statements: Any, operation: str
+) -> None:
+    Item = _model(database_url, "items")
+    Item.objects.create(name="a")
+
+    with count_statements(database_url) as log:
+        OPERATIONS[operation](Item)
+
+    assert len(log) == 1, log
+
+
+def test_statement_listener_sees_transaction_operations(
+    database_url: str, count_statements: Any
+) -> None:
+    Item = _model(database_url, "items")
+
+    with count_statements(database_url) as log, Item.objects.transaction():
+        Item.objects.create(name="a")
+        Item.objects.count()
+
+    assert len(log.matching("INSERT")) == 1
+    assert len(log.matching("SELECT")) == 1

@@ -215,14 +215,14 @@ def test_instance_verify_password(Account: Any) -> None:
 
 
 def test_db_field_hash_password_true_hashes_another_field(database_url: str, raw: RawSQL) -> None:
-    @database_registry(database_url, table_name="keys")
+    @database_registry(database_url, table_name="api_keys")
     class ApiKey(BaseModel):
         id: int | None = None
         secret: str = db_field(hash_password=True)
 
     key = ApiKey.objects.create(secret="tok-123")
 
-    (stored,) = _stored(raw, "secret", "keys")
+    (stored,) = _stored(raw, "secret", "api_keys")
     assert verify_password("tok-123", stored)
     assert key.verify_password("tok-123") is True
 

@@ -519,3 +519,95 @@ def test_datetime_lookups(database_url: str) -> None:
     assert [e.id for e in Event.objects.filter(at__gt=datetime(2024, 1, 1, 12, 0))] == [2, 3]
     assert Event.objects.count(at__between=(datetime(2024, 1, 1), datetime(2024, 1, 2, 23))) == 2
     assert Event.objects.get(at=datetime(2024, 1, 3, 12, 0)).id == 3
+
+
+# ----------------------------------------------------------- comparisons follow value order
+
+
+def test_decimal_comparisons_and_ordering_are_numeric(database_url: str) -> None:
+    from decimal import Decimal
+
+    @database_registry(database_url, table_name="prices")
+    class Price(BaseModel):
+        id: int | None = None
+        amount: Decimal
+
+    for amount in ("100", "9.5", "19.99", "-3", "0.001"):
+        Price.objects.create(amount=Decimal(amount))
+
+    ordered = [p.amount for p in Price.objects.filter(order_by="amount")]
+    assert ordered == sorted(ordered)
+    assert [str(a.normalize()) for a in ordered] == ["-3", "0.001", "9.5", "19.99", "1E+2"]
+    over_ten = Price.objects.filter(amount__gt=Decimal("10"), order_by="amount")
+    assert [p.amount for p in over_ten] == [Decimal("19.99"), Decimal("100")]
+    assert Price.objects.count(amount__between=(Decimal("0"), Decimal("10"))) == 2
+
+
+def test_aware_datetime_comparisons_follow_the_instant(database_url: str) -> None:
+    from datetime import timedelta, timezone
+
+    ist = timezone(timedelta(hours=5, minutes=30))
+
+    @database_registry(database_url, table_name="events")
+    class Event(BaseModel):
+        id: int | None = None
+        at: datetime
+
+    # 10:00+05:30 is 04:30 UTC, earlier than 05:00 UTC although "10:00" > "05:00".
+    Event.objects.create(at=datetime(2024, 1, 1, 10, 0, tzinfo=ist))
+    Event.objects.create(at=datetime(2024, 1, 1, 5, 0, tzinfo=timezone.utc))
+    Event.objects.create(at=datetime(2024, 1, 1, 4, 0, tzinfo=timezone.utc))
+
+    assert [e.id for e in Event.objects.filter(order_by="at")] == [3, 1, 2]
+    cutoff = datetime(2024, 1, 1, 4, 45, tzinfo=timezone.utc)
+    assert [e.id for e in Event.objects.filter(at__lt=cutoff, order_by="at")] == [3, 1]
+    assert Event.objects.get(at=datetime(2024, 1, 1, 4, 30, tzinfo=timezone.utc)).id == 1
+
+
+def test_like_lookups_escape_backslash_and_wildcards(database_url: str) -> None:
+    @database_registry(database_url, table_name="paths")
+    class Path(BaseModel):
+        id: int | None = None
+        text: str
+
+    for text in ("a\\b", "a_b", "a%b", "ab", "axb"):
+        Path.objects.create(text=text)
+
+    def texts(**criteria: Any) -> list[str]:
+        return [p.text for p in Path.objects.filter(order_by="id", **criteria)]
+
+    assert texts(text__contains="\\") == ["a\\b"]
+    assert texts(text__startswith="a\\") == ["a\\b"]
+    assert texts(text__endswith="\\b") == ["a\\b"]
+    assert texts(text__contains="_") == ["a_b"]
+    assert texts(text__icontains="%B") == ["a%b"]
+    assert texts(text__startswith="a%") == ["a%b"]
+
+
+def test_in_lookup_with_thousands_of_values(People: Any) -> None:
+    keys = list(range(-5000, 5000))
+
+    assert len(People.objects.filter(id__in=keys)) == 5
+    assert People.objects.count(id__not_in=keys) == 0
+    assert People.objects.count(name__in=[f"n{i}" for i in range(5000)] + ["bob"]) == 1
+
+
+@pytest.mark.parametrize("key", ["abc", 1.5, [1]])
+def test_get_with_an_uncoercible_key_raises_invalid_query(People: Any, key: Any) -> None:
+    with pytest.raises(InvalidQueryError):
+        People.objects.get(key)
+
+
+def test_saving_while_iterating(database_url: str) -> None:
+    @database_registry(database_url, table_name="visits")
+    class Visit(BaseModel):
+        id: int | None = None
+        n: int = 0
+
+    Visit.objects.bulk_create([{"n": 0} for _ in range(35)])
+
+    for visit in Visit.objects.iterate(batch_size=10):
+        visit.n += 1
+        visit.save()
+
+    assert Visit.objects.count(n=1) == 35

@@ -377,3 +377,21 @@ def test_transactions_on_different_databases_are_independent(
         from registers.db import dispose_engine
 
         dispose_engine(other_url)
+
+
+def test_a_caught_error_inside_a_block_keeps_earlier_writes(models: tuple[Any, Any]) -> None:
+    User, Profile = models
+    User.objects.create(name="Ada", email="ada@x.io")
+
+    with User.objects.transaction():
+        User.objects.create(name="Bob", email="bob@x.io")
+        with pytest.raises(RegistryError):
+            User.objects.create(name="Dup", email="ada@x.io")
+        with pytest.raises(RegistryError):
+            User.objects.bulk_create(
+                [{"name": "Cy", "email": "cy@x.io"}, {"name": "Dup", "email": "ada@x.io"}]
+            )
+        Profile.objects.create(user_id=2)
+
+    assert sorted(u.name for u in User.objects.all()) == ["Ada", "Bob"]
+    assert Profile.objects.count() == 1

@@ -39,10 +39,13 @@ def test_quick_start_help_lists_the_command_and_its_aliases() -> None:
 
 def test_quick_start_bad_input_is_one_line_exit_2() -> None:
     unknown = run("quick_start.py", "gret", "Alice")
-    assert (unknown.returncode, unknown.stderr) == (2, "Unknown command 'gret'. Did you mean 'greet'?\n")
+    assert unknown.returncode == 2
+    assert unknown.stderr == "Unknown command 'gret'. Did you mean 'greet'?\n"
     missing = run("quick_start.py", "greet")
     assert missing.returncode == 2
-    assert missing.stderr == "quick_start.py greet: error: the following arguments are required: name\n"
+    assert missing.stderr == (
+        "quick_start.py greet: error: the following arguments are required: name\n"
+    )
 
 
 def test_argument_types() -> None:

@@ -1,7 +1,8 @@
 """The FastAPI example (examples/fastapi_app), exercised through its HTTP API.
 
-Each test imports the app afresh against a private SQLite file and drives it with
-``fastapi.testclient.TestClient`` (httpx underneath), lifespan included.
+Each test imports the app afresh against a private database (``database_url`` from
+tests/conftest.py: a SQLite file always, PostgreSQL and MariaDB when configured) and drives
+it with ``fastapi.testclient.TestClient`` (httpx underneath), lifespan included.
 """
 
 from __future__ import annotations
@@ -23,11 +24,6 @@ from registers.db import dispose_engine
 
 APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "fastapi_app"
 APP_MODULES = ("models", "main")
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'shop.db'}"
 
 
 @pytest.fixture

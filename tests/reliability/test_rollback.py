@@ -5,7 +5,6 @@ Each case snapshots both tables (read with plain SQL), fails somewhere, and comp
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest

@@ -117,7 +117,8 @@ class _Completion(argparse.Action):
 
         registry = getattr(parser, "registry", None)
         assert registry is not None
-        parser.exit(0, completion_script(registry, str(values), prog=parser.prog))
+        sys.stdout.write(completion_script(registry, str(values), prog=parser.prog))
+        parser.exit(0)
 
 
 def _show(value: Any) -> str:

@@ -49,6 +49,7 @@ class Dialect:
         conflict: Sequence[str],
         key: str,
         key_is_int: bool = True,
+        returning: bool = True,
     ) -> str:
         """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
 
@@ -62,7 +63,7 @@ class Dialect:
         head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
         if self.family == "mysql":
             sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
-            if key_is_int:
+            if key_is_int and returning:
                 sets.append(f"{q(key)} = LAST_INSERT_ID({q(key)})")
             if not sets:
                 sets.append(f"{q(key)} = {q(key)}")
@@ -74,7 +75,8 @@ class Dialect:
         else:
             # Nothing to change, but RETURNING must still yield the existing row.
             action = f"DO UPDATE SET {q(conflict[0])} = excluded.{q(conflict[0])}"
-        return f"{head} ON CONFLICT ({target}) {action} RETURNING {q(key)}"
+        tail = f" RETURNING {q(key)}" if returning else ""
+        return f"{head} ON CONFLICT ({target}) {action}{tail}"
 
     # --- text lookups ---------------------------------------------------------------
 

@@ -129,7 +129,7 @@ class DatabaseRegistry(Generic[M]):
         self._insert_names = [n for n in self.names if n != self.key]
         self.sql_insert_full = self._insert_sql(self.names)
         self.sql_insert_nokey = self._insert_sql(self._insert_names)
-        self._upserts: dict[tuple[bool, str], str] = {}
+        self._upserts: dict[tuple[bool, str, bool], str] = {}
 
     def _insert_sql(self, names: Sequence[str]) -> str:
         q = self.dialect.quote
@@ -144,14 +144,14 @@ class DatabaseRegistry(Generic[M]):
             sql += f" RETURNING {q(self.key)}"
         return sql
 
-    def _upsert_sql(self, with_key: bool, conflict: str) -> str:
-        cached = self._upserts.get((with_key, conflict))
+    def _upsert_sql(self, with_key: bool, conflict: str, returning: bool = True) -> str:
+        cached = self._upserts.get((with_key, conflict, returning))
         if cached is None:
             names = self.names if with_key else self._insert_names
             cached = self.dialect.upsert(
-                self.table_name, names, [conflict], self.key, self._key_is_int
+                self.table_name, names, [conflict], self.key, self._key_is_int, returning
             )
-            self._upserts[(with_key, conflict)] = cached
+            self._upserts[(with_key, conflict, returning)] = cached
         return cached
 
     # --- plumbing -------------------------------------------------------------------
@@ -616,39 +616,37 @@ class DatabaseRegistry(Generic[M]):
         return keys
 
     def bulk_upsert(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
-        """Validate every item, then upsert them all in one transaction (all or nothing)."""
+        """Validate every item, then upsert them all in one transaction (all or nothing).
+
+        Items are grouped by how they conflict (by key, or by a unique field); each
+        group is written with one batched statement, so the statement count does not
+        grow with the number of rows.
+        """
         models = [self._coerce_item(item) for item in items]
         if not models:
             return []
-        for model in models:
-            self._hash_passwords(model.__dict__)
+        groups: dict[tuple[bool, str | None], list[int]] = {}
+        for index, model in enumerate(models):
+            values = model.__dict__
+            self._hash_passwords(values)
+            target = self._conflict_target(values)
+            groups.setdefault((values[self.key] is not None, target), []).append(index)
 
         def work(conn: Any) -> list[Any]:
-            keys: list[Any] = []
-            for model in models:
-                values = model.__dict__
-                target = self._conflict_target(values)
-                with_key = values[self.key] is not None
+            keys: list[Any] = [None] * len(models)
+            for (with_key, target), indexes in groups.items():
                 names = self.names if with_key else self._insert_names
-                params = self._params(values, names)
+                rows = [self._params(models[i].__dict__, names) for i in indexes]
                 if target is None:
-                    sql = self.sql_insert_full if with_key else self.sql_insert_nokey
-                    cursor = self._execute(conn, sql, params)
-                    if with_key:
-                        keys.append(values[self.key])
-                    elif self.dialect.insert_returning:
-                        keys.append(cursor.fetchone()[0])
-                    else:
-                        keys.append(cursor.lastrowid)
-                    continue
-                cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
-                if with_key:
-                    keys.append(values[self.key])
-                elif self.database.family == "mysql":
-                    keys.append(cursor.lastrowid)
+                    found = self._insert_batches(conn, names, rows)
                 else:
-                    keys.append(cursor.fetchone()[0])
-            if self.managed_key and any(m.__dict__[self.key] is not None for m in models):
+                    sql = self._upsert_sql(with_key, target, returning=False)
+                    self._execute(conn, sql, rows, many=True)
+                    found = [models[i].__dict__[self.key] for i in indexes] if with_key else \
+                        self._keys_for(conn, target, [models[i].__dict__[target] for i in indexes])
+                for index, key in zip(indexes, found):
+                    keys[index] = key
+            if self.managed_key and any(with_key for with_key, _ in groups):
                 self._sync_sequence(conn)
             return keys
 
@@ -657,6 +655,23 @@ class DatabaseRegistry(Generic[M]):
             model.__dict__[self.key] = key
             model.__dict__[PERSISTED_KEY] = self._stored_key(key)
         return models
+
+    def _keys_for(self, conn: Any, field: str, values: list[Any]) -> list[Any]:
+        """The keys of the rows whose unique ``field`` holds ``values`` (same order)."""
+        entry = self.query.field(field)
+        stored = [v if entry.to_db is None else entry.to_db(v) for v in values]
+        q = self.dialect.quote
+        found: dict[Any, Any] = {}
+        for start in range(0, len(stored), _IN_CHUNK):
+            chunk = stored[start:start + _IN_CHUNK]
+            sql = (
+                f"SELECT {q(field)}, {q(self.key)} FROM {q(self.table_name)} "
+                f"WHERE {q(field)} IN ({self.dialect.params(len(chunk))})"
+            )
+            for value, key in self._execute(conn, sql, chunk).fetchall():
+                found[value if entry.to_db is None else entry.to_db(
+                    entry.adapter.validate_python(value))] = key
+        return [found.get(v) for v in stored]
 
     # --- reads ----------------------------------------------------------------------
 
