@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Literal
 
+import pytest
+
 from registers.cli import CommandRegistry
 
 
@@ -67,3 +69,17 @@ def test_percent_signs_in_help_are_literal() -> None:
     result = cli.invoke(["grow", "--help"])
     assert result.exit_code == 0
     assert "Rate in % (type: float; default: 0.5)" in result.stdout
+
+
+@pytest.mark.parametrize("default", [[], ()])
+def test_empty_default_is_not_shown_in_help(default: object) -> None:
+    cli = CommandRegistry(prog="app")
+
+    @cli.register()
+    def tag(names: Annotated[list[str], "Tags"] = default) -> None:  # type: ignore[assignment]
+        ...
+
+    result = cli.invoke(["tag", "--help"])
+    assert result.exit_code == 0
+    assert "Tags (type: str, one or more)" in result.stdout
+    assert "default" not in result.stdout

@@ -123,7 +123,7 @@ class _Completion(argparse.Action):
 
 def _show(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
-        return " ".join(_show(v) for v in value) or "(none)"
+        return " ".join(_show(v) for v in value)
     enum_value = getattr(value, "value", None)
     if enum_value is not None and hasattr(type(value), "__members__"):
         return enum_value if isinstance(enum_value, str) else str(getattr(value, "name", value))
@@ -137,8 +137,9 @@ def _help(param: CommandParam) -> str:
         details.append(f"choices: {', '.join(info.choices)}" if info.choices
                        else f"type: {describe_type(param)}")
     shown_default = param.has_default and param.default is not None and param.role != FLAG
-    if shown_default and not param.secret:
-        details.append(f"default: {_show(param.default)}")
+    default = _show(param.default) if shown_default and not param.secret else ""
+    if default:  # an empty list or string is no default worth showing
+        details.append(f"default: {default}")
     if param.role == FLAG and param.default is True:
         details.append("default: on")
     if param.env:

@@ -241,6 +241,46 @@ class CommandRegistry:
             self._lookup[_bare(spelling)] = name
         return child
 
+    def crud(
+        self,
+        model: Any,
+        *,
+        group: str | None = None,
+        prefix: str | None = None,
+        commands: Iterable[str] = ("create", "list", "get", "update", "delete"),
+    ) -> CommandRegistry:
+        """Register ``create``, ``list``, ``get``, ``update`` and ``delete`` for a model.
+
+        The model must be registered with ``@database_registry`` (a ``DatabaseRegistry``
+        works too). Arguments come from its fields; records print as JSON without password
+        fields. Imports pydantic and ``registers.db`` only when called. See ``docs/cli.md``,
+        "CLI over models", for the arguments of each command and the exit statuses.
+
+        Args:
+            model: The registered model class (or its manager).
+            group: The group the commands go in (default: the table name, ``_`` -> ``-``):
+                ``app users create --name Ada``.
+            prefix: Register flat commands named ``<prefix>-create`` ... on this registry
+                instead of a group (``""``: plain ``create`` ...). Not with ``group``.
+            commands: Which of the five commands to register.
+
+        Returns:
+            The registry holding the commands (the group, or this registry with ``prefix``).
+
+        Raises:
+            RegistrationError: ``model`` is not registered, an unknown command is asked
+                for, or both ``group`` and ``prefix`` are given.
+            DuplicateCommandError: A command name is already taken.
+
+        Example:
+            >>> cli.crud(User)  # doctest: +SKIP
+            >>> cli.invoke(["users", "create", "--name", "Ada"]).exit_code  # doctest: +SKIP
+            0
+        """
+        from .crud import register_crud
+
+        return register_crud(self, model, group=group, prefix=prefix, commands=commands)
+
     def merge(self, other: CommandRegistry, allow_override: bool = False) -> None:
         """Add every command, alias and group of ``other`` to this registry.
 

@@ -119,7 +119,21 @@ def _attach(cls: type[BaseModel], manager: DatabaseRegistry[Any]) -> None:
         result: BaseModel = manager.refresh_instance(self)
         return result
 
-    for method in (save, delete, refresh):
+    async def asave(self: BaseModel) -> BaseModel:
+        """Async :meth:`save` (SQLAlchemy's async engine, no worker thread)."""
+        result: BaseModel = await manager.asave_instance(self)
+        return result
+
+    async def adelete(self: BaseModel) -> bool:
+        """Async :meth:`delete`."""
+        return await manager.adelete_instance(self)
+
+    async def arefresh(self: BaseModel) -> BaseModel:
+        """Async :meth:`refresh`."""
+        result: BaseModel = await manager.arefresh_instance(self)
+        return result
+
+    for method in (save, delete, refresh, asave, adelete, arefresh):
         method.__qualname__ = f"{cls.__name__}.{method.__name__}"
         setattr(cls, method.__name__, method)
 

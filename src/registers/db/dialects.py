@@ -80,27 +80,32 @@ class Dialect:
 
     # --- text lookups ---------------------------------------------------------------
 
-    def contains_like(self, column: str, insensitive: bool) -> str:
-        """A LIKE predicate whose parameter is an escaped ``%...%``-style pattern."""
-        p = self.placeholder
-        if insensitive:
-            return f"LOWER({column}) LIKE LOWER({p}) ESCAPE '!'"
-        if self.family == "sqlite":
-            # SQLite's LIKE ignores ASCII case; GLOB is case-sensitive.
-            return f"{column} GLOB {p}"
-        if self.family == "mysql":
-            return f"{column} LIKE BINARY {p} ESCAPE '!'"
-        return f"{column} LIKE {p} ESCAPE '!'"
+    def text_match(
+        self, column: str, value: str, prefix: bool, suffix: bool, insensitive: bool
+    ) -> tuple[str, list[Any]]:
+        """A predicate matching ``value`` literally inside ``column``, and its parameters.
 
-    def pattern(self, value: str, prefix: bool, suffix: bool, insensitive: bool) -> str:
-        """The parameter for :meth:`contains_like`: ``value`` matched literally."""
+        ``prefix``/``suffix`` say whether anything may come before/after ``value``
+        (contains: both; startswith: suffix only; endswith: prefix only).
+        """
+        p = self.placeholder
         if self.family == "sqlite" and not insensitive:
-            body = re.sub(r"([*?\[])", r"[\1]", value)
-            wild = "*"
-        else:
-            body = value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-            wild = "%"
-        return f"{wild if prefix else ''}{body}{wild if suffix else ''}"
+            # SQLite's LIKE ignores ASCII case and GLOB stops at a NUL: compare exactly.
+            if not value:
+                return f"{column} IS NOT NULL", []
+            if prefix and suffix:
+                return f"instr({column}, {p}) > 0", [value]
+            if suffix:
+                return f"instr({column}, {p}) = 1", [value]
+            encoded = value.encode("utf-8")  # bytes: substr on text would stop at a NUL
+            return f"substr(CAST({column} AS BLOB), {p}) = {p}", [-len(encoded), encoded]
+        body = value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        pattern = f"{'%' if prefix else ''}{body}{'%' if suffix else ''}"
+        if insensitive:
+            return f"LOWER({column}) LIKE LOWER({p}) ESCAPE '!'", [pattern]
+        if self.family == "mysql":
+            return f"{column} LIKE BINARY {p} ESCAPE '!'", [pattern]
+        return f"{column} LIKE {p} ESCAPE '!'", [pattern]
 
     def insert_defaults(self, quoted_table: str) -> str:
         """An INSERT of a row made only of defaults (a generated key)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import operator
 import os
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,6 +125,7 @@ class Database:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
         return conn
 
     def _memory_creator(self) -> sqlite3.Connection:
@@ -297,6 +300,21 @@ class _ConnectionHolder:
     def __del__(self) -> None:
         if self.pid == os.getpid():
             self.close()
+
+
+_DECIMAL_OPS = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
+def _decimal_op(op: str, left: Any, right: Any) -> str | None:
+    """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
+    if left is None or right is None:
+        return None
+    return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
 
 
 def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:

@@ -63,6 +63,14 @@ class RegistryConfig:
                 f"manager_attr must be an identifier, got {self.manager_attr!r}", model=name
             )
         self.unique_fields = self._check_unique_fields(self.unique_fields)
+        for field_name in model.model_fields:
+            if "__" in field_name.strip("_"):
+                raise ConfigurationError(
+                    f"{name}.{field_name}: '__' inside a field name is reserved for lookups "
+                    "(field__gt=...); rename the field",
+                    model=name,
+                    field=field_name,
+                )
         self.columns = [ColumnSpec.from_field(n, i) for n, i in model.model_fields.items()]
         if not self.columns:
             raise ModelRegistrationError(f"{name} has no fields to store", model=name)
@@ -74,10 +82,10 @@ class RegistryConfig:
     def _check_table_name(self, table: Any) -> str:
         if not isinstance(table, str) or not table.strip():
             raise ConfigurationError(f"table_name must be a non-empty string, got {table!r}")
-        if "\x00" in table or len(table) > _IDENTIFIER_LIMIT:
+        if "\x00" in table or len(table.encode("utf-8")) > _IDENTIFIER_LIMIT:
             raise ConfigurationError(
                 f"table_name {table[:80]!r} is not a usable table name "
-                f"(no NUL bytes, at most {_IDENTIFIER_LIMIT} characters)"
+                f"(no NUL bytes, at most {_IDENTIFIER_LIMIT} bytes in UTF-8)"
             )
         return table
 

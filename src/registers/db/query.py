@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -93,6 +94,10 @@ class _Field:
     quoted: str
     adapter: TypeAdapter[Any]
     to_db: Callable[[Any], Any] | None
+    # How the column is compared and sorted: SQLite keeps Decimal as exact text, so
+    # comparisons and ORDER BY go through its numeric value instead.
+    compared: str
+    compare_param: Callable[[Any], Any] | None
 
 
 class QueryCompiler:
@@ -119,11 +124,15 @@ class QueryCompiler:
                 table=self.table,
                 field=name,
             )
+        quoted = self.dialect.quote(name)
+        numeric_text = spec.kind == "decimal" and self.dialect.family == "sqlite"
         entry = _Field(
             spec,
-            self.dialect.quote(name),
+            quoted,
             TypeAdapter(spec.python_type),
             spec.to_db(self.dialect.family),
+            f"CAST({quoted} AS REAL)" if numeric_text else quoted,
+            float if numeric_text else None,
         )
         self._fields[name] = entry
         return entry
@@ -167,13 +176,13 @@ class QueryCompiler:
                 field=name,
             )
         entry = self.field(name)
-        col, p = entry.quoted, self.dialect.placeholder
+        col, p = entry.compared, self.dialect.placeholder
         if lookup in _COMPARISONS:
             if value is None:
                 if lookup not in ("eq", "ne"):
                     raise self._bad(name, lookup, "None can only be compared with eq or ne")
-                return f"{col} IS {'NOT ' if lookup == 'ne' else ''}NULL"
-            params.append(self.coerce(entry, value, lookup))
+                return f"{entry.quoted} IS {'NOT ' if lookup == 'ne' else ''}NULL"
+            params.append(self._compare_param(entry, value, lookup))
             if lookup == "ne" and entry.spec.nullable:
                 return f"({col} <> {p} OR {col} IS NULL)"
             return f"{col} {_COMPARISONS[lookup]} {p}"
@@ -181,18 +190,18 @@ class QueryCompiler:
             values = self._sequence(name, lookup, value)
             if not values:
                 return "1 = 0" if lookup == "in" else "1 = 1"
-            params.extend(self.coerce(entry, v, lookup) for v in values)
+            params.extend(self._compare_param(entry, v, lookup) for v in values)
             negate = "NOT " if lookup == "not_in" else ""
             return f"{col} {negate}IN ({self.dialect.params(len(values))})"
         if lookup == "isnull":
             if not isinstance(value, bool):
                 raise self._bad(name, lookup, "expects True or False")
-            return f"{col} IS {'' if value else 'NOT '}NULL"
+            return f"{entry.quoted} IS {'' if value else 'NOT '}NULL"
         if lookup == "between":
             bounds = self._sequence(name, lookup, value)
             if len(bounds) != 2:
                 raise self._bad(name, lookup, "expects a (low, high) pair")
-            params.extend(self.coerce(entry, v, lookup) for v in bounds)
+            params.extend(self._compare_param(entry, v, lookup) for v in bounds)
             return f"{col} BETWEEN {p} AND {p}"
         return self._text_predicate(entry, lookup, value, params)
 
@@ -210,8 +219,15 @@ class QueryCompiler:
             params.append(value)
             return f"LOWER({col}) LIKE LOWER({p})"
         prefix, suffix, insensitive = _TEXT_LOOKUPS[lookup]
-        params.append(self.dialect.pattern(value, prefix, suffix, insensitive))
-        return self.dialect.contains_like(col, insensitive)
+        sql, extra = self.dialect.text_match(col, value, prefix, suffix, insensitive)
+        params.extend(extra)
+        return sql
+
+    def _compare_param(self, entry: _Field, value: Any, lookup: str) -> Any:
+        if entry.compare_param is None:
+            return self.coerce(entry, value, lookup)
+        self.coerce(entry, value, lookup)  # validates, raising InvalidQueryError
+        return entry.compare_param(entry.adapter.validate_python(value))
 
     def _sequence(self, name: str, lookup: str, value: Any) -> list[Any]:
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -237,21 +253,32 @@ class QueryCompiler:
             entry = self.field(item.removeprefix("-"))
             if reverse:
                 descending = not descending
-            parts.append(f"{entry.quoted}{' DESC' if descending else ''}")
+            parts.append(f"{entry.compared}{' DESC' if descending else ''}")
         return " ORDER BY " + ", ".join(parts) if parts else ""
 
     # --- SET ------------------------------------------------------------------------
 
-    def expression(self, expr: Expression, params: list[Any]) -> str:
+    def expression(self, expr: Expression, params: list[Any], exact: bool = False) -> str:
+        """SQL for an ``F`` expression; ``exact`` does Decimal arithmetic on SQLite text."""
         if isinstance(expr, F):
             return self.field(expr.name).quoted
         left, op, right = expr.parts
+        if exact or self._uses_text_decimal(expr):
+            # SQLite keeps Decimal as exact text: compute with Python's Decimal through a
+            # function registered on every connection (see engine.py), never in REAL.
+            return (
+                f"registers_decimal('{op}', {self._operand(left, params, True)}, "
+                f"{self._operand(right, params, True)})"
+            )
         return f"({self._operand(left, params)} {op} {self._operand(right, params)})"
 
-    def _operand(self, value: Any, params: list[Any]) -> str:
+    def _uses_text_decimal(self, expr: Expression) -> bool:
+        return any(self.field(name).compare_param is not None for name in expr.fields())
+
+    def _operand(self, value: Any, params: list[Any], exact: bool = False) -> str:
         if isinstance(value, Expression):
-            return self.expression(value, params)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self.expression(value, params, exact)
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise InvalidQueryError(f"F expressions combine fields and numbers, got {value!r}")
-        params.append(value)
+        params.append(str(value) if exact else value)
         return self.dialect.placeholder

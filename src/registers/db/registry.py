@@ -7,6 +7,8 @@ acquisition and one ``cursor.execute`` (see :mod:`registers.db.engine`).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,6 +18,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from registers.db.aio import AsyncOperations
 from registers.db.dialects import Dialect, classify_integrity_error, is_transient
 from registers.db.engine import Database, get_database
 from registers.db.exceptions import (
@@ -45,9 +48,10 @@ PERSISTED_KEY = "__registers_persisted_key__"
 _MISSING = object()
 _IN_CHUNK = 5000
 _RETRIES = 6
+_SAVEPOINT_IDS = itertools.count(1)
 
 
-class DatabaseRegistry(Generic[M]):
+class DatabaseRegistry(AsyncOperations, Generic[M]):
     """Persistence for one pydantic model: ``Model.objects``.
 
     Usable without the decorator::
@@ -107,14 +111,19 @@ class DatabaseRegistry(Generic[M]):
         self._from_db = [c.from_db(family) for c in columns]
         self._any_from_db = any(self._from_db)
         self._hashed = [c.name for c in columns if c.hashed]
+        for name in self._hashed:
+            # Keep hashes out of repr(); pydantic reads this flag at repr time.
+            self.model.model_fields[name].repr = False
         self._input_keys = [_input_key(self.model, n) for n in self.names]
-        self._validate = self.model.model_validate
+        self._validate: Callable[[Any], M] = (
+            self._validate_hiding_passwords if self._hashed else self.model.model_validate
+        )
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(config.key_column.python_type)
         self._key_to_db = self._to_db[self._key_index]
         self._key_is_int = config.key_column.kind == "int"
         # OverflowError: sqlite3 refuses ints beyond 64 bits before the database sees them.
         self._dbapi_error: tuple[type[BaseException], ...] = (
-            self.database.dialect.loaded_dbapi.Error, OverflowError,
+            self.database.dialect.loaded_dbapi.Error, OverflowError, UnicodeEncodeError,
         )
         self._integrity_error: type[BaseException] = (
             self.database.dialect.loaded_dbapi.IntegrityError
@@ -204,25 +213,41 @@ class DatabaseRegistry(Generic[M]):
     def _write_once(self, work: Callable[[Any], Any], atomic: bool) -> Any:
         db = self.database
         conn, owned = db.acquire()
+        # Inside a caller's transaction, a write that fails must leave no partial rows
+        # and (on PostgreSQL) must not poison the caller's transaction: give it a
+        # savepoint. A single statement is already atomic elsewhere.
+        savepoint = None if owned or not (atomic or db.family == "postgresql") else \
+            f"registers_w{next(_SAVEPOINT_IDS)}"
         try:
             if owned and atomic:
                 db.begin(conn)
+            if savepoint:
+                self._execute(conn, f"SAVEPOINT {savepoint}", ())
             result = work(conn)
+            if savepoint:
+                self._execute(conn, f"RELEASE SAVEPOINT {savepoint}", ())
             if owned:
                 db.commit(conn)
             return result
         except self._dbapi_error as exc:
-            if owned:
-                db.rollback(conn)
+            self._undo(conn, owned, savepoint)
             if is_transient(db.family, exc):
                 raise _Transient(exc, owned) from exc
             raise
         except BaseException:
-            if owned:
-                db.rollback(conn)
+            self._undo(conn, owned, savepoint)
             raise
         finally:
             db.release(conn, owned)
+
+    def _undo(self, conn: Any, owned: bool, savepoint: str | None) -> None:
+        if owned:
+            self.database.rollback(conn)
+        elif savepoint:
+            with contextlib.suppress(Exception):
+                cursor = conn.cursor()
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                cursor.execute(f"RELEASE SAVEPOINT {savepoint}")
 
     def _error(self, exc: BaseException, action: str,
                data: Mapping[str, Any] | None = None) -> RegistryError:
@@ -259,6 +284,11 @@ class DatabaseRegistry(Generic[M]):
             )
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         lowered = message.lower()
+        if isinstance(exc, UnicodeEncodeError):
+            return InvalidQueryError(
+                f"cannot {action} {where}: text is not valid UTF-8 ({exc.reason})",
+                model=self.model_name, table=self.table_name,
+            )
         if isinstance(exc, OverflowError) or "out of range" in lowered:
             return InvalidQueryError(
                 f"cannot {action} {where}: a value is out of range for its column ({message})",
@@ -321,6 +351,14 @@ class DatabaseRegistry(Generic[M]):
         return self._key_to_db(key) if self._key_to_db is not None else key
 
     # --- validation of input --------------------------------------------------------
+
+    def _validate_hiding_passwords(self, data: Any) -> M:
+        try:
+            return self.model.model_validate(data)
+        except ValidationError as exc:
+            error = _hide_inputs(exc, self._hashed)
+        # Raised outside the handler so the original (showing the input) is not chained.
+        raise error
 
     def _build(self, data: Mapping[str, Any]) -> M:
         """A validated instance from field-name keyed ``data`` (unknown names rejected)."""
@@ -513,6 +551,15 @@ class DatabaseRegistry(Generic[M]):
             rows.extend(self._execute(conn, f"{self.sql_select}{in_sql}", chunk).fetchall())
         return rows
 
+    def _validate_field(self, entry: Any, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return entry.adapter.validate_python(value)
+        except ValidationError as exc:
+            error = _field_error(self.model_name, name, exc, entry.spec.hashed)
+        raise error  # outside the handler: the original input is not chained
+
     def _set_clause(self, updates: Mapping[str, Any]) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
@@ -534,10 +581,7 @@ class DatabaseRegistry(Generic[M]):
                 )
             if entry.spec.hashed and isinstance(value, str) and not is_password_hash(value):
                 value = hash_password(value)
-            try:
-                value = entry.adapter.validate_python(value) if value is not None else None
-            except ValidationError as exc:
-                raise _as_validation_error(exc) from None
+            value = self._validate_field(entry, name, value)
             params.append(value if entry.to_db is None or value is None else entry.to_db(value))
             parts.append(f"{entry.quoted} = {self.dialect.placeholder}")
         return ", ".join(parts), params
@@ -914,5 +958,34 @@ def _by_input_key(values: Mapping[str, Any], names: Sequence[str],
     return {k: values[n] for n, k in zip(names, input_keys)}
 
 
-def _as_validation_error(exc: ValidationError) -> ValidationError:
-    return exc
+def _field_error(title: str, field: str, exc: ValidationError, hide: bool) -> ValidationError:
+    """A one-field ``ValidationError`` located at ``field`` (input hidden for passwords)."""
+    details: list[Any] = []
+    for error in exc.errors():
+        detail: dict[str, Any] = {
+            "type": error["type"],
+            "loc": (field, *error["loc"]),
+            "input": "***" if hide else error["input"],
+        }
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(title, details)
+
+
+def _hide_inputs(exc: ValidationError, fields: Sequence[str]) -> ValidationError:
+    """``exc`` with the offending input of password fields replaced by ``***``."""
+    if not fields:
+        return exc
+    details: list[Any] = []
+    for error in exc.errors():
+        hidden = not error["loc"] or error["loc"][0] in fields
+        detail: dict[str, Any] = {
+            "type": error["type"],
+            "loc": error["loc"],
+            "input": "***" if hidden else error["input"],
+        }
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(exc.title, details)

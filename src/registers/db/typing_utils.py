@@ -99,6 +99,14 @@ def _iso(value: Any) -> Any:
     return value.isoformat()
 
 
+def _sqlite_datetime(value: _dt.datetime) -> str:
+    # Aware values are kept in UTC and every value with microseconds, so the stored
+    # text sorts and compares in time order.
+    if value.tzinfo is not None:
+        value = value.astimezone(_dt.timezone.utc)
+    return value.isoformat(timespec="microseconds")
+
+
 def _to_str(value: Any) -> Any:
     return str(value)
 
@@ -270,7 +278,11 @@ _KINDS: dict[str, _Kind] = {
         "datetime",
         _datetime_type,
         # SQLite keeps the ISO text, offset included: naive and aware both round-trip.
-        {"sqlite": _iso, "postgresql": _datetime_to_aware, "mysql": _datetime_to_naive_utc},
+        {
+            "sqlite": _sqlite_datetime,
+            "postgresql": _datetime_to_aware,
+            "mysql": _datetime_to_naive_utc,
+        },
         {"sqlite": None, "postgresql": _datetime_in_utc, "mysql": _datetime_from_naive_utc},
     ),
     "enum": _Kind("enum", _enum_type, _same(_enum_value), _same(None)),

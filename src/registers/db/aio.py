@@ -1,0 +1,898 @@
+# The mixin's methods declare ``self: DatabaseRegistry[M]`` so that the manager's prepared
+# pieces are typed and ``await User.objects.aget(1)`` is ``User | None``; mypy reports such
+# subclass self-types as [misc] (it wants a supertype), which is what is silenced here.
+# mypy: disable-error-code="misc"
+"""Async twins of the manager's reads and writes (SPEC D12), on SQLAlchemy's async engine.
+
+Every ``a*`` method of :class:`AsyncOperations` (a mixin of
+:class:`~registers.db.registry.DatabaseRegistry`) validates its input exactly like its sync
+twin, then sends the *same* SQL the sync manager prepared once per table through an
+:class:`~sqlalchemy.ext.asyncio.AsyncEngine` whose driver uses the sync driver's parameter
+style, so no statement is rebuilt:
+
+==============================================  ==============================
+sync URL                                        async driver
+==============================================  ==============================
+``sqlite:///file.db``                           ``sqlite+aiosqlite``
+``postgresql://``, ``postgresql+psycopg://``    ``postgresql+psycopg`` (async)
+``mysql://``, ``mysql+pymysql://``, mariadb     ``+aiomysql``
+==============================================  ==============================
+
+Nothing runs sync database code in a worker thread (aiosqlite keeps one thread per
+connection of its own, as every asyncio SQLite driver must). One async engine per database
+URL is created on first async use and released by :meth:`AsyncOperations.adispose` or
+:func:`adispose_all`. SQLite connections get the sync side's pragmas (WAL,
+``foreign_keys=ON``, a 30 s busy timeout) and write transactions begin with
+``BEGIN IMMEDIATE``. ``sqlite:///:memory:`` is not supported asynchronously: its single
+in-process connection belongs to the sync side.
+
+``async with Model.objects.atransaction():`` scopes every async operation of any model on
+the same database in the current task (a context variable); nested blocks are savepoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from registers.db.dialects import is_transient
+from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from registers.db.exceptions import (
+    ConfigurationError,
+    DatabaseError,
+    ImmutableFieldError,
+    InvalidQueryError,
+    RecordNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    from registers.db.registry import DatabaseRegistry
+
+__all__ = ["AsyncOperations", "adispose_all", "async_url"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_RETRIES = 6
+_POOL_SIZE = 10
+_IN_CHUNK = 5000
+_MISSING = object()
+_SQLITE_PRAGMAS = (
+    f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+)
+# sync driver name -> async driver with the same parameter style ('?' or '%s')
+_ASYNC_DRIVERS = {
+    ("sqlite", "pysqlite"): "aiosqlite",
+    ("postgresql", "psycopg"): "psycopg",
+    ("postgresql", "psycopg2"): "psycopg",
+    ("mysql", "pymysql"): "aiomysql",
+    ("mysql", "mysqldb"): "aiomysql",
+    ("mariadb", "pymysql"): "aiomysql",
+    ("mariadb", "mysqldb"): "aiomysql",
+}
+_EXTRAS = {"aiosqlite": "aiosqlite", "psycopg": "psycopg[binary]", "aiomysql": "aiomysql"}
+
+
+def async_url(database: Database) -> sa.URL:
+    """The async driver URL for ``database`` (same server, same parameter style).
+
+    Raises:
+        ConfigurationError: an in-memory SQLite database, or a driver with no async twin.
+    """
+    url = database.url
+    if database.is_memory:
+        raise ConfigurationError(
+            f"async operations do not support in-memory SQLite ({database.key!r}): its one "
+            "shared connection belongs to the sync API; use a SQLite file "
+            "(e.g. 'sqlite:///app.db') or a server database"
+        )
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    async_driver = _ASYNC_DRIVERS.get((backend, driver))
+    if async_driver is None:
+        raise ConfigurationError(
+            f"no async driver for {url.drivername!r}: async operations support sqlite, "
+            "postgresql+psycopg and mysql+pymysql URLs"
+        )
+    return url.set(drivername=f"{backend}+{async_driver}")
+
+
+class _AsyncTransaction:
+    """The connection of an ``atransaction()`` block, and a lock serialising its users."""
+
+    __slots__ = ("connection", "lock")
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.lock = asyncio.Lock()  # tasks spawned inside the block share the connection
+
+
+class _AsyncDatabase:
+    """The async side of one :class:`~registers.db.engine.Database`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.url = async_url(database)
+        self.tx: ContextVar[_AsyncTransaction | None] = ContextVar(
+            f"registers_atx_{id(self)}", default=None
+        )
+        self._engine: AsyncEngine | None = None
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+
+    def engine(self) -> AsyncEngine:
+        """The async engine, (re)created for the running event loop.
+
+        Pooled asyncio connections belong to the loop that opened them, so a new loop
+        (a second ``asyncio.run``) gets a fresh engine.
+        """
+        loop = asyncio.get_running_loop()
+        engine = self._engine
+        if engine is not None and self._loop is not None and self._loop() is loop:
+            return engine
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
+        self._engine = engine = self._create_engine()
+        self._loop = weakref.ref(loop)
+        return engine
+
+    def _create_engine(self) -> AsyncEngine:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        driver = self.url.get_driver_name()
+        try:
+            if self.database.is_sqlite:
+                # isolation_level=None: the driver never opens transactions on its own;
+                # reads and single statements autocommit, write transactions say
+                # BEGIN IMMEDIATE themselves (as the sync side does).
+                engine = create_async_engine(
+                    self.url,
+                    connect_args={
+                        "isolation_level": None,
+                        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                    },
+                )
+                sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+                return engine
+            engine = create_async_engine(
+                self.url,
+                pool_size=_POOL_SIZE,
+                max_overflow=2 * _POOL_SIZE,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+            if driver == "aiomysql":
+                sa.event.listen(engine.sync_engine, "connect", _aiomysql_bytes)
+            return engine
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"async access to {self.database.url.drivername!r} needs {driver!r} and "
+                f"greenlet: pip install 'registers[async]' ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"cannot use database URL {self.database.key!r} asynchronously: {exc}"
+            ) from exc
+
+    async def connect(self) -> AsyncConnection:
+        try:
+            return await self.engine().connect()
+        except sa.exc.SQLAlchemyError as exc:
+            original = getattr(exc, "orig", None) or exc
+            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
+            shown = self.database.url.render_as_string(hide_password=True)
+            raise DatabaseError(f"cannot connect to {shown}: {detail}") from exc
+
+    async def dispose(self) -> None:
+        engine, self._engine, self._loop = self._engine, None, None
+        if engine is not None:
+            await engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
+    """Escape ``bytes`` parameters as PyMySQL does (``X'<hex>'``).
+
+    aiomysql's own escaping of bytes calls a helper PyMySQL >= 1.1 no longer provides
+    (``TypeError: 'str' object is not callable``).
+    """
+    driver = record.driver_connection
+    escape = driver.escape
+
+    def escape_bytes_too(obj: Any) -> Any:
+        if isinstance(obj, (bytes, bytearray)):
+            return f"X'{obj.hex()}'"
+        return escape(obj)
+
+    driver.escape = escape_bytes_too
+
+
+_async_databases: dict[str, _AsyncDatabase] = {}
+_async_lock = threading.Lock()
+
+
+def _async_database(database: Database) -> _AsyncDatabase:
+    adb = _async_databases.get(database.key)
+    if adb is not None and adb.database is database:
+        return adb
+    with _async_lock:
+        adb = _async_databases.get(database.key)
+        if adb is None or adb.database is not database:
+            adb = _async_databases[database.key] = _AsyncDatabase(database)
+        return adb
+
+
+async def adispose_all() -> None:
+    """Close the pooled async connections of every database (they reopen on next use)."""
+    for adb in list(_async_databases.values()):
+        await adb.dispose()
+
+
+async def _execute(conn: AsyncConnection, sql: str, params: Any,
+                   many: bool = False) -> CursorResult[Any]:
+    if many:
+        return await conn.exec_driver_sql(sql, [tuple(row) for row in params])
+    return await conn.exec_driver_sql(sql, tuple(params))
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's exception inside SQLAlchemy's wrapper (what ``_error`` classifies)."""
+    original = getattr(exc, "orig", None)
+    return original if isinstance(original, BaseException) else exc
+
+
+class _Transient(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# Errors an operation maps to a RegistryError (sqlite3 raises OverflowError for ints
+# beyond 64 bits before the database sees them).
+_DRIVER_ERRORS = (sa.exc.SQLAlchemyError, OverflowError)
+
+
+class AsyncOperations:
+    """Mixin of ``DatabaseRegistry``: ``acreate``, ``aget``, ... on SQLAlchemy's async engine.
+
+    Each method behaves exactly like its sync twin (same validation, SQL, errors and
+    return values); see :mod:`registers.db.aio` for engines and transactions.
+    """
+
+    __slots__ = ()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _adb(self: DatabaseRegistry[Any]) -> _AsyncDatabase:
+        return _async_database(self.database)
+
+    def _ambient(self: DatabaseRegistry[Any], adb: _AsyncDatabase) -> _AsyncTransaction | None:
+        tx = adb.tx.get()
+        if tx is None and self.database.current_transaction() is not None:
+            raise InvalidQueryError(
+                f"async operations on {self.model_name} cannot join a sync transaction() "
+                "block; use 'async with Model.objects.atransaction():' instead",
+                model=self.model_name,
+            )
+        return tx
+
+    async def _aread(self: DatabaseRegistry[Any], sql: str, params: Sequence[Any]) -> list[Any]:
+        adb = self._adb()
+        tx = self._ambient(adb)
+        try:
+            if tx is not None:
+                async with tx.lock:
+                    return list((await _execute(tx.connection, sql, params)).fetchall())
+            conn = await adb.connect()
+            try:
+                return list((await _execute(conn, sql, params)).fetchall())
+            finally:
+                await conn.close()
+        except _DRIVER_ERRORS as exc:
+            original = _driver_error(exc)
+            raise self._error(original, "read from") from original
+
+    async def _awrite(self: DatabaseRegistry[Any],
+                      work: Callable[[AsyncConnection], Awaitable[Any]], *,
+                      data: Mapping[str, Any] | None = None, atomic: bool = True) -> Any:
+        """Await ``work(conn)`` as one transaction (or inside the ambient one).
+
+        Like the sync ``_write``: a transaction of its own that hits a deadlock or a
+        serialization failure is retried with backoff; inside ``atransaction()`` the
+        error propagates, since only the caller can retry the whole block.
+        """
+        adb = self._adb()
+        tx = self._ambient(adb)
+        try:
+            if tx is not None:
+                async with tx.lock:
+                    return await work(tx.connection)
+            for attempt in range(_RETRIES):
+                try:
+                    return await self._awrite_once(adb, work, atomic)
+                except _Transient as transient:
+                    if attempt == _RETRIES - 1:
+                        raise transient.error from None
+                    await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
+        except _DRIVER_ERRORS as exc:
+            original = _driver_error(exc)
+            raise self._error(original, "write to", data) from original
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _awrite_once(self: DatabaseRegistry[Any], adb: _AsyncDatabase,
+                           work: Callable[[AsyncConnection], Awaitable[Any]],
+                           atomic: bool) -> Any:
+        conn = await adb.connect()
+        try:
+            if atomic and self.database.is_sqlite:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            result = await work(conn)
+            await conn.commit()
+            return result
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the original error matters more
+                await conn.rollback()
+            if isinstance(exc, sa.exc.DBAPIError) and is_transient(
+                self.database.family, _driver_error(exc)
+            ):
+                raise _Transient(exc) from exc
+            raise
+        finally:
+            await conn.close()
+
+    # --- writes ---------------------------------------------------------------------
+
+    async def acreate(self: DatabaseRegistry[M], **data: Any) -> M:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.create`.
+
+        Raises:
+            pydantic.ValidationError: ``data`` is not a valid model (before any SQL).
+            InvalidPrimaryKeyAssignmentError: a database-managed key was supplied.
+            DuplicateKeyError: the key exists. UniqueConstraintError: a unique value exists.
+        """
+        self._check_managed_key(data)
+        return await self._ainsert(self._build(data))
+
+    async def astrict_create(self: DatabaseRegistry[M], **data: Any) -> M:
+        """Alias of :meth:`acreate`."""
+        return await self.acreate(**data)
+
+    async def _ainsert(self: DatabaseRegistry[M], instance: M) -> M:
+        from registers.db.registry import PERSISTED_KEY
+
+        values = instance.__dict__
+        self._hash_passwords(values)
+        with_key = not (self.managed_key and values[self.key] is None)
+        names = self.names if with_key else self._insert_names
+        sql = self.sql_insert_full if with_key else self.sql_insert_nokey
+        params = self._params(values, names)
+
+        async def work(conn: AsyncConnection) -> Any:
+            result = await _execute(conn, sql, params)
+            if with_key:
+                return values[self.key]
+            if self.dialect.insert_returning:
+                return result.scalar_one()
+            return result.lastrowid
+
+        key = await self._awrite(work, data=values, atomic=False)
+        values[self.key] = key
+        values[PERSISTED_KEY] = self._stored_key(key)
+        return instance
+
+    async def aupsert(self: DatabaseRegistry[M], instance: M | None = None, /,
+                      **data: Any) -> M:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.upsert`."""
+        from registers.db.registry import _field_values
+
+        if instance is not None:
+            if not isinstance(instance, self.model):
+                raise InvalidQueryError(
+                    f"upsert() takes a {self.model_name} instance or field values, "
+                    f"got {type(instance).__name__}",
+                    model=self.model_name,
+                )
+            instance = self._build({**_field_values(instance, self.names), **data})
+        else:
+            instance = self._build(data)
+        return await self._aupsert(instance)
+
+    async def _aupsert(self: DatabaseRegistry[M], instance: M) -> M:
+        from registers.db.registry import PERSISTED_KEY
+
+        values = instance.__dict__
+        self._hash_passwords(values)
+        target = self._conflict_target(values)
+        if target is None:
+            return await self._ainsert(instance)
+        with_key = values[self.key] is not None
+        names = self.names if with_key else self._insert_names
+        sql = self._upsert_sql(with_key, target)
+        params = self._params(values, names)
+
+        async def work(conn: AsyncConnection) -> Any:
+            result = await _execute(conn, sql, params)
+            if self.database.family == "mysql":
+                key = values[self.key] if with_key else result.lastrowid
+            else:
+                key = result.scalar_one()
+            if with_key and self.managed_key:
+                await self._async_sequence(conn)
+            return key
+
+        key = await self._awrite(work, data=values, atomic=False)
+        values[self.key] = self._key_adapter.validate_python(key) if key is not None else key
+        values[PERSISTED_KEY] = self._stored_key(values[self.key])
+        return instance
+
+    async def _async_sequence(self: DatabaseRegistry[Any], conn: AsyncConnection) -> None:
+        """After an explicit key on PostgreSQL, move the key sequence past it."""
+        if self.database.family != "postgresql":
+            return
+        q = self.dialect.quote
+        await _execute(
+            conn,
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+            f"GREATEST((SELECT COALESCE(MAX({q(self.key)}), 0) FROM {q(self.table_name)}), 1))",
+            (q(self.table_name), self.key),
+        )
+
+    async def aupdate_where(self: DatabaseRegistry[M], criteria: Mapping[str, Any],
+                            **updates: Any) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
+        from registers.db.registry import PERSISTED_KEY
+
+        if not isinstance(criteria, Mapping) or not criteria:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs non-empty criteria "
+                "(refusing to update every row)",
+                model=self.model_name,
+            )
+        if not updates:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs at least one field to update",
+                model=self.model_name,
+            )
+        set_sql, set_params = self._set_clause(updates)
+        where, where_params = self.query.where(criteria)
+        q = self.dialect.quote
+        update = f"UPDATE {q(self.table_name)} SET {set_sql}{where}"
+
+        if self.dialect.update_returning:
+            sql = f"{update} RETURNING {', '.join(q(n) for n in self.names)}"
+
+            async def returning(conn: AsyncConnection) -> list[Any]:
+                return list((await _execute(conn, sql, set_params + where_params)).fetchall())
+
+            rows = await self._awrite(returning, data=updates, atomic=False)
+        else:
+            async def then_read(conn: AsyncConnection) -> list[Any]:
+                return await self._aupdate_then_read(conn, where, where_params,
+                                                     set_sql, set_params)
+
+            rows = await self._awrite(then_read, data=updates)
+        models = self._to_models(rows)
+        models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
+        return models
+
+    async def _aupdate_then_read(self: DatabaseRegistry[Any], conn: AsyncConnection,
+                                 where: str, where_params: list[Any], set_sql: str,
+                                 set_params: list[Any]) -> list[Any]:
+        q = self.dialect.quote
+        key, table = q(self.key), q(self.table_name)
+        found = await _execute(conn, f"SELECT {key} FROM {table}{where} FOR UPDATE",
+                               where_params)
+        keys = [r[0] for r in found.fetchall()]
+        rows: list[Any] = []
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start:start + _IN_CHUNK]
+            in_sql = f" WHERE {key} IN ({self.dialect.params(len(chunk))})"
+            await _execute(conn, f"UPDATE {table} SET {set_sql}{in_sql}", set_params + chunk)
+            rows.extend((await _execute(conn, f"{self.sql_select}{in_sql}", chunk)).fetchall())
+        return rows
+
+    async def adelete(self: DatabaseRegistry[Any], key: Any) -> bool:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.delete`."""
+        params = [self._coerce_key(key)]
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await _execute(conn, self.sql_delete, params)).rowcount
+
+        return bool(await self._awrite(work, atomic=False))
+
+    async def adelete_where(self: DatabaseRegistry[Any], **criteria: Any) -> int:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_where`."""
+        if not criteria:
+            raise InvalidQueryError(
+                f"delete_where() on {self.model_name} needs criteria "
+                "(use truncate() to delete every row)",
+                model=self.model_name,
+            )
+        where, params = self.query.where(criteria)
+        sql = f"DELETE FROM {self.dialect.quote(self.table_name)}{where}"
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await _execute(conn, sql, params)).rowcount
+
+        return int(await self._awrite(work, atomic=False))
+
+    async def abulk_create(self: DatabaseRegistry[M],
+                           items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.bulk_create` (all or nothing)."""
+        models = [self._coerce_item(item) for item in items]
+        if not models:
+            return []
+        for model in models:
+            self._check_managed_key(model)
+            self._hash_passwords(model.__dict__)
+        generate = self.managed_key
+        names = self._insert_names if generate else self.names
+        rows = [self._params(m.__dict__, names) for m in models]
+
+        async def work(conn: AsyncConnection) -> list[Any]:
+            if not generate:
+                await _execute(conn, self._insert_sql(names), rows, many=True)
+                return [m.__dict__[self.key] for m in models]
+            return await self._ainsert_batches(conn, names, rows)
+
+        return self._set_keys(models, await self._awrite(work))
+
+    def _set_keys(self: DatabaseRegistry[M], models: list[M], keys: list[Any]) -> list[M]:
+        from registers.db.registry import PERSISTED_KEY
+
+        for model, key in zip(models, keys):
+            model.__dict__[self.key] = key
+            model.__dict__[PERSISTED_KEY] = self._stored_key(key)
+        return models
+
+    async def _ainsert_batches(self: DatabaseRegistry[Any], conn: AsyncConnection,
+                               names: Sequence[str], rows: list[list[Any]]) -> list[Any]:
+        """Insert rows with database-generated keys; return the keys in row order."""
+        if self.database.is_sqlite:
+            await _execute(conn, self._insert_sql(names), rows, many=True)
+            last = (await _execute(conn, "SELECT last_insert_rowid()", ())).scalar_one()
+            # Inside one write transaction SQLite hands out consecutive rowids.
+            return list(range(last - len(rows) + 1, last + 1))
+        q = self.dialect.quote
+        head = f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) VALUES "
+        one = f"({self.dialect.params(len(names))})"
+        keys: list[Any] = []
+        size = self._batch_size(len(names))
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            sql = head + ", ".join([one] * len(batch))
+            params = [v for row in batch for v in row]
+            if self.dialect.insert_returning:
+                sql += f" RETURNING {q(self.key)}"
+                keys.extend(r[0] for r in (await _execute(conn, sql, params)).fetchall())
+            else:
+                # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
+                first = (await _execute(conn, sql, params)).lastrowid
+                keys.extend(range(first, first + len(batch)))
+        return keys
+
+    async def abulk_upsert(self: DatabaseRegistry[M],
+                           items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.bulk_upsert` (all or nothing)."""
+        models = [self._coerce_item(item) for item in items]
+        if not models:
+            return []
+        groups: dict[tuple[bool, str | None], list[int]] = {}
+        for index, model in enumerate(models):
+            values = model.__dict__
+            self._hash_passwords(values)
+            target = self._conflict_target(values)
+            groups.setdefault((values[self.key] is not None, target), []).append(index)
+
+        async def work(conn: AsyncConnection) -> list[Any]:
+            keys: list[Any] = [None] * len(models)
+            for (with_key, target), indexes in groups.items():
+                names = self.names if with_key else self._insert_names
+                rows = [self._params(models[i].__dict__, names) for i in indexes]
+                if target is None:
+                    found = await self._ainsert_batches(conn, names, rows)
+                else:
+                    sql = self._upsert_sql(with_key, target, returning=False)
+                    await _execute(conn, sql, rows, many=True)
+                    if with_key:
+                        found = [models[i].__dict__[self.key] for i in indexes]
+                    else:
+                        found = await self._akeys_for(
+                            conn, target, [models[i].__dict__[target] for i in indexes])
+                for index, key in zip(indexes, found):
+                    keys[index] = key
+            if self.managed_key and any(with_key for with_key, _ in groups):
+                await self._async_sequence(conn)
+            return keys
+
+        return self._set_keys(models, await self._awrite(work))
+
+    async def _akeys_for(self: DatabaseRegistry[Any], conn: AsyncConnection, field: str,
+                         values: list[Any]) -> list[Any]:
+        """The keys of the rows whose unique ``field`` holds ``values`` (same order)."""
+        entry = self.query.field(field)
+        stored = [v if entry.to_db is None else entry.to_db(v) for v in values]
+        q = self.dialect.quote
+        found: dict[Any, Any] = {}
+        for start in range(0, len(stored), _IN_CHUNK):
+            chunk = stored[start:start + _IN_CHUNK]
+            sql = (
+                f"SELECT {q(field)}, {q(self.key)} FROM {q(self.table_name)} "
+                f"WHERE {q(field)} IN ({self.dialect.params(len(chunk))})"
+            )
+            for row in (await _execute(conn, sql, chunk)).fetchall():
+                value = row[0]
+                found[value if entry.to_db is None else entry.to_db(
+                    entry.adapter.validate_python(value))] = row[1]
+        return [found.get(v) for v in stored]
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def aget(self: DatabaseRegistry[M], *args: Any, **criteria: Any) -> M | None:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.get`."""
+        if args:
+            if len(args) > 1 or criteria:
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
+                    model=self.model_name,
+                )
+            rows = await self._aread(self.sql_get, [self._coerce_key(args[0])])
+            return self._to_model(rows[0]) if rows else None
+        if not criteria:
+            raise InvalidQueryError(
+                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
+            )
+        found = await self.afilter(limit=1, order_by=self.key, **criteria)
+        return found[0] if found else None
+
+    async def arequire(self: DatabaseRegistry[M], *args: Any, **criteria: Any) -> M:
+        """Like :meth:`aget`, but raise :class:`RecordNotFoundError` when nothing matches."""
+        found = await self.aget(*args, **criteria)
+        if found is None:
+            what = f"{self.key}={args[0]!r}" if args else ", ".join(
+                f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
+                for k, v in criteria.items())
+            raise RecordNotFoundError(
+                f"no {self.model_name} with {what} in table {self.table_name!r}",
+                model=self.model_name, table=self.table_name,
+            )
+        return found
+
+    async def afilter(self: DatabaseRegistry[M], *, limit: int | None = None,
+                      offset: int | None = None, order_by: str | Sequence[str] | None = None,
+                      **criteria: Any) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.filter`."""
+        sql, params = self._select(criteria, order_by, limit, offset)
+        return self._to_models(await self._aread(sql, params))
+
+    async def aall(self: DatabaseRegistry[M]) -> list[M]:
+        """Every row, in key order."""
+        return await self.afilter(order_by=self.key)
+
+    async def aget_all(self: DatabaseRegistry[M]) -> list[M]:
+        """Alias of :meth:`aall`."""
+        return await self.afilter(order_by=self.key)
+
+    async def afirst(self: DatabaseRegistry[M], *, order_by: str | Sequence[str] | None = None,
+                     **criteria: Any) -> M | None:
+        """The first matching row by key order (or ``order_by``), or None."""
+        sql, params = self._select(criteria, order_by or self.key, 1, None)
+        rows = await self._aread(sql, params)
+        return self._to_model(rows[0]) if rows else None
+
+    async def alast(self: DatabaseRegistry[M], *, order_by: str | Sequence[str] | None = None,
+                    **criteria: Any) -> M | None:
+        """The last matching row by key order (or ``order_by``), or None."""
+        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True)
+        rows = await self._aread(sql, params)
+        return self._to_model(rows[0]) if rows else None
+
+    async def aexists(self: DatabaseRegistry[Any], **criteria: Any) -> bool:
+        """Whether any row matches ``criteria``."""
+        where, params = self.query.where(criteria)
+        sql = f"SELECT 1 FROM {self.dialect.quote(self.table_name)}{where} LIMIT 1"
+        return bool(await self._aread(sql, params))
+
+    async def acount(self: DatabaseRegistry[Any], **criteria: Any) -> int:
+        """How many rows match ``criteria``."""
+        where, params = self.query.where(criteria)
+        sql = f"SELECT COUNT(*) FROM {self.dialect.quote(self.table_name)}{where}"
+        return int((await self._aread(sql, params))[0][0])
+
+    async def aiterate(self: DatabaseRegistry[M], *, batch_size: int = 1000,
+                       order_by: str | Sequence[str] | None = None,
+                       **criteria: Any) -> AsyncIterator[M]:
+        """Stream matching rows in batches (``async for user in User.objects.aiterate():``).
+
+        Without ``order_by`` rows come in key order using keyset pagination.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        if order_by is not None:
+            offset = 0
+            while True:
+                batch = await self.afilter(limit=batch_size, offset=offset, order_by=order_by,
+                                           **criteria)
+                for model in batch:
+                    yield model
+                if len(batch) < batch_size:
+                    return
+                offset += batch_size
+        where, params = self.query.where(criteria)
+        q, p = self.dialect.quote, self.dialect.placeholder
+        glue = " AND " if where else " WHERE "
+        order = f" ORDER BY {q(self.key)} LIMIT {batch_size}"
+        next_sql = f"{self.sql_select}{where}{glue}{q(self.key)} > {p}{order}"
+        rows = await self._aread(f"{self.sql_select}{where}{order}", params)
+        while rows:
+            for model in self._to_models(rows):
+                yield model
+            if len(rows) < batch_size:
+                return
+            rows = await self._aread(next_sql, [*params, rows[-1][self._key_index]])
+
+    # --- instances ------------------------------------------------------------------
+
+    async def asave_instance(self: DatabaseRegistry[M], instance: M) -> M:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.save_instance`."""
+        from registers.db.registry import PERSISTED_KEY, _by_input_key, _field_values
+
+        values = instance.__dict__
+        persisted = values.get(PERSISTED_KEY, _MISSING)
+        current = values.get(self.key)
+        if persisted is not _MISSING and persisted != self._stored_key(current):
+            raise ImmutableFieldError(
+                f"{self.model_name}.{self.key} is immutable once saved "
+                f"(stored {persisted!r}, now {current!r})",
+                model=self.model_name, table=self.table_name, field=self.key,
+            )
+        fresh = self._validate(_by_input_key(_field_values(instance, self.names),
+                                             self.names, self._input_keys))
+        if persisted is _MISSING and self.managed_key and current is None:
+            await self._ainsert(fresh)
+        else:
+            await self._aupsert(fresh)
+        for name in self.names:
+            values[name] = fresh.__dict__[name]
+        values[PERSISTED_KEY] = fresh.__dict__[PERSISTED_KEY]
+        return instance
+
+    async def adelete_instance(self: DatabaseRegistry[Any], instance: BaseModel) -> bool:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_instance`."""
+        from registers.db.registry import PERSISTED_KEY
+
+        values = instance.__dict__
+        key = values.get(PERSISTED_KEY, _MISSING)
+        if key is _MISSING:
+            key = values.get(self.key)
+            if key is None:
+                return False
+            key = self._stored_key(key)
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await _execute(conn, self.sql_delete, [key])).rowcount
+
+        deleted = await self._awrite(work, atomic=False)
+        values.pop(PERSISTED_KEY, None)
+        return bool(deleted)
+
+    async def arefresh_instance(self: DatabaseRegistry[M], instance: M) -> M:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.refresh_instance`."""
+        from registers.db.registry import PERSISTED_KEY
+
+        values = instance.__dict__
+        key = values.get(PERSISTED_KEY, _MISSING)
+        if key is _MISSING:
+            key = values.get(self.key)
+        if key is None:
+            raise RecordNotFoundError(
+                f"{self.model_name} instance has no {self.key}: it was never saved",
+                model=self.model_name, table=self.table_name,
+            )
+        stored = key if PERSISTED_KEY in values else self._coerce_key(key)
+        rows = await self._aread(self.sql_get, [stored])
+        if not rows:
+            raise RecordNotFoundError(
+                f"no {self.model_name} with {self.key}={values.get(self.key)!r} in table "
+                f"{self.table_name!r} (deleted?)",
+                model=self.model_name, table=self.table_name,
+            )
+        return self._to_model(rows[0])
+
+    # --- transactions, lifecycle ----------------------------------------------------
+
+    @asynccontextmanager
+    async def atransaction(self: DatabaseRegistry[Any]) -> AsyncIterator[AsyncConnection]:
+        """One transaction for every async manager call on this database in the block.
+
+        Scoped to the current asyncio task (tasks it spawns share the connection, one
+        statement at a time). Nested blocks are savepoints; an exception rolls the
+        block back and propagates. Yields SQLAlchemy's ``AsyncConnection``::
+
+            async with User.objects.atransaction():
+                user = await User.objects.acreate(name="Ada")
+                await Post.objects.acreate(author_id=user.id, title="Notes")
+        """
+        adb = self._adb()
+        tx = self._ambient(adb)
+        if tx is not None:
+            async with self._asavepoint(tx) as conn:
+                yield conn
+            return
+        conn = await adb.connect()
+        try:
+            try:
+                await conn.begin()
+                if self.database.is_sqlite:
+                    # Take the write lock now (waiting on the busy timeout), so the block
+                    # never fails later on a lock upgrade.
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except _DRIVER_ERRORS as exc:
+                original = _driver_error(exc)
+                raise self._error(original, "begin a transaction on") from original
+            token = adb.tx.set(_AsyncTransaction(conn))
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):  # the block's error matters more
+                    await conn.rollback()
+                raise
+            finally:
+                adb.tx.reset(token)
+            try:
+                await conn.commit()
+            except _DRIVER_ERRORS as exc:
+                original = _driver_error(exc)
+                raise self._error(original, "commit to") from original
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def _asavepoint(self: DatabaseRegistry[Any],
+                          tx: _AsyncTransaction) -> AsyncIterator[AsyncConnection]:
+        conn = tx.connection
+        try:
+            async with tx.lock:
+                nested = await conn.begin_nested()
+        except _DRIVER_ERRORS as exc:
+            original = _driver_error(exc)
+            raise self._error(original, "begin a savepoint on") from original
+        try:
+            yield conn
+        except BaseException:
+            async with tx.lock:
+                await nested.rollback()
+            raise
+        try:
+            async with tx.lock:
+                await nested.commit()
+        except _DRIVER_ERRORS as exc:
+            original = _driver_error(exc)
+            raise self._error(original, "commit to") from original
+
+    async def adispose(self: DatabaseRegistry[Any]) -> None:
+        """Close this database's pooled async connections (they reopen on next use)."""
+        adb = _async_databases.get(self.database.key)
+        if adb is not None:
+            await adb.dispose()
