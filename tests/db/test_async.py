@@ -23,12 +23,12 @@ from registers.db import (
     RecordNotFoundError,
     RegistryError,
     UniqueConstraintError,
+    aio,
     database_registry,
     db_field,
     get_engine,
     is_password_hash,
 )
-from registers.db import aio
 
 from ._helpers import count_statements_on
 
@@ -481,6 +481,19 @@ async def test_a_registry_error_inside_atransaction_rolls_back(User: Any) -> Non
     assert await User.objects.acount() == 0
 
 
+async def test_a_failed_write_inside_atransaction_leaves_the_block_usable(User: Any) -> None:
+    async with User.objects.atransaction():
+        await User.objects.acreate(name="Ada", email="ada@x.io")
+        with pytest.raises(UniqueConstraintError):
+            await User.objects.acreate(name="Dup", email="ada@x.io")
+        with pytest.raises(UniqueConstraintError):
+            await User.objects.abulk_create([{"name": "Bob", "email": "bob@x.io"},
+                                             {"name": "Dup", "email": "ada@x.io"}])
+        await User.objects.acreate(name="Cy", email="cy@x.io")
+
+    assert [u.name for u in await User.objects.aall()] == ["Ada", "Cy"]
+
+
 async def test_nested_atransaction_is_a_savepoint(User: Any) -> None:
     async with User.objects.atransaction():
         await User.objects.acreate(name="Kept", email="kept@x.io")
@@ -507,9 +520,8 @@ async def test_tasks_spawned_inside_atransaction_share_it(User: Any) -> None:
 
 
 async def test_async_operations_refuse_to_run_inside_a_sync_transaction(User: Any) -> None:
-    with User.objects.transaction():
-        with pytest.raises(InvalidQueryError, match="atransaction"):
-            await User.objects.acount()
+    with User.objects.transaction(), pytest.raises(InvalidQueryError, match="atransaction"):
+        await User.objects.acount()
 
 
 async def test_concurrent_acreates_lose_no_rows(User: Any) -> None:
@@ -531,9 +543,10 @@ async def test_a_transient_error_is_retried(User: Any, monkeypatch: pytest.Monke
         return len(calls) == 1
 
     monkeypatch.setattr(aio, "is_transient", transient_once)
-    with count_statements_on(User.objects.database.key) as sync_log:
-        with pytest.raises(UniqueConstraintError):
-            await User.objects.acreate(name="Dup", email="ada@x.io")
+    with count_statements_on(User.objects.database.key) as sync_log, pytest.raises(
+        UniqueConstraintError
+    ):
+        await User.objects.acreate(name="Dup", email="ada@x.io")
 
     assert len(calls) == 2  # failed, retried, failed again (not transient this time)
     assert sync_log == []
@@ -612,6 +625,22 @@ async def test_results_match_the_sync_api(async_url: str) -> None:
     )
     assert await Thing.objects.aget(made_sync.id) == Thing.objects.get(made_sync.id)
     assert (await Thing.objects.aget(made_async.id)).when == values["when"]
+
+
+async def test_aupdate_where_with_decimal_arithmetic_is_exact(async_url: str) -> None:
+    @database_registry(async_url, table_name="accounts")
+    class Account(BaseModel):
+        id: int | None = None
+        balance: Decimal = db_field(max_digits=12, decimal_places=2)
+
+    account = await Account.objects.acreate(balance=Decimal("0.10"))
+
+    [updated] = await Account.objects.aupdate_where(
+        {"id": account.id}, balance=F("balance") + Decimal("0.20")
+    )
+
+    assert updated.balance == Decimal("0.30")
+    assert await Account.objects.afilter(balance__gt=Decimal("0.25")) == [updated]
 
 
 async def test_adispose_closes_connections_and_they_reopen(User: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
+from pydantic import BaseModel, ConfigDict, Field, NaiveDatetime, PrivateAttr, computed_field
 
 from registers.db import database_registry, db_field
 
@@ -70,8 +70,8 @@ ROUND_TRIPS: list[Any] = [
     pytest.param(date, date(2024, 2, 29), id="date-leap"),
     pytest.param(date, date(1970, 1, 1), id="date-epoch"),
     pytest.param(date, date(9999, 12, 31), id="date-max"),
-    pytest.param(datetime, datetime(2024, 1, 2, 3, 4, 5), id="datetime-naive"),
-    pytest.param(datetime, datetime(2024, 1, 2, 3, 4, 5, 678901), id="datetime-naive-micro"),
+    pytest.param(NaiveDatetime, datetime(2024, 1, 2, 3, 4, 5), id="datetime-naive"),
+    pytest.param(NaiveDatetime, datetime(2024, 1, 2, 3, 4, 5, 678901), id="datetime-naive-micro"),
     pytest.param(time, time(0, 0), id="time-midnight"),
     pytest.param(time, time(23, 59, 59, 999999), id="time-micro"),
     pytest.param(time, time(12, 30, 15), id="time-noon"),
@@ -175,8 +175,8 @@ def test_aware_datetime_comes_back_aware_and_equal(
     assert fetched == value
 
 
-def test_naive_and_aware_values_keep_their_kind_in_one_column(database_url: str) -> None:
-    Holder = _holder(database_url, datetime)
+def test_naive_and_aware_values_keep_their_kind_in_one_column_on_sqlite(sqlite_url: str) -> None:
+    Holder = _holder(sqlite_url, datetime)
     naive = datetime(2024, 5, 6, 7, 8, 9)
     aware = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -189,6 +189,30 @@ def test_naive_and_aware_values_keep_their_kind_in_one_column(database_url: str)
     assert Holder.objects.get(2).value == aware
 
 
+def test_plain_datetime_naive_values_follow_the_documented_backend_rule(
+    database_url: str, backend: str
+) -> None:
+    """SQLite keeps naive values naive; PostgreSQL/MySQL store an instant, naive taken as UTC."""
+    Holder = _holder(database_url, datetime)
+    Holder.objects.create(value=datetime(2024, 5, 6, 7, 8, 9))
+
+    expected = datetime(2024, 5, 6, 7, 8, 9)
+    if backend != "sqlite":
+        expected = expected.replace(tzinfo=timezone.utc)
+    fetched = Holder.objects.get(1).value
+    assert fetched == expected
+    assert (fetched.tzinfo is None) == (backend == "sqlite")
+
+
+def test_naive_datetime_fields_stay_naive_on_every_backend(database_url: str) -> None:
+    Holder = _holder(database_url, NaiveDatetime)
+    Holder.objects.create(value=datetime(2024, 5, 6, 7, 8, 9, 10))
+
+    fetched = Holder.objects.get(1).value
+    assert fetched.tzinfo is None
+    assert fetched == datetime(2024, 5, 6, 7, 8, 9, 10)
+
+
 SCALAR_FILTERS = [
     pytest.param(int, INT64_MAX, id="int64-max"),
     pytest.param(str, UNICODE, id="str-unicode"),
@@ -196,7 +220,7 @@ SCALAR_FILTERS = [
     pytest.param(float, 0.1, id="float"),
     pytest.param(bool, False, id="bool"),
     pytest.param(date, date(2024, 2, 29), id="date"),
-    pytest.param(datetime, datetime(2024, 1, 2, 3, 4, 5, 678901), id="datetime-naive"),
+    pytest.param(NaiveDatetime, datetime(2024, 1, 2, 3, 4, 5, 678901), id="datetime-naive"),
     pytest.param(datetime, datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc), id="dt-aware"),
     pytest.param(time, time(23, 59, 59, 999999), id="time"),
     pytest.param(Decimal, Decimal("19.99"), id="decimal"),
@@ -418,7 +442,9 @@ UPDATES = [
     pytest.param(float, 1.0, 0.1, id="float"),
     pytest.param(bool, False, True, id="bool"),
     pytest.param(date, date(2020, 1, 1), date(2024, 2, 29), id="date"),
-    pytest.param(datetime, datetime(2020, 1, 1), datetime(2024, 1, 2, 3, 4, 5, 6), id="dt"),
+    pytest.param(
+        NaiveDatetime, datetime(2020, 1, 1), datetime(2024, 1, 2, 3, 4, 5, 6), id="dt"
+    ),
     pytest.param(
         datetime,
         datetime(2020, 1, 1, tzinfo=timezone.utc),

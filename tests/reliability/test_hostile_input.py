@@ -25,7 +25,7 @@ from registers.db import (
     dispose_engine,
 )
 
-from ._support import raw_rows
+from ._support import raw_rows, xfail_on
 
 INT64 = (-(2**63), 2**63 - 1)
 VICTIMS = [(1, "alpha"), (2, "beta"), (3, "gamma")]
@@ -372,7 +372,8 @@ def test_finite_float_extremes_round_trip(holder: Any) -> None:
         assert store_or_reject(holder, i, "real", value), value
 
 
-def test_negative_zero_keeps_its_sign(holder: Any) -> None:
+def test_negative_zero_keeps_its_sign(holder: Any, request: pytest.FixtureRequest) -> None:
+    xfail_on(request, ("sqlite", "mysql"), "-0.0 reads back as 0.0 (.notes/db-findings.md)")
     assert store_or_reject(holder, 1, "real", -0.0)
     assert math.copysign(1.0, holder.objects.require(1).real) == -1.0
 

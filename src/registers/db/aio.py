@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import threading
 import weakref
@@ -46,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
-from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
+from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, _decimal_op
 from registers.db.exceptions import (
     ConfigurationError,
     DatabaseError,
@@ -69,6 +70,7 @@ _RETRIES = 6
 _POOL_SIZE = 10
 _IN_CHUNK = 5000
 _MISSING = object()
+_SAVEPOINT_IDS = itertools.count(1)
 _SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
@@ -203,12 +205,15 @@ class _AsyncDatabase:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """What the sync side's ``Database._sqlite_connect`` does to each connection."""
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
     finally:
         cursor.close()
+    # Exact Decimal arithmetic for F expressions (see QueryCompiler.expression).
+    dbapi_connection.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
 
 
 def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
@@ -268,11 +273,6 @@ class _Transient(Exception):
         self.error = error
 
 
-# Errors an operation maps to a RegistryError (sqlite3 raises OverflowError for ints
-# beyond 64 bits before the database sees them).
-_DRIVER_ERRORS = (sa.exc.SQLAlchemyError, OverflowError)
-
-
 class AsyncOperations:
     """Mixin of ``DatabaseRegistry``: ``acreate``, ``aget``, ... on SQLAlchemy's async engine.
 
@@ -286,6 +286,11 @@ class AsyncOperations:
 
     def _adb(self: DatabaseRegistry[Any]) -> _AsyncDatabase:
         return _async_database(self.database)
+
+    def _aerrors(self: DatabaseRegistry[Any]) -> tuple[type[BaseException], ...]:
+        """What an operation maps to a RegistryError: SQLAlchemy's wrappers, plus what
+        the sync side catches from the driver (OverflowError, UnicodeEncodeError, ...)."""
+        return (sa.exc.SQLAlchemyError, *self._dbapi_error)
 
     def _ambient(self: DatabaseRegistry[Any], adb: _AsyncDatabase) -> _AsyncTransaction | None:
         tx = adb.tx.get()
@@ -309,7 +314,7 @@ class AsyncOperations:
                 return list((await _execute(conn, sql, params)).fetchall())
             finally:
                 await conn.close()
-        except _DRIVER_ERRORS as exc:
+        except self._aerrors() as exc:
             original = _driver_error(exc)
             raise self._error(original, "read from") from original
 
@@ -327,7 +332,7 @@ class AsyncOperations:
         try:
             if tx is not None:
                 async with tx.lock:
-                    return await work(tx.connection)
+                    return await self._awrite_joined(tx.connection, work, atomic)
             for attempt in range(_RETRIES):
                 try:
                     return await self._awrite_once(adb, work, atomic)
@@ -335,10 +340,33 @@ class AsyncOperations:
                     if attempt == _RETRIES - 1:
                         raise transient.error from None
                     await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
-        except _DRIVER_ERRORS as exc:
+        except self._aerrors() as exc:
             original = _driver_error(exc)
             raise self._error(original, "write to", data) from original
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _awrite_joined(self: DatabaseRegistry[Any], conn: AsyncConnection,
+                             work: Callable[[AsyncConnection], Awaitable[Any]],
+                             atomic: bool) -> Any:
+        """Run ``work`` inside the caller's transaction, as the sync ``_write_once`` does.
+
+        A write that fails must leave no partial rows and (on PostgreSQL) must not poison
+        the caller's transaction, so it gets a savepoint; a single statement elsewhere is
+        already atomic.
+        """
+        if not (atomic or self.database.family == "postgresql"):
+            return await work(conn)
+        savepoint = f"registers_aw{next(_SAVEPOINT_IDS)}"
+        await conn.exec_driver_sql(f"SAVEPOINT {savepoint}")
+        try:
+            result = await work(conn)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                await conn.exec_driver_sql(f"RELEASE SAVEPOINT {savepoint}")
+            raise
+        await conn.exec_driver_sql(f"RELEASE SAVEPOINT {savepoint}")
+        return result
 
     async def _awrite_once(self: DatabaseRegistry[Any], adb: _AsyncDatabase,
                            work: Callable[[AsyncConnection], Awaitable[Any]],
@@ -848,7 +876,7 @@ class AsyncOperations:
                     # Take the write lock now (waiting on the busy timeout), so the block
                     # never fails later on a lock upgrade.
                     await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except _DRIVER_ERRORS as exc:
+            except self._aerrors() as exc:
                 original = _driver_error(exc)
                 raise self._error(original, "begin a transaction on") from original
             token = adb.tx.set(_AsyncTransaction(conn))
@@ -862,7 +890,7 @@ class AsyncOperations:
                 adb.tx.reset(token)
             try:
                 await conn.commit()
-            except _DRIVER_ERRORS as exc:
+            except self._aerrors() as exc:
                 original = _driver_error(exc)
                 raise self._error(original, "commit to") from original
         finally:
@@ -875,7 +903,7 @@ class AsyncOperations:
         try:
             async with tx.lock:
                 nested = await conn.begin_nested()
-        except _DRIVER_ERRORS as exc:
+        except self._aerrors() as exc:
             original = _driver_error(exc)
             raise self._error(original, "begin a savepoint on") from original
         try:
@@ -887,7 +915,7 @@ class AsyncOperations:
         try:
             async with tx.lock:
                 await nested.commit()
-        except _DRIVER_ERRORS as exc:
+        except self._aerrors() as exc:
             original = _driver_error(exc)
             raise self._error(original, "commit to") from original
 

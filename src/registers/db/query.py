@@ -98,6 +98,8 @@ class _Field:
     # comparisons and ORDER BY go through its numeric value instead.
     compared: str
     compare_param: Callable[[Any], Any] | None
+    # The field's full type, constraints included: what update_where validates against.
+    value_adapter: TypeAdapter[Any]
 
 
 class QueryCompiler:
@@ -133,6 +135,7 @@ class QueryCompiler:
             spec.to_db(self.dialect.family),
             f"CAST({quoted} AS REAL)" if numeric_text else quoted,
             float if numeric_text else None,
+            TypeAdapter(spec.value_annotation()),
         )
         self._fields[name] = entry
         return entry

@@ -555,7 +555,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         if value is None:
             return None
         try:
-            return entry.adapter.validate_python(value)
+            return entry.value_adapter.validate_python(value)
         except ValidationError as exc:
             error = _field_error(self.model_name, name, exc, entry.spec.hashed)
         raise error  # outside the handler: the original input is not chained

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Union
 
+import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
@@ -162,6 +163,10 @@ def _sqlite_float(value: Any) -> Any:
     return value
 
 
+def _secret_value(value: Any) -> Any:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else value
+
+
 def _json_loads(value: Any) -> Any:
     if isinstance(value, (str, bytes, bytearray)):
         return json.loads(value)
@@ -285,6 +290,25 @@ _KINDS: dict[str, _Kind] = {
         },
         {"sqlite": None, "postgresql": _datetime_in_utc, "mysql": _datetime_from_naive_utc},
     ),
+    # pydantic's NaiveDatetime: stored without a zone everywhere, returned naive.
+    "naive_datetime": _Kind(
+        "naive_datetime",
+        lambda s: sa.DateTime(timezone=False)
+        .with_variant(sa.String(), "sqlite")
+        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+        {"sqlite": _sqlite_datetime, "postgresql": None, "mysql": None},
+        _same(None),
+    ),
+    # SecretStr / SecretBytes: the secret itself is stored (not pydantic's "**********").
+    "secret_str": _Kind("secret_str", _text_type, _same(_secret_value), _same(None)),
+    "secret_bytes": _Kind(
+        "secret_bytes",
+        lambda s: sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+        _same(_secret_value),
+        {"sqlite": None, "postgresql": bytes, "mysql": None},
+    ),
+    # Other pydantic types that are strings in JSON (EmailStr, HttpUrl, ...).
+    "string_like": _Kind("string_like", _text_type, _same(_to_str), _same(None)),
     "enum": _Kind("enum", _enum_type, _same(_enum_value), _same(None)),
     "json": _Kind("json", _json_type, _same(None), {
         "sqlite": _json_loads, "postgresql": None, "mysql": _json_loads,
@@ -319,7 +343,35 @@ def _kind_of(python_type: Any) -> str:
         for base, kind in _SCALARS:
             if issubclass(python_type, base):
                 return kind
+        special = _PYDANTIC_KINDS.get(python_type)
+        if special is not None:
+            return special
+        if _is_json_string(python_type):
+            return "string_like"
     return "json"
+
+
+_PYDANTIC_KINDS: dict[Any, str] = {
+    pydantic.NaiveDatetime: "naive_datetime",
+    pydantic.AwareDatetime: "datetime",
+    pydantic.PastDatetime: "datetime",
+    pydantic.FutureDatetime: "datetime",
+    pydantic.PastDate: "date",
+    pydantic.FutureDate: "date",
+    pydantic.SecretStr: "secret_str",
+    pydantic.SecretBytes: "secret_bytes",
+}
+
+
+def _is_json_string(python_type: type) -> bool:
+    """Whether pydantic serialises the type as a plain JSON string (EmailStr, HttpUrl...)."""
+    if issubclass(python_type, BaseModel):
+        return False
+    try:
+        schema = TypeAdapter(python_type).json_schema()
+    except Exception:  # not every type has a JSON schema; it is then stored as JSON
+        return False
+    return schema.get("type") == "string" and schema.get("format") not in ("binary",)
 
 
 @dataclass
@@ -337,6 +389,7 @@ class ColumnSpec:
     max_length: int | None = None
     decimal_digits: tuple[int | None, int | None] = (None, None)
     hashed: bool = False
+    constraints: tuple[Any, ...] = ()
 
     @classmethod
     def from_field(cls, name: str, info: FieldInfo) -> ColumnSpec:
@@ -363,7 +416,15 @@ class ColumnSpec:
             options=options,
             max_length=max_length,
             decimal_digits=(digits, places),
+            constraints=tuple(m for m in info.metadata if not isinstance(m, ColumnOptions)),
         )
+
+    def value_annotation(self) -> Any:
+        """The field's type with its constraints (``max_length``...), for validating updates."""
+        if not self.constraints:
+            return self.annotation
+        params = (self.annotation, *self.constraints)
+        return typing.Annotated[params]
 
     def column_type(self) -> sa.types.TypeEngine[Any]:
         return _KINDS[self.kind].column_type(self)
