@@ -221,10 +221,6 @@ def test_no_password_hash_in_model_repr(exposure: dict[str, Leaks]) -> None:
     assert exposure["reprs"].found() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ValidationError echoes input_value of a rejected password (.notes/db-findings.md)",
-)
 def test_a_password_failing_validation_is_not_echoed(user_model: Any) -> None:
     """pydantic echoes rejected input; a rejected password must not be shown."""
     secret_number = 918273645546372819

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +82,24 @@ class SchemaManager:
     def _engine(self) -> sa.Engine:
         return self.database.engine
 
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[sa.Connection]:
+        """The caller's transaction connection if inside ``transaction()``, else a new one.
+
+        Inside a block, DDL joins the block (on SQLite a second connection would wait
+        for the block's write lock).
+        """
+        tx = self.database.current_transaction()
+        if tx is not None:
+            yield tx.sa_connection
+            return
+        if write:
+            with self._engine.begin() as conn:
+                yield conn
+        else:
+            with self._engine.connect() as conn:
+                yield conn
+
     def _fail(
         self, action: str, exc: Exception, cls: type[SchemaError] = SchemaError
     ) -> SchemaError:
@@ -93,7 +113,7 @@ class SchemaManager:
     def create(self) -> None:
         """Create the table and its indexes if missing (idempotent)."""
         try:
-            with self._engine.begin() as conn:
+            with self._connection(write=True) as conn:
                 self.table.create(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
             try:
@@ -106,14 +126,14 @@ class SchemaManager:
     def drop(self) -> None:
         """Drop the table if it exists."""
         try:
-            with self._engine.begin() as conn:
+            with self._connection(write=True) as conn:
                 self.table.drop(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("drop", exc) from exc
 
     def exists(self) -> bool:
         try:
-            with self._engine.connect() as conn:
+            with self._connection(write=False) as conn:
                 return bool(sa.inspect(conn).has_table(self.table.name))
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("inspect", exc) from exc
@@ -122,7 +142,7 @@ class SchemaManager:
         """Delete every row, keeping the table."""
         statements = self.database_dialect().truncate(self.table.name)
         try:
-            with self._engine.begin() as conn:
+            with self._connection(write=True) as conn:
                 for statement in statements:
                     conn.exec_driver_sql(statement)
         except sa.exc.SQLAlchemyError as exc:
@@ -136,7 +156,7 @@ class SchemaManager:
 
     def live_columns(self) -> dict[str, dict[str, Any]]:
         try:
-            with self._engine.connect() as conn:
+            with self._connection(write=False) as conn:
                 inspector = sa.inspect(conn)
                 if not inspector.has_table(self.table.name):
                     raise SchemaError(
@@ -174,7 +194,7 @@ class SchemaManager:
             f"{'' if nullable else ' NOT NULL'}"
         )
         try:
-            with self._engine.begin() as conn:
+            with self._connection(write=True) as conn:
                 conn.exec_driver_sql(sql)
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail(f"add column {name!r} to", exc, MigrationError) from exc
