@@ -30,8 +30,6 @@ from registers.db import (
     database_registry,
 )
 
-from ._support import xfail_on
-
 EXAMPLES = 20
 STEPS = 25
 
@@ -209,11 +207,8 @@ def machine_for(
 
 @pytest.mark.parametrize("unique_code", [True, False], ids=["unique", "plain"])
 def test_random_operation_sequences_match_an_in_memory_table(
-    database_url: str, unique_code: bool, figures: Callable[[str, object], None],
-    request: pytest.FixtureRequest,
+    database_url: str, unique_code: bool, figures: Callable[[str, object], None]
 ) -> None:
-    if unique_code:
-        xfail_on(request, ("mysql",), "MySQL upsert overwrites the row owning a unique value")
     unique = ["code"] if unique_code else []
 
     @database_registry(database_url, table_name="items", unique_fields=unique)

@@ -192,7 +192,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             db.release(conn, owned)
 
     def _write(self, work: Callable[[Any], Any], *, data: Mapping[str, Any] | None = None,
-               atomic: bool = True) -> Any:
+               atomic: bool = True,
+               retry_if: Callable[[BaseException], bool] | None = None) -> Any:
         """Run ``work(conn)`` as one transaction (or inside the ambient one).
 
         A transaction of its own that hits a deadlock or serialization failure is
@@ -201,7 +202,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         """
         for attempt in range(_RETRIES):
             try:
-                return self._write_once(work, atomic)
+                return self._write_once(work, atomic, retry_if)
             except _Transient as transient:
                 if attempt == _RETRIES - 1 or not transient.owned:
                     raise self._error(transient.error, "write to", data) from transient.error
@@ -210,7 +211,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                 raise self._error(exc, "write to", data) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _write_once(self, work: Callable[[Any], Any], atomic: bool) -> Any:
+    def _write_once(self, work: Callable[[Any], Any], atomic: bool,
+                    retry_if: Callable[[BaseException], bool] | None = None) -> Any:
         db = self.database
         conn, owned = db.acquire()
         # Inside a caller's transaction, a write that fails must leave no partial rows
@@ -231,7 +233,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             return result
         except self._dbapi_error as exc:
             self._undo(conn, owned, savepoint)
-            if is_transient(db.family, exc):
+            if is_transient(db.family, exc) or (retry_if is not None and retry_if(exc)):
                 raise _Transient(exc, owned) from exc
             raise
         except BaseException:
@@ -473,23 +475,66 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             return self._insert(instance)
         with_key = values[self.key] is not None
         names = self.names if with_key else self._insert_names
-        sql = self._upsert_sql(with_key, target)
         params = self._params(values, names)
+        guarded = self._needs_guarded_upsert(target)
 
         def work(conn: Any) -> Any:
-            cursor = self._execute(conn, sql, params)
-            if self.database.family == "mysql":
-                key = values[self.key] if with_key else cursor.lastrowid
-            else:
-                key = cursor.fetchone()[0]
+            key = self._upsert_row(conn, values, with_key, target, names, params, guarded)
             if with_key and self.managed_key:
                 self._sync_sequence(conn)
             return key
 
-        key = self._write(work, data=values, atomic=False)
+        key = self._write(work, data=values, atomic=guarded,
+                          retry_if=self._lost_insert_race(target) if guarded else None)
         values[self.key] = self._key_adapter.validate_python(key) if key is not None else key
         values[PERSISTED_KEY] = self._stored_key(values[self.key])
         return instance
+
+    def _needs_guarded_upsert(self, target: str) -> bool:
+        """MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique index, so with a second
+        unique column it would update the row owning that value: lock and decide instead."""
+        if self.database.family != "mysql":
+            return False
+        uniques = {self.key, *self.config.unique_columns}
+        return len(uniques - {target}) > 0 and not (
+            target != self.key and self.managed_key and len(uniques) == 2
+        )
+
+    def _upsert_row(self, conn: Any, values: Mapping[str, Any], with_key: bool, target: str,
+                    names: Sequence[str], params: list[Any], guarded: bool) -> Any:
+        """Upsert one row on ``conn``; returns its key."""
+        if not guarded:
+            cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
+            if self.database.family == "mysql":
+                return values[self.key] if with_key else cursor.lastrowid
+            return cursor.fetchone()[0]
+        q = self.dialect.quote
+        by_name = dict(zip(names, params))
+        table, key = q(self.table_name), q(self.key)
+        found = self._execute(
+            conn, f"SELECT {key} FROM {table} WHERE {q(target)} = %s FOR UPDATE",
+            [by_name[target]],
+        ).fetchone()
+        if found is None:
+            sql = self.sql_insert_full if with_key else self.sql_insert_nokey
+            cursor = self._execute(conn, sql, params)
+            return values[self.key] if with_key else cursor.lastrowid
+        changed = [n for n in names if n not in (target, self.key)]
+        if changed:
+            sets = ", ".join(f"{q(n)} = %s" for n in changed)
+            self._execute(conn, f"UPDATE {table} SET {sets} WHERE {key} = %s",
+                          [*(by_name[n] for n in changed), found[0]])
+        return values[self.key] if with_key else found[0]
+
+    def _lost_insert_race(self, target: str) -> Callable[[BaseException], bool]:
+        """A concurrent upsert inserted the same ``target`` first: retrying updates it."""
+        def check(exc: BaseException) -> bool:
+            if not isinstance(exc, self._integrity_error):
+                return False
+            violation = classify_integrity_error(self.database.family, exc, self.table_name)
+            name = violation.constraint or ""
+            return name == "PRIMARY" if target == self.key else name.endswith(f"_{target}")
+        return check
 
     def _sync_sequence(self, conn: Any) -> None:
         """After an explicit key on PostgreSQL, move the key sequence past it."""
@@ -683,6 +728,12 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                 rows = [self._params(models[i].__dict__, names) for i in indexes]
                 if target is None:
                     found = self._insert_batches(conn, names, rows)
+                elif self._needs_guarded_upsert(target):
+                    found = [
+                        self._upsert_row(conn, models[i].__dict__, with_key, target, names,
+                                         row, True)
+                        for i, row in zip(indexes, rows)
+                    ]
                 else:
                     sql = self._upsert_sql(with_key, target, returning=False)
                     self._execute(conn, sql, rows, many=True)
