@@ -185,6 +185,27 @@ async def test_aupsert_rejects_an_instance_of_another_model(User: Any, Tag: Any)
         await User.objects.aupsert(Tag(slug="py", label="Python"))
 
 
+async def test_aupsert_by_key_never_overwrites_the_row_owning_a_unique_value(
+    async_url: str,
+) -> None:
+    @database_registry(async_url, table_name="items", unique_fields=["code"])
+    class Item(BaseModel):
+        id: int
+        code: str
+        name: str = ""
+
+    await Item.objects.abulk_create([Item(id=1, code="a"), Item(id=2, code="b")])
+
+    with pytest.raises(UniqueConstraintError):
+        await Item.objects.aupsert(id=2, code="a", name="taken")
+    with pytest.raises(UniqueConstraintError):
+        await Item.objects.abulk_upsert([Item(id=2, code="a", name="taken")])
+    await Item.objects.aupsert(id=2, code="c", name="moved")
+
+    assert await Item.objects.aall() == [Item(id=1, code="a"), Item(id=2, code="c", name="moved")]
+    assert Item.objects.all() == await Item.objects.aall()
+
+
 async def test_concurrent_aupserts_of_one_key_never_raise(Tag: Any) -> None:
     await asyncio.gather(*(Tag.objects.aupsert(slug="hot", label=f"v{i}") for i in range(20)))
 

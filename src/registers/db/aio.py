@@ -320,7 +320,8 @@ class AsyncOperations:
 
     async def _awrite(self: DatabaseRegistry[Any],
                       work: Callable[[AsyncConnection], Awaitable[Any]], *,
-                      data: Mapping[str, Any] | None = None, atomic: bool = True) -> Any:
+                      data: Mapping[str, Any] | None = None, atomic: bool = True,
+                      retry_if: Callable[[BaseException], bool] | None = None) -> Any:
         """Await ``work(conn)`` as one transaction (or inside the ambient one).
 
         Like the sync ``_write``: a transaction of its own that hits a deadlock or a
@@ -335,7 +336,7 @@ class AsyncOperations:
                     return await self._awrite_joined(tx.connection, work, atomic)
             for attempt in range(_RETRIES):
                 try:
-                    return await self._awrite_once(adb, work, atomic)
+                    return await self._awrite_once(adb, work, atomic, retry_if)
                 except _Transient as transient:
                     if attempt == _RETRIES - 1:
                         raise transient.error from None
@@ -370,7 +371,8 @@ class AsyncOperations:
 
     async def _awrite_once(self: DatabaseRegistry[Any], adb: _AsyncDatabase,
                            work: Callable[[AsyncConnection], Awaitable[Any]],
-                           atomic: bool) -> Any:
+                           atomic: bool,
+                           retry_if: Callable[[BaseException], bool] | None) -> Any:
         conn = await adb.connect()
         try:
             if atomic and self.database.is_sqlite:
@@ -381,8 +383,10 @@ class AsyncOperations:
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the original error matters more
                 await conn.rollback()
-            if isinstance(exc, sa.exc.DBAPIError) and is_transient(
-                self.database.family, _driver_error(exc)
+            original = _driver_error(exc)
+            if isinstance(exc, sa.exc.DBAPIError) and (
+                is_transient(self.database.family, original)
+                or (retry_if is not None and retry_if(original))
             ):
                 raise _Transient(exc) from exc
             raise
@@ -456,23 +460,52 @@ class AsyncOperations:
             return await self._ainsert(instance)
         with_key = values[self.key] is not None
         names = self.names if with_key else self._insert_names
-        sql = self._upsert_sql(with_key, target)
         params = self._params(values, names)
+        guarded = self._needs_guarded_upsert(target)
 
         async def work(conn: AsyncConnection) -> Any:
-            result = await _execute(conn, sql, params)
-            if self.database.family == "mysql":
-                key = values[self.key] if with_key else result.lastrowid
-            else:
-                key = result.scalar_one()
+            key = await self._aupsert_row(conn, values, with_key, target, names, params,
+                                          guarded)
             if with_key and self.managed_key:
                 await self._async_sequence(conn)
             return key
 
-        key = await self._awrite(work, data=values, atomic=False)
+        key = await self._awrite(work, data=values, atomic=guarded,
+                                 retry_if=self._lost_insert_race(target) if guarded else None)
         values[self.key] = self._key_adapter.validate_python(key) if key is not None else key
         values[PERSISTED_KEY] = self._stored_key(values[self.key])
         return instance
+
+    async def _aupsert_row(self: DatabaseRegistry[Any], conn: AsyncConnection,
+                           values: Mapping[str, Any], with_key: bool, target: str,
+                           names: Sequence[str], params: Sequence[Any], guarded: bool) -> Any:
+        """Async ``_upsert_row``: upsert one row on ``conn``; returns its key.
+
+        ``guarded`` (MySQL with a second unique column): lock the target row and decide,
+        since ON DUPLICATE KEY UPDATE would fire on any unique index.
+        """
+        if not guarded:
+            result = await _execute(conn, self._upsert_sql(with_key, target), params)
+            if self.database.family == "mysql":
+                return values[self.key] if with_key else result.lastrowid
+            return result.scalar_one()
+        q = self.dialect.quote
+        by_name = dict(zip(names, params))
+        table, key = q(self.table_name), q(self.key)
+        found = (await _execute(
+            conn, f"SELECT {key} FROM {table} WHERE {q(target)} = %s FOR UPDATE",
+            [by_name[target]],
+        )).first()
+        if found is None:
+            sql = self.sql_insert_full if with_key else self.sql_insert_nokey
+            result = await _execute(conn, sql, params)
+            return values[self.key] if with_key else result.lastrowid
+        changed = [n for n in names if n not in (target, self.key)]
+        if changed:
+            sets = ", ".join(f"{q(n)} = %s" for n in changed)
+            await _execute(conn, f"UPDATE {table} SET {sets} WHERE {key} = %s",
+                           [*(by_name[n] for n in changed), found[0]])
+        return values[self.key] if with_key else found[0]
 
     async def _async_sequence(self: DatabaseRegistry[Any], conn: AsyncConnection) -> None:
         """After an explicit key on PostgreSQL, move the key sequence past it."""
@@ -595,7 +628,7 @@ class AsyncOperations:
         return models
 
     async def _ainsert_batches(self: DatabaseRegistry[Any], conn: AsyncConnection,
-                               names: Sequence[str], rows: list[list[Any]]) -> list[Any]:
+                               names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Insert rows with database-generated keys; return the keys in row order."""
         if self.database.is_sqlite:
             await _execute(conn, self._insert_sql(names), rows, many=True)
@@ -640,6 +673,12 @@ class AsyncOperations:
                 rows = [self._params(models[i].__dict__, names) for i in indexes]
                 if target is None:
                     found = await self._ainsert_batches(conn, names, rows)
+                elif self._needs_guarded_upsert(target):
+                    found = [
+                        await self._aupsert_row(conn, models[i].__dict__, with_key, target,
+                                                names, row, True)
+                        for i, row in zip(indexes, rows)
+                    ]
                 else:
                     sql = self._upsert_sql(with_key, target, returning=False)
                     await _execute(conn, sql, rows, many=True)

@@ -19,7 +19,7 @@ from registers.db.typing_utils import (
 __all__ = ["RESERVED_METHODS", "RegistryConfig"]
 
 # Names the decorator attaches; a field or class attribute of the same name would clash.
-RESERVED_METHODS = ("save", "delete", "refresh")
+RESERVED_METHODS = ("save", "delete", "refresh", "asave", "adelete", "arefresh")
 
 _IDENTIFIER_LIMIT = 63  # PostgreSQL's limit; MySQL allows 64
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator
 
 from registers.db.aio import AsyncOperations
 from registers.db.dialects import Dialect, classify_integrity_error, is_transient
@@ -37,6 +39,7 @@ from registers.db.metadata import RegistryConfig
 from registers.db.query import Expression, QueryCompiler
 from registers.db.schema import ColumnDifference, SchemaManager, build_table
 from registers.db.security import hash_password, is_password_hash
+from registers.db.typing_utils import _sqlite_float
 
 __all__ = ["DatabaseRegistry"]
 
@@ -115,8 +118,19 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             # Keep hashes out of repr(); pydantic reads this flag at repr time.
             self.model.model_fields[name].repr = False
         self._input_keys = [_input_key(self.model, n) for n in self.names]
+        # Hot-path constants, computed once per model.
+        self._field_set = frozenset(self.model.model_fields)
+        self._aliased = self._input_keys != self.names
+        self._extractors: dict[tuple[str, ...], Callable[[Any], Sequence[Any]]] = {}
+        validator = self.model.__pydantic_validator__
+        # Calling pydantic's validator directly skips model_validate's Python frame; a
+        # model that is not complete yet (forward references) goes through model_validate.
+        plain: Callable[[Any], M] = (
+            validator.validate_python
+            if isinstance(validator, SchemaValidator) else self.model.model_validate
+        )
         self._validate: Callable[[Any], M] = (
-            self._validate_hiding_passwords if self._hashed else self.model.model_validate
+            self._validate_hiding_passwords if self._hashed else plain
         )
         self._key_adapter: TypeAdapter[Any] = TypeAdapter(config.key_column.python_type)
         self._key_to_db = self._to_db[self._key_index]
@@ -129,6 +143,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             self.database.dialect.loaded_dbapi.IntegrityError
         )
         self._events = self.database.engine.dispatch
+        self._is_sqlite = self.database.is_sqlite
 
         table, key = q(self.table_name), q(self.key)
         select_list = ", ".join(q(n) for n in self.names)
@@ -166,6 +181,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     # --- plumbing -------------------------------------------------------------------
 
     def _execute(self, conn: Any, sql: str, params: Any, many: bool = False) -> Any:
+        if self._is_sqlite and not self._events.before_cursor_execute:
+            return conn.executemany(sql, params) if many else conn.execute(sql, params)
         cursor = conn.cursor()
         if self._events.before_cursor_execute:
             for listener in self._events.before_cursor_execute:
@@ -176,7 +193,27 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             cursor.execute(sql, params)
         return cursor
 
+    def _thread_connection(self) -> Any:
+        """The thread's own SQLite connection when no block or lock is involved, else None.
+
+        Single statements on a SQLite file outside ``transaction()`` run on it directly,
+        in autocommit: the shortest path there is (no pool, no BEGIN/COMMIT).
+        """
+        db = self.database
+        if not self._is_sqlite or db.is_memory or self._events.before_cursor_execute:
+            return None
+        if db._tx.get() is not None:
+            return None
+        holder = getattr(db._local, "holder", None)
+        return None if holder is None else holder.connection
+
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = self._thread_connection()
+        if conn is not None:
+            try:
+                return conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+            except self._dbapi_error as exc:
+                raise self._error(exc, "read from") from exc
         db = self.database
         conn, owned = db.acquire()
         try:
@@ -200,6 +237,16 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         retried (a few times, with backoff); inside an ambient transaction the error
         propagates, since only the caller can retry the whole block.
         """
+        conn = None if atomic else self._thread_connection()
+        if conn is not None:
+            try:
+                return work(conn)
+            except self._dbapi_error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not is_transient(self.database.family, exc):
+                    raise self._error(exc, "write to", data) from exc
+                # the database stayed busy past the timeout: take the retrying path
         for attempt in range(_RETRIES):
             try:
                 return self._write_once(work, atomic, retry_if)
@@ -317,24 +364,63 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         return instance
 
     def _to_models(self, rows: Iterable[Sequence[Any]]) -> list[M]:
-        to_model = self._to_model
-        return [to_model(row) for row in rows]
+        return list(self._models(rows))
 
-    def _params(self, values: Mapping[str, Any], names: Sequence[str]) -> list[Any]:
+    def _models(self, rows: Iterable[Sequence[Any]]) -> Iterator[M]:
+        """Models from rows, one at a time (the flat loop of every read)."""
+        if self._any_from_db:
+            yield from map(self._to_model, rows)
+            return
+        validate, keys, key_index = self._validate, self._input_keys, self._key_index
+        for row in rows:
+            instance = validate(dict(zip(keys, row)))
+            instance.__dict__[PERSISTED_KEY] = row[key_index]
+            yield instance
+
+    def _params(self, values: Mapping[str, Any], names: Sequence[str]) -> Sequence[Any]:
         """Driver parameters for ``names`` taken from a validated instance's values."""
-        to_db = self._to_db if len(names) == len(self.names) else [
-            self._to_db[self.names.index(n)] for n in names
-        ]
         try:
-            return [
-                v if f is None or v is None else f(v)
-                for f, v in zip(to_db, [values[n] for n in names])
-            ]
+            return self._extractor(names)(values)
         except ValueError as exc:
             raise InvalidQueryError(
                 f"cannot store a value of {self.model_name} in {self.table_name!r}: {exc}",
                 model=self.model_name, table=self.table_name,
             ) from exc
+
+    def _extractor(self, names: Sequence[str]) -> Callable[[Any], Sequence[Any]]:
+        """``values -> params`` for ``names``, built once: a C ``itemgetter`` when no
+        codec applies (SQLite's NaN check on floats is inlined)."""
+        key = tuple(names)
+        found = self._extractors.get(key)
+        if found is not None:
+            return found
+        codecs = [self._to_db[self.names.index(n)] for n in key]
+        nan_checks = tuple(i for i, c in enumerate(codecs) if c is _sqlite_float)
+        if len(key) > 1 and all(c is None or c is _sqlite_float for c in codecs):
+            getter = operator.itemgetter(*key)
+            if nan_checks:
+                def found(values: Any) -> Sequence[Any]:
+                    row: tuple[Any, ...] = getter(values)
+                    for i in nan_checks:
+                        if row[i] != row[i]:
+                            raise ValueError("NaN cannot be stored in SQLite")
+                    return row
+            else:
+                found = getter
+        else:
+            def found(values: Any) -> Sequence[Any]:
+                return self._converted(values, key)
+        self._extractors[key] = found
+        return found
+
+    def _converted(self, values: Mapping[str, Any], names: Sequence[str]) -> list[Any]:
+        to_db = self._to_db if len(names) == len(self.names) else [
+            self._to_db[self.names.index(n)] for n in names
+        ]
+        return [
+            v if f is None or v is None else f(v)
+            for f, v in zip(to_db, [values[n] for n in names])
+        ]
 
     def _coerce_key(self, key: Any) -> Any:
         if key is None or isinstance(key, (dict, list, tuple, set)):
@@ -364,18 +450,22 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     def _build(self, data: Mapping[str, Any]) -> M:
         """A validated instance from field-name keyed ``data`` (unknown names rejected)."""
-        unknown = [k for k in data if k not in self.model.model_fields]
+        unknown = [] if self._field_set.issuperset(data) else [
+            k for k in data if k not in self._field_set
+        ]
         if unknown:
             raise InvalidQueryError(
                 f"{self.model_name} has no field {unknown[0]!r} "
                 f"(fields: {', '.join(self.names)})",
                 model=self.model_name, field=unknown[0],
             )
-        if self._input_keys != self.names:
+        if self._aliased:
             data = {_input_key(self.model, k): v for k, v in data.items()}
         return self._validate(data)
 
     def _coerce_item(self, item: M | Mapping[str, Any]) -> M:
+        if type(item) is dict:
+            return self._build(item)
         if isinstance(item, self.model):
             return self._validate(_field_values(item, self.names))
         if isinstance(item, Mapping):
@@ -501,12 +591,15 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         )
 
     def _upsert_row(self, conn: Any, values: Mapping[str, Any], with_key: bool, target: str,
-                    names: Sequence[str], params: list[Any], guarded: bool) -> Any:
+                    names: Sequence[str], params: Sequence[Any], guarded: bool) -> Any:
         """Upsert one row on ``conn``; returns its key."""
         if not guarded:
-            cursor = self._execute(conn, self._upsert_sql(with_key, target), params)
+            if with_key:  # the key is known: no RETURNING round trip needed
+                self._execute(conn, self._upsert_sql(True, target, returning=False), params)
+                return values[self.key]
+            cursor = self._execute(conn, self._upsert_sql(False, target), params)
             if self.database.family == "mysql":
-                return values[self.key] if with_key else cursor.lastrowid
+                return cursor.lastrowid
             return cursor.fetchone()[0]
         q = self.dialect.quote
         by_name = dict(zip(names, params))
@@ -656,9 +749,13 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         models = [self._coerce_item(item) for item in items]
         if not models:
             return []
-        for model in models:
-            self._check_managed_key(model)
-            self._hash_passwords(model.__dict__)
+        if self.managed_key:
+            for model in models:
+                if model.__dict__[self.key] is not None:
+                    self._check_managed_key(model)
+        if self._hashed:
+            for model in models:
+                self._hash_passwords(model.__dict__)
         generate = self.managed_key
         names = self._insert_names if generate else self.names
         rows = [self._params(m.__dict__, names) for m in models]
@@ -679,7 +776,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         limit = 32_000 if self.database.is_sqlite else 60_000
         return max(1, min(1000, limit // max(width, 1)))
 
-    def _insert_batches(self, conn: Any, names: Sequence[str], rows: list[list[Any]]) -> list[Any]:
+    def _insert_batches(
+        self, conn: Any, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         """Insert rows with database-generated keys; return the keys in row order."""
         if self.database.is_sqlite:
             self._execute(conn, self._insert_sql(names), rows, many=True)
@@ -876,7 +975,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         next_sql = f"{self.sql_select}{where}{glue}{q(self.key)} > {p}{order}"
         rows = self._read(first_sql, params)
         while rows:
-            yield from self._to_models(rows)
+            # One model at a time: the consumer decides what stays alive, so memory stays
+            # flat and the garbage collector never scans a whole batch of models.
+            yield from self._models(rows)
             if len(rows) < batch_size:
                 return
             rows = self._read(next_sql, [*params, rows[-1][self._key_index]])
