@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlalchemy as _sa
 
+from registers.db.aio import adispose_all
 from registers.db.decorators import database_registry
 from registers.db.engine import dispose_all, dispose_engine, get_database, get_engine
 from registers.db.exceptions import (
@@ -68,6 +69,7 @@ __all__ = [
     "SchemaError",
     "SchemaManager",
     "UniqueConstraintError",
+    "adispose_all",
     "database_registry",
     "db_field",
     "dispose_all",
