@@ -524,24 +524,11 @@ class AsyncOperations:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
         from registers.db.registry import PERSISTED_KEY
 
-        if not isinstance(criteria, Mapping) or not criteria:
-            raise InvalidQueryError(
-                f"update_where() on {self.model_name} needs non-empty criteria "
-                "(refusing to update every row)",
-                model=self.model_name,
-            )
-        if not updates:
-            raise InvalidQueryError(
-                f"update_where() on {self.model_name} needs at least one field to update",
-                model=self.model_name,
-            )
-        set_sql, set_params = self._set_clause(updates)
-        where, where_params = self.query.where(criteria)
-        q = self.dialect.quote
-        update = f"UPDATE {q(self.table_name)} SET {set_sql}{where}"
-
+        update, set_sql, set_params, where, where_params = self._update_statement(
+            criteria, updates
+        )
         if self.dialect.update_returning:
-            sql = f"{update} RETURNING {', '.join(q(n) for n in self.names)}"
+            sql = f"{update} RETURNING {self.select_list}"
 
             async def returning(conn: AsyncConnection) -> list[Any]:
                 return list((await _execute(conn, sql, set_params + where_params)).fetchall())
@@ -584,14 +571,7 @@ class AsyncOperations:
 
     async def adelete_where(self: DatabaseRegistry[Any], **criteria: Any) -> int:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_where`."""
-        if not criteria:
-            raise InvalidQueryError(
-                f"delete_where() on {self.model_name} needs criteria "
-                "(use truncate() to delete every row)",
-                model=self.model_name,
-            )
-        where, params = self.query.where(criteria)
-        sql = f"DELETE FROM {self.dialect.quote(self.table_name)}{where}"
+        sql, params = self._delete_where_statement(criteria)
 
         async def work(conn: AsyncConnection) -> int:
             return (await _execute(conn, sql, params)).rowcount
@@ -718,18 +698,10 @@ class AsyncOperations:
 
     async def aget(self: DatabaseRegistry[M], *args: Any, **criteria: Any) -> M | None:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.get`."""
-        if args:
-            if len(args) > 1 or criteria:
-                raise InvalidQueryError(
-                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
-                    model=self.model_name,
-                )
-            rows = await self._aread(self.sql_get, [self._coerce_key(args[0])])
+        key_params = self._get_key_params(args, criteria)
+        if key_params is not None:
+            rows = await self._aread(self.sql_get, key_params)
             return self._to_model(rows[0]) if rows else None
-        if not criteria:
-            raise InvalidQueryError(
-                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
-            )
         found = await self.afilter(limit=1, order_by=self.key, **criteria)
         return found[0] if found else None
 
@@ -737,13 +709,7 @@ class AsyncOperations:
         """Like :meth:`aget`, but raise :class:`RecordNotFoundError` when nothing matches."""
         found = await self.aget(*args, **criteria)
         if found is None:
-            what = f"{self.key}={args[0]!r}" if args else ", ".join(
-                f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
-                for k, v in criteria.items())
-            raise RecordNotFoundError(
-                f"no {self.model_name} with {what} in table {self.table_name!r}",
-                model=self.model_name, table=self.table_name,
-            )
+            raise self._not_found(args, criteria)
         return found
 
     async def afilter(self: DatabaseRegistry[M], *, limit: int | None = None,

@@ -146,8 +146,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         self._is_sqlite = self.database.is_sqlite
 
         table, key = q(self.table_name), q(self.key)
-        select_list = ", ".join(q(n) for n in self.names)
-        self.sql_select = f"SELECT {select_list} FROM {table}"
+        self.select_list = ", ".join(q(n) for n in self.names)
+        self.sql_select = f"SELECT {self.select_list} FROM {table}"
         self.sql_get = f"{self.sql_select} WHERE {key} = {self.dialect.placeholder}"
         self.sql_delete = f"DELETE FROM {table} WHERE {key} = {self.dialect.placeholder}"
         self._insert_names = [n for n in self.names if n != self.key]
@@ -647,6 +647,26 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         Values may be :class:`~registers.db.query.F` expressions for atomic arithmetic:
         ``update_where({"id": 1}, hits=F("hits") + 1)``.
         """
+        update, set_sql, set_params, where, where_params = self._update_statement(
+            criteria, updates
+        )
+        params = set_params + where_params
+        if self.dialect.update_returning:
+            sql = f"{update} RETURNING {self.select_list}"
+            rows = self._write(lambda conn: self._execute(conn, sql, params).fetchall(),
+                               data=updates, atomic=False)
+        else:
+            rows = self._write(lambda conn: self._update_then_read(conn, where, where_params,
+                                                                    set_sql, set_params),
+                               data=updates)
+        models = self._to_models(rows)
+        models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
+        return models
+
+    def _update_statement(
+        self, criteria: Mapping[str, Any], updates: Mapping[str, Any]
+    ) -> tuple[str, str, list[Any], str, list[Any]]:
+        """Checked ``UPDATE ... SET ... WHERE ...``: (sql, set, set params, where, params)."""
         if not isinstance(criteria, Mapping) or not criteria:
             raise InvalidQueryError(
                 f"update_where() on {self.model_name} needs non-empty criteria "
@@ -660,20 +680,42 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             )
         set_sql, set_params = self._set_clause(updates)
         where, where_params = self.query.where(criteria)
-        q = self.dialect.quote
-        update = f"UPDATE {q(self.table_name)} SET {set_sql}{where}"
-        params = set_params + where_params
-        if self.dialect.update_returning:
-            sql = f"{update} RETURNING {', '.join(q(n) for n in self.names)}"
-            rows = self._write(lambda conn: self._execute(conn, sql, params).fetchall(),
-                               data=updates, atomic=False)
-        else:
-            rows = self._write(lambda conn: self._update_then_read(conn, where, where_params,
-                                                                    set_sql, set_params),
-                               data=updates)
-        models = self._to_models(rows)
-        models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
-        return models
+        update = f"UPDATE {self.dialect.quote(self.table_name)} SET {set_sql}{where}"
+        return update, set_sql, set_params, where, where_params
+
+    def _delete_where_statement(self, criteria: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        if not criteria:
+            raise InvalidQueryError(
+                f"delete_where() on {self.model_name} needs criteria "
+                "(use truncate() to delete every row)",
+                model=self.model_name,
+            )
+        where, params = self.query.where(criteria)
+        return f"DELETE FROM {self.dialect.quote(self.table_name)}{where}", params
+
+    def _get_key_params(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Any:
+        """For ``get(key)``: the key's parameters; for ``get(**criteria)``: None."""
+        if args:
+            if len(args) > 1 or criteria:
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
+                    model=self.model_name,
+                )
+            return [self._coerce_key(args[0])]
+        if not criteria:
+            raise InvalidQueryError(
+                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
+            )
+        return None
+
+    def _not_found(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> RecordNotFoundError:
+        what = f"{self.key}={args[0]!r}" if args else ", ".join(
+            f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
+            for k, v in criteria.items())
+        return RecordNotFoundError(
+            f"no {self.model_name} with {what} in table {self.table_name!r}",
+            model=self.model_name, table=self.table_name,
+        )
 
     def _update_then_read(self, conn: Any, where: str, where_params: list[Any],
                           set_sql: str, set_params: list[Any]) -> list[Any]:
@@ -733,14 +775,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     def delete_where(self, **criteria: Any) -> int:
         """Delete every row matching ``criteria``; returns how many were deleted."""
-        if not criteria:
-            raise InvalidQueryError(
-                f"delete_where() on {self.model_name} needs criteria "
-                "(use truncate() to delete every row)",
-                model=self.model_name,
-            )
-        where, params = self.query.where(criteria)
-        sql = f"DELETE FROM {self.dialect.quote(self.table_name)}{where}"
+        sql, params = self._delete_where_statement(criteria)
         return int(self._write(lambda conn: self._execute(conn, sql, params).rowcount,
                                atomic=False))
 
@@ -871,18 +906,10 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     def get(self, *args: Any, **criteria: Any) -> M | None:
         """The row with key ``args[0]``, or the first matching ``criteria``; else None."""
-        if args:
-            if len(args) > 1 or criteria:
-                raise InvalidQueryError(
-                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
-                    model=self.model_name,
-                )
-            rows = self._read(self.sql_get, [self._coerce_key(args[0])])
+        key_params = self._get_key_params(args, criteria)
+        if key_params is not None:
+            rows = self._read(self.sql_get, key_params)
             return self._to_model(rows[0]) if rows else None
-        if not criteria:
-            raise InvalidQueryError(
-                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
-            )
         found = self.filter(limit=1, order_by=self.key, **criteria)
         return found[0] if found else None
 
@@ -890,13 +917,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         """Like :meth:`get`, but raise :class:`RecordNotFoundError` when nothing matches."""
         found = self.get(*args, **criteria)
         if found is None:
-            what = f"{self.key}={args[0]!r}" if args else ", ".join(
-                f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
-                for k, v in criteria.items())
-            raise RecordNotFoundError(
-                f"no {self.model_name} with {what} in table {self.table_name!r}",
-                model=self.model_name, table=self.table_name,
-            )
+            raise self._not_found(args, criteria)
         return found
 
     def _select(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
