@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
-from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, _decimal_op
+from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, configure_sqlite
 from registers.db.exceptions import (
     ConfigurationError,
     DatabaseError,
@@ -71,12 +71,6 @@ _POOL_SIZE = 10
 _IN_CHUNK = 5000
 _MISSING = object()
 _SAVEPOINT_IDS = itertools.count(1)
-_SQLITE_PRAGMAS = (
-    f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-)
 # sync driver name -> async driver with the same parameter style ('?' or '%s')
 _ASYNC_DRIVERS = {
     ("sqlite", "pysqlite"): "aiosqlite",
@@ -205,15 +199,8 @@ class _AsyncDatabase:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    """What the sync side's ``Database._sqlite_connect`` does to each connection."""
-    cursor = dbapi_connection.cursor()
-    try:
-        for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
-    # Exact Decimal arithmetic for F expressions (see QueryCompiler.expression).
-    dbapi_connection.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
+    """Every async SQLite connection is set up like the sync ones."""
+    configure_sqlite(dbapi_connection)
 
 
 def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:

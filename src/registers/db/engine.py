@@ -36,6 +36,7 @@ from registers.db.exceptions import ConfigurationError, DatabaseError
 
 __all__ = [
     "Database",
+    "configure_sqlite",
     "dispose_all",
     "dispose_engine",
     "get_database",
@@ -120,12 +121,7 @@ class Database:
             check_same_thread=False,
             uri=uri,
         )
-        conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        if not self.is_memory:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
+        configure_sqlite(conn, memory=self.is_memory)
         return conn
 
     def _memory_creator(self) -> sqlite3.Connection:
@@ -300,6 +296,25 @@ class _ConnectionHolder:
     def __del__(self) -> None:
         if self.pid == os.getpid():
             self.close()
+
+
+def configure_sqlite(connection: Any, *, memory: bool = False) -> None:
+    """Set up one SQLite DBAPI connection the way every ``registers`` connection is.
+
+    WAL (files only), ``synchronous=NORMAL``, ``foreign_keys=ON``, the busy timeout, and the
+    ``registers_decimal`` function behind exact ``F()`` arithmetic on Decimal text. Used by
+    the sync connections here and by the async engine's ``connect`` hook.
+    """
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+    connection.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
 
 
 _DECIMAL_OPS = {
