@@ -46,8 +46,12 @@ def _check_field(model: type[BaseModel], field: str, option: str) -> None:
         )
 
 
-class Relationship:
-    """Base descriptor: lazy, read-only, cached per instance only via :func:`prefetch`."""
+class Relationship(property):
+    """Base descriptor: lazy, read-only, cached per instance only via :func:`prefetch`.
+
+    A ``property`` subclass so pydantic hands assignments on instances to ``__set__``
+    (which refuses them with a :class:`RelationshipError`) instead of its own error.
+    """
 
     name: str = "relationship"
     owner: type[BaseModel] | None = None
@@ -68,16 +72,16 @@ class Relationship:
     def validate(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def __get__(self, instance: BaseModel | None, owner: type[BaseModel]) -> Any:
+    def __get__(self, instance: Any, owner: type | None = None, /) -> Any:
         if instance is None:
             return self
-        self._bind(owner)
+        self._bind(type(instance))
         cache = instance.__dict__.get(_PREFETCHED)
         if cache is not None and self.name in cache:
             return cache[self.name]
         return self.load(instance)
 
-    def __set__(self, instance: BaseModel, value: Any) -> None:
+    def __set__(self, instance: Any, value: Any, /) -> None:
         raise RelationshipError(
             f"{type(instance).__name__}.{self.name} is a read-only relationship; "
             "change the key fields instead"
@@ -97,6 +101,9 @@ class HasMany(Relationship):
         self.model = model
         self.foreign_key = foreign_key
         self.local_key = local_key
+        # What can be checked before the owner is known is checked now.
+        _manager(model, "HasMany target")
+        _check_field(model, foreign_key, "foreign_key")
 
     def validate(self) -> None:
         target = _manager(self.model, "HasMany target")
@@ -131,6 +138,8 @@ class BelongsTo(Relationship):
         self.model = model
         self.local_key = local_key
         self.remote_key = remote_key
+        target = _manager(model, "BelongsTo target")
+        _check_field(model, remote_key or target.key, "remote_key")
 
     def validate(self) -> None:
         target = _manager(self.model, "BelongsTo target")
@@ -168,6 +177,10 @@ class HasManyThrough(Relationship):
         self.through = through
         self.source_key = source_key
         self.target_key = target_key
+        _manager(model, "HasManyThrough target")
+        _manager(through, "HasManyThrough through")
+        _check_field(through, source_key, "source_key")
+        _check_field(through, target_key, "target_key")
 
     def validate(self) -> None:
         self._target = _manager(self.model, "HasManyThrough target")
