@@ -373,7 +373,9 @@ def test_finite_float_extremes_round_trip(holder: Any) -> None:
 
 
 def test_negative_zero_keeps_its_sign(holder: Any, request: pytest.FixtureRequest) -> None:
-    xfail_on(request, ("sqlite", "mysql"), "-0.0 reads back as 0.0 (storage keeps no sign of zero; docs/databases.md)")
+    xfail_on(
+        request, ("sqlite", "mysql"), "-0.0 reads back as 0.0 (no signed zero; docs/databases.md)"
+    )
     assert store_or_reject(holder, 1, "real", -0.0)
     assert math.copysign(1.0, holder.objects.require(1).real) == -1.0
 
