@@ -2,6 +2,7 @@
 
 import asyncio
 import enum
+import itertools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -464,6 +465,70 @@ async def test_passwords_are_hashed_once(User: Any) -> None:
     assert updated.verify_password("n3w")
 
 
+async def _max_tick_gap(work: Any) -> tuple[Any, float]:
+    """Await ``work`` while a task ticks every 10 ms; return its result and the longest gap."""
+    loop = asyncio.get_running_loop()
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(loop.time())
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    try:
+        result = await work
+    finally:
+        ticker.cancel()
+    ticks.append(loop.time())
+    return result, max(b - a for a, b in itertools.pairwise(ticks))
+
+
+async def test_password_hashing_does_not_block_the_event_loop(User: Any) -> None:
+    # The real default cost (600,000 PBKDF2 rounds, ~0.3 s): run on the loop it would
+    # stall every other task for that long.
+    start = asyncio.get_running_loop().time()
+    ada, gap = await _max_tick_gap(
+        User.objects.acreate(name="Ada", email="ada@x.io", password="s3cret"))
+    took = asyncio.get_running_loop().time() - start
+
+    assert is_password_hash(ada.password) and ada.verify_password("s3cret")
+    assert took > 0.1  # the hash really was computed at full cost...
+    assert gap < 0.1  # ...while the loop kept ticking
+
+    [updated], gap = await _max_tick_gap(
+        User.objects.aupdate_where({"id": ada.id}, password="n3w"))
+    assert updated.verify_password("n3w") and gap < 0.1
+
+
+async def test_many_concurrent_single_statements_on_one_database(User: Any) -> None:
+    made = await asyncio.gather(*(
+        User.objects.acreate(name=f"u{i}", email=f"u{i}@x.io", age=i) for i in range(40)))
+
+    assert len({u.id for u in made}) == 40
+    found = await asyncio.gather(*(User.objects.aget(u.id) for u in made),
+                                 *(User.objects.acount(age__gte=0) for _ in range(5)))
+    assert found[:40] == made and found[40:] == [40] * 5
+    await asyncio.gather(*(User.objects.aupdate_where({"id": u.id}, age=F("age") + 1)
+                           for u in made), *(u.adelete() for u in made[:10]))
+    assert sorted(u.age for u in User.objects.all()) == list(range(11, 41))  # sync sees it
+
+
+async def test_a_cancelled_statement_leaves_the_database_usable(User: Any) -> None:
+    await _seed(User)
+    tasks = [asyncio.create_task(User.objects.acreate(name=f"c{i}", email=f"c{i}@x.io"))
+             for i in range(10)]
+    tasks += [asyncio.create_task(User.objects.aall()) for _ in range(10)]
+    await asyncio.sleep(0)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+    User.objects.create(name="Sync", email="sync@x.io")  # no write lock left behind
+    assert await User.objects.acount() == User.objects.count()
+
+
 # --- transactions -------------------------------------------------------------------
 
 
@@ -671,6 +736,26 @@ async def test_adispose_closes_connections_and_they_reopen(User: Any) -> None:
     await aio.adispose_all()
 
     assert await User.objects.acount() == 1
+
+
+async def test_adispose_stops_the_sqlite_fast_path_threads(sqlite_url: str) -> None:
+    @database_registry(sqlite_url, table_name="users")
+    class User(BaseModel):
+        id: int | None = None
+        name: str
+
+    before = set(threading.enumerate())
+    await User.objects.aget((await User.objects.acreate(name="Ada")).id)
+    started = set(threading.enumerate()) - before
+
+    await User.objects.adispose()
+
+    assert started, "aiosqlite runs each connection on a thread of its own"
+    for thread in started:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in started)
+    assert await User.objects.acount() == 1  # reopened on demand
+    await User.objects.adispose()
 
 
 def test_each_event_loop_gets_its_own_engine(sqlite_url: str) -> None:

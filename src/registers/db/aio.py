@@ -19,12 +19,24 @@ sync URL                                        async driver
 ==============================================  ==============================
 
 Nothing runs sync database code in a worker thread (aiosqlite keeps one thread per
-connection of its own, as every asyncio SQLite driver must). One async engine per database
-URL is created on first async use and released by :meth:`AsyncOperations.adispose` or
-:func:`adispose_all`. SQLite connections get the sync side's pragmas (WAL,
-``foreign_keys=ON``, a 30 s busy timeout) and write transactions begin with
-``BEGIN IMMEDIATE``. ``sqlite:///:memory:`` is not supported asynchronously: its single
-in-process connection belongs to the sync side.
+connection of its own, as every asyncio SQLite driver must). The one CPU-bound step,
+password hashing (PBKDF2, ~0.3 s per value), runs through :func:`asyncio.to_thread`
+(hashlib releases the GIL), so the event loop keeps serving other tasks meanwhile. One
+async engine per database URL is created on first async use and released by
+:meth:`AsyncOperations.adispose` or :func:`adispose_all`. SQLite connections get the sync
+side's pragmas (WAL, ``foreign_keys=ON``, a 30 s busy timeout) and write transactions
+begin with ``BEGIN IMMEDIATE``. ``sqlite:///:memory:`` is not supported asynchronously:
+its single in-process connection belongs to the sync side.
+
+SQLite fast path: a single statement outside ``atransaction()`` (every read, and
+``acreate``, ``aupsert``, ``aupdate_where``, ``adelete``, ``adelete_where``) skips the
+engine and goes straight to one of two autocommit aiosqlite connections kept per database
+and event loop, one for reads and one for writes (so a read never queues behind a write
+waiting on the busy timeout), set up with the same pragmas. Multi-statement writes
+(``abulk_create``, ``abulk_upsert``) keep their ``BEGIN IMMEDIATE`` transaction on the
+engine. The engine path is also taken whenever a ``before_cursor_execute`` or
+``after_cursor_execute`` listener is registered for the async engine (so statement hooks
+see every statement), and to retry a statement that failed on a busy/locked database.
 
 ``async with Model.objects.atransaction():`` scopes every async operation of any model on
 the same database in the current task (a context variable); nested blocks are savepoints.
@@ -36,6 +48,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import sqlite3
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -47,7 +60,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
-from registers.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database, configure_sqlite
+from registers.db.engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    configure_sqlite,
+    sqlite_functions,
+    sqlite_pragmas,
+)
 from registers.db.exceptions import (
     ConfigurationError,
     DatabaseError,
@@ -55,8 +74,10 @@ from registers.db.exceptions import (
     InvalidQueryError,
     RecordNotFoundError,
 )
+from registers.db.security import is_password_hash
 
 if TYPE_CHECKING:
+    import aiosqlite
     from sqlalchemy.engine import CursorResult
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -128,6 +149,7 @@ class _AsyncDatabase:
         )
         self._engine: AsyncEngine | None = None
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._lean: _LeanSQLite | None = None  # SQLite fast path, for the engine's loop
 
     def engine(self) -> AsyncEngine:
         """The async engine, (re)created for the running event loop.
@@ -141,6 +163,7 @@ class _AsyncDatabase:
             return engine
         if engine is not None:
             engine.sync_engine.dispose(close=False)
+        self.retire_lean()
         self._engine = engine = self._create_engine()
         self._loop = weakref.ref(loop)
         return engine
@@ -192,10 +215,172 @@ class _AsyncDatabase:
             shown = self.database.url.render_as_string(hide_password=True)
             raise DatabaseError(f"cannot connect to {shown}: {detail}") from exc
 
+    def lean(self) -> _LeanSQLite | None:
+        """The SQLite fast path for this loop, or None when statements must go through the
+        engine: not SQLite, or a statement listener wants to see them."""
+        if not self.database.is_sqlite:
+            return None
+        events = self.engine().sync_engine.dispatch
+        if events.before_cursor_execute or events.after_cursor_execute:
+            return None
+        lean = self._lean
+        if lean is None:
+            lean = self._lean = _LeanSQLite(self.database)
+        return lean
+
+    def retire_lean(self) -> None:
+        """Stop the fast-path connections without awaiting (their loop may be gone)."""
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            lean.stop()
+
     async def dispose(self) -> None:
         engine, self._engine, self._loop = self._engine, None, None
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            await lean.close()
         if engine is not None:
             await engine.dispose()
+
+
+class _LeanResult:
+    """The part of SQLAlchemy's ``CursorResult`` the manager reads, over sqlite3's rows."""
+
+    __slots__ = ("_rows", "lastrowid", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int, lastrowid: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise (sa.exc.NoResultFound("No row was found when one was required")
+                   if not self._rows else
+                   sa.exc.MultipleResultsFound("Multiple rows were found when exactly one "
+                                               "was required"))
+        return self._rows[0][0]
+
+
+class _LeanConnection:
+    """One autocommit aiosqlite connection; each statement is one trip to its thread.
+
+    A statement that returns rows (``SELECT``, ``... RETURNING``) is executed and fetched
+    in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
+    stays open between trips, even if the awaiting task is cancelled; any other statement
+    runs to completion inside ``execute``.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
+
+    async def exec_driver_sql(self, sql: str, params: Any) -> _LeanResult:
+        if sql.startswith("SELECT") or " RETURNING " in sql:
+            rows = list(await self.raw.execute_fetchall(sql, params))
+            return _LeanResult(rows, len(rows), 0)
+        cursor = await self.raw.execute(sql, params)
+        rows = [] if cursor.description is None else list(await cursor.fetchall())
+        return _LeanResult(rows, cursor.rowcount, cursor.lastrowid or 0)
+
+    async def exec_many(self, sql: str, rows: list[tuple[Any, ...]]) -> _LeanResult:
+        cursor = await self.raw.executemany(sql, rows)
+        return _LeanResult([], cursor.rowcount, cursor.lastrowid or 0)
+
+
+class _LeanSQLite:
+    """The SQLite fast path of one database on one event loop: two autocommit connections.
+
+    Reads share one connection and single-statement writes another (aiosqlite runs each
+    connection's statements one at a time on its thread). WAL readers never wait for the
+    write lock, so keeping them apart means a read never queues behind a write that is
+    waiting out the busy timeout.
+    """
+
+    __slots__ = ("_lock", "database", "reader", "writer")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.reader: _LeanConnection | None = None
+        self.writer: _LeanConnection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def connection(self, write: bool) -> _LeanConnection | None:
+        """The reader or writer connection, opened on first use; None if it cannot be
+        opened (the engine path then reports why)."""
+        found = self.writer if write else self.reader
+        if found is not None:
+            return found
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            found = self.writer if write else self.reader
+            if found is None:
+                try:
+                    found = _LeanConnection(await _open_lean(self.database))
+                except (sqlite3.Error, OSError, ValueError):
+                    return None
+                if write:
+                    self.writer = found
+                else:
+                    self.reader = found
+            return found
+
+    def _take(self) -> list[_LeanConnection]:
+        taken = [c for c in (self.reader, self.writer) if c is not None]
+        self.reader = self.writer = None
+        return taken
+
+    async def close(self) -> None:
+        for conn in self._take():
+            with contextlib.suppress(Exception):
+                await conn.raw.close()
+
+    def stop(self) -> None:
+        for conn in self._take():
+            with contextlib.suppress(Exception):
+                conn.raw.stop()
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # what a write's work function runs its statements on
+    _Conn: TypeAlias = "AsyncConnection | _LeanConnection"
+
+
+async def _open_lean(database: Database) -> aiosqlite.Connection:
+    """An autocommit aiosqlite connection set up like every sync one (configure_sqlite)."""
+    import aiosqlite
+
+    path, uri = database.sqlite_target()
+    pending = aiosqlite.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                isolation_level=None, uri=uri)
+    # A daemon worker thread, as SQLAlchemy's aiosqlite dialect does, so a connection
+    # nobody closed never keeps the interpreter from exiting (aiosqlite < 0.22: the
+    # connection is the thread).
+    thread = pending if isinstance(pending, threading.Thread) else getattr(
+        pending, "_thread", None)
+    if isinstance(thread, threading.Thread):
+        thread.daemon = True
+    conn = await pending
+    try:
+        for pragma in sqlite_pragmas():
+            await conn.execute(pragma)
+        for name, arity, function in sqlite_functions():
+            await conn.create_function(name, arity, function, deterministic=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn
 
 
 def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
@@ -231,6 +416,8 @@ def _async_database(database: Database) -> _AsyncDatabase:
     with _async_lock:
         adb = _async_databases.get(database.key)
         if adb is None or adb.database is not database:
+            if adb is not None:
+                adb.retire_lean()
             adb = _async_databases[database.key] = _AsyncDatabase(database)
         return adb
 
@@ -241,10 +428,13 @@ async def adispose_all() -> None:
         await adb.dispose()
 
 
-async def _execute(conn: AsyncConnection, sql: str, params: Any,
-                   many: bool = False) -> CursorResult[Any]:
+async def _execute(conn: _Conn, sql: str, params: Any,
+                   many: bool = False) -> CursorResult[Any] | _LeanResult:
     if many:
-        return await conn.exec_driver_sql(sql, [tuple(row) for row in params])
+        rows = [tuple(row) for row in params]
+        if isinstance(conn, _LeanConnection):
+            return await conn.exec_many(sql, rows)
+        return await conn.exec_driver_sql(sql, rows)
     return await conn.exec_driver_sql(sql, tuple(params))
 
 
@@ -258,6 +448,11 @@ class _Transient(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _hash_each(manager: DatabaseRegistry[Any], rows: list[dict[str, Any]]) -> None:
+    for values in rows:
+        manager._hash_passwords(values)
 
 
 class AsyncOperations:
@@ -289,9 +484,45 @@ class AsyncOperations:
             )
         return tx
 
+    async def _ahash_passwords(self: DatabaseRegistry[Any],
+                               rows: Sequence[dict[str, Any]]) -> None:
+        """Hash the plain-text passwords of ``rows`` (model ``__dict__``s) off the loop.
+
+        PBKDF2 at the default cost takes ~0.3 s per value; hashlib releases the GIL, so a
+        worker thread keeps the event loop serving other tasks. The sync manager's own
+        ``_hash_passwords`` does the work there (values that are hashes already are left
+        alone); nothing goes to a thread when there is nothing to hash.
+        """
+        hashed = self._hashed
+        if not hashed:
+            return
+        todo = [values for values in rows if any(
+            isinstance(value := values.get(name), str) and not is_password_hash(value)
+            for name in hashed)]
+        if todo:
+            await asyncio.to_thread(_hash_each, self, todo)
+
+    async def _ahash_updates(self: DatabaseRegistry[Any],
+                             updates: dict[str, Any]) -> dict[str, Any]:
+        """``updates`` with plain-text passwords hashed off the loop, for ``_set_clause``
+        (which hashes what is still plain text, and leaves hashes alone)."""
+        plain = {name: updates[name] for name in self._hashed if name in updates}
+        await self._ahash_passwords([plain])
+        return {**updates, **plain} if plain else updates
+
     async def _aread(self: DatabaseRegistry[Any], sql: str, params: Sequence[Any]) -> list[Any]:
         adb = self._adb()
         tx = self._ambient(adb)
+        if tx is None:
+            lean = adb.lean()
+            fast = None if lean is None else await lean.connection(write=False)
+            if fast is not None:
+                try:
+                    return list(await fast.raw.execute_fetchall(sql, tuple(params)))
+                except self._aerrors() as exc:
+                    if not is_transient(self.database.family, exc):
+                        raise self._error(exc, "read from") from exc
+                    # busy/locked past the timeout: one more try on the engine below
         try:
             if tx is not None:
                 async with tx.lock:
@@ -306,7 +537,7 @@ class AsyncOperations:
             raise self._error(original, "read from") from original
 
     async def _awrite(self: DatabaseRegistry[Any],
-                      work: Callable[[AsyncConnection], Awaitable[Any]], *,
+                      work: Callable[[_Conn], Awaitable[Any]], *,
                       data: Mapping[str, Any] | None = None, atomic: bool = True,
                       retry_if: Callable[[BaseException], bool] | None = None) -> Any:
         """Await ``work(conn)`` as one transaction (or inside the ambient one).
@@ -314,9 +545,27 @@ class AsyncOperations:
         Like the sync ``_write``: a transaction of its own that hits a deadlock or a
         serialization failure is retried with backoff; inside ``atransaction()`` the
         error propagates, since only the caller can retry the whole block.
+
+        ``atomic=False`` promises ``work`` sends a single statement: on SQLite outside a
+        transaction it then runs on the fast path's autocommit writer connection; a
+        busy/locked failure there is retried on the engine.
         """
         adb = self._adb()
         tx = self._ambient(adb)
+        if tx is None and not atomic:
+            lean = adb.lean()
+            fast = None if lean is None else await lean.connection(write=True)
+            if fast is not None:
+                try:
+                    return await work(fast)
+                except self._aerrors() as exc:
+                    original = _driver_error(exc)
+                    if not (isinstance(original, sqlite3.Error) and (
+                        is_transient(self.database.family, original)
+                        or (retry_if is not None and retry_if(original))
+                    )):
+                        raise self._error(original, "write to", data) from original
+                    # a single autocommit statement that failed changed nothing: retry below
         try:
             if tx is not None:
                 async with tx.lock:
@@ -334,7 +583,7 @@ class AsyncOperations:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _awrite_joined(self: DatabaseRegistry[Any], conn: AsyncConnection,
-                             work: Callable[[AsyncConnection], Awaitable[Any]],
+                             work: Callable[[_Conn], Awaitable[Any]],
                              atomic: bool) -> Any:
         """Run ``work`` inside the caller's transaction, as the sync ``_write_once`` does.
 
@@ -357,7 +606,7 @@ class AsyncOperations:
         return result
 
     async def _awrite_once(self: DatabaseRegistry[Any], adb: _AsyncDatabase,
-                           work: Callable[[AsyncConnection], Awaitable[Any]],
+                           work: Callable[[_Conn], Awaitable[Any]],
                            atomic: bool,
                            retry_if: Callable[[BaseException], bool] | None) -> Any:
         conn = await adb.connect()
@@ -401,13 +650,13 @@ class AsyncOperations:
         from registers.db.registry import PERSISTED_KEY
 
         values = instance.__dict__
-        self._hash_passwords(values)
+        await self._ahash_passwords([values])
         with_key = not (self.managed_key and values[self.key] is None)
         names = self.names if with_key else self._insert_names
         sql = self.sql_insert_full if with_key else self.sql_insert_nokey
         params = self._params(values, names)
 
-        async def work(conn: AsyncConnection) -> Any:
+        async def work(conn: _Conn) -> Any:
             result = await _execute(conn, sql, params)
             if with_key:
                 return values[self.key]
@@ -441,7 +690,7 @@ class AsyncOperations:
         from registers.db.registry import PERSISTED_KEY
 
         values = instance.__dict__
-        self._hash_passwords(values)
+        await self._ahash_passwords([values])
         target = self._conflict_target(values)
         if target is None:
             return await self._ainsert(instance)
@@ -450,7 +699,7 @@ class AsyncOperations:
         params = self._params(values, names)
         guarded = self._needs_guarded_upsert(target)
 
-        async def work(conn: AsyncConnection) -> Any:
+        async def work(conn: _Conn) -> Any:
             key = await self._aupsert_row(conn, values, with_key, target, names, params,
                                           guarded)
             if with_key and self.managed_key:
@@ -463,7 +712,7 @@ class AsyncOperations:
         values[PERSISTED_KEY] = self._stored_key(values[self.key])
         return instance
 
-    async def _aupsert_row(self: DatabaseRegistry[Any], conn: AsyncConnection,
+    async def _aupsert_row(self: DatabaseRegistry[Any], conn: _Conn,
                            values: Mapping[str, Any], with_key: bool, target: str,
                            names: Sequence[str], params: Sequence[Any], guarded: bool) -> Any:
         """Async ``_upsert_row``: upsert one row on ``conn``; returns its key.
@@ -494,7 +743,7 @@ class AsyncOperations:
                            [*(by_name[n] for n in changed), found[0]])
         return values[self.key] if with_key else found[0]
 
-    async def _async_sequence(self: DatabaseRegistry[Any], conn: AsyncConnection) -> None:
+    async def _async_sequence(self: DatabaseRegistry[Any], conn: _Conn) -> None:
         """After an explicit key on PostgreSQL, move the key sequence past it."""
         if self.database.family != "postgresql":
             return
@@ -511,18 +760,21 @@ class AsyncOperations:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
         from registers.db.registry import PERSISTED_KEY
 
+        hashed_updates = updates
+        if isinstance(criteria, Mapping) and criteria:  # else _update_statement refuses
+            hashed_updates = await self._ahash_updates(updates)
         update, set_sql, set_params, where, where_params = self._update_statement(
-            criteria, updates
+            criteria, hashed_updates
         )
         if self.dialect.update_returning:
             sql = f"{update} RETURNING {self.select_list}"
 
-            async def returning(conn: AsyncConnection) -> list[Any]:
+            async def returning(conn: _Conn) -> list[Any]:
                 return list((await _execute(conn, sql, set_params + where_params)).fetchall())
 
             rows = await self._awrite(returning, data=updates, atomic=False)
         else:
-            async def then_read(conn: AsyncConnection) -> list[Any]:
+            async def then_read(conn: _Conn) -> list[Any]:
                 return await self._aupdate_then_read(conn, where, where_params,
                                                      set_sql, set_params)
 
@@ -531,7 +783,7 @@ class AsyncOperations:
         models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
         return models
 
-    async def _aupdate_then_read(self: DatabaseRegistry[Any], conn: AsyncConnection,
+    async def _aupdate_then_read(self: DatabaseRegistry[Any], conn: _Conn,
                                  where: str, where_params: list[Any], set_sql: str,
                                  set_params: list[Any]) -> list[Any]:
         q = self.dialect.quote
@@ -551,7 +803,7 @@ class AsyncOperations:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete`."""
         params = [self._coerce_key(key)]
 
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: _Conn) -> int:
             return (await _execute(conn, self.sql_delete, params)).rowcount
 
         return bool(await self._awrite(work, atomic=False))
@@ -560,7 +812,7 @@ class AsyncOperations:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_where`."""
         sql, params = self._delete_where_statement(criteria)
 
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: _Conn) -> int:
             return (await _execute(conn, sql, params)).rowcount
 
         return int(await self._awrite(work, atomic=False))
@@ -573,12 +825,12 @@ class AsyncOperations:
             return []
         for model in models:
             self._check_managed_key(model)
-            self._hash_passwords(model.__dict__)
+        await self._ahash_passwords([m.__dict__ for m in models])
         generate = self.managed_key
         names = self._insert_names if generate else self.names
         rows = [self._params(m.__dict__, names) for m in models]
 
-        async def work(conn: AsyncConnection) -> list[Any]:
+        async def work(conn: _Conn) -> list[Any]:
             if not generate:
                 await _execute(conn, self._insert_sql(names), rows, many=True)
                 return [m.__dict__[self.key] for m in models]
@@ -594,7 +846,7 @@ class AsyncOperations:
             model.__dict__[PERSISTED_KEY] = self._stored_key(key)
         return models
 
-    async def _ainsert_batches(self: DatabaseRegistry[Any], conn: AsyncConnection,
+    async def _ainsert_batches(self: DatabaseRegistry[Any], conn: _Conn,
                                names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
         """Insert rows with database-generated keys; return the keys in row order."""
         if self.database.is_sqlite:
@@ -626,14 +878,14 @@ class AsyncOperations:
         models = [self._coerce_item(item) for item in items]
         if not models:
             return []
+        await self._ahash_passwords([m.__dict__ for m in models])
         groups: dict[tuple[bool, str | None], list[int]] = {}
         for index, model in enumerate(models):
             values = model.__dict__
-            self._hash_passwords(values)
             target = self._conflict_target(values)
             groups.setdefault((values[self.key] is not None, target), []).append(index)
 
-        async def work(conn: AsyncConnection) -> list[Any]:
+        async def work(conn: _Conn) -> list[Any]:
             keys: list[Any] = [None] * len(models)
             for (with_key, target), indexes in groups.items():
                 names = self.names if with_key else self._insert_names
@@ -662,7 +914,7 @@ class AsyncOperations:
 
         return self._set_keys(models, await self._awrite(work))
 
-    async def _akeys_for(self: DatabaseRegistry[Any], conn: AsyncConnection, field: str,
+    async def _akeys_for(self: DatabaseRegistry[Any], conn: _Conn, field: str,
                          values: list[Any]) -> list[Any]:
         """The keys of the rows whose unique ``field`` holds ``values`` (same order)."""
         entry = self.query.field(field)
@@ -810,7 +1062,7 @@ class AsyncOperations:
                 return False
             key = self._stored_key(key)
 
-        async def work(conn: AsyncConnection) -> int:
+        async def work(conn: _Conn) -> int:
             return (await _execute(conn, self.sql_delete, [key])).rowcount
 
         deleted = await self._awrite(work, atomic=False)

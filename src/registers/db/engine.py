@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -111,9 +111,14 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"cannot use database URL {self.key!r}: {exc}") from exc
 
-    def _sqlite_connect(self) -> sqlite3.Connection:
+    def sqlite_target(self) -> tuple[str, bool]:
+        """What ``sqlite3.connect`` opens for this SQLite URL: (path, whether it is a URI)."""
         path = self.url.database or ""
         uri = str(self.url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
+        return path, uri
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        path, uri = self.sqlite_target()
         conn = sqlite3.connect(
             path,
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -307,14 +312,26 @@ def configure_sqlite(connection: Any, *, memory: bool = False) -> None:
     """
     cursor = connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        if not memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        for pragma in sqlite_pragmas(memory=memory):
+            cursor.execute(pragma)
     finally:
         cursor.close()
-    connection.create_function("registers_decimal", 3, _decimal_op, deterministic=True)
+    for name, arity, function in sqlite_functions():
+        connection.create_function(name, arity, function, deterministic=True)
+
+
+def sqlite_pragmas(*, memory: bool = False) -> list[str]:
+    """The pragmas :func:`configure_sqlite` runs, in order (for drivers it cannot reach)."""
+    pragmas = [f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"]
+    if not memory:
+        pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
+    pragmas.append("PRAGMA foreign_keys = ON")
+    return pragmas
+
+
+def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
+    """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
+    return [("registers_decimal", 3, _decimal_op)]
 
 
 _DECIMAL_OPS = {
