@@ -854,22 +854,14 @@ class AsyncOperations:
             last = (await _execute(conn, "SELECT last_insert_rowid()", ())).scalar_one()
             # Inside one write transaction SQLite hands out consecutive rowids.
             return list(range(last - len(rows) + 1, last + 1))
-        q = self.dialect.quote
-        head = f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) VALUES "
-        one = f"({self.dialect.params(len(names))})"
         keys: list[Any] = []
-        size = self._batch_size(len(names))
-        for start in range(0, len(rows), size):
-            batch = rows[start:start + size]
-            sql = head + ", ".join([one] * len(batch))
-            params = [v for row in batch for v in row]
+        for sql, params, count in self._multi_row_inserts(names, rows):
+            result = await _execute(conn, sql, params)
             if self.dialect.insert_returning:
-                sql += f" RETURNING {q(self.key)}"
-                keys.extend(r[0] for r in (await _execute(conn, sql, params)).fetchall())
+                keys.extend(r[0] for r in result.fetchall())
             else:
                 # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
-                first = (await _execute(conn, sql, params)).lastrowid
-                keys.extend(range(first, first + len(batch)))
+                keys.extend(range(result.lastrowid, result.lastrowid + count))
         return keys
 
     async def abulk_upsert(self: DatabaseRegistry[M],

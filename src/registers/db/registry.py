@@ -820,23 +820,30 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             last = self._execute(conn, "SELECT last_insert_rowid()", ()).fetchone()[0]
             # Inside one write transaction SQLite hands out consecutive rowids.
             return list(range(last - len(rows) + 1, last + 1))
+        keys: list[Any] = []
+        for sql, params, count in self._multi_row_inserts(names, rows):
+            cursor = self._execute(conn, sql, params)
+            if self.dialect.insert_returning:
+                keys.extend(r[0] for r in cursor.fetchall())
+            else:
+                # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
+                keys.extend(range(cursor.lastrowid, cursor.lastrowid + count))
+        return keys
+
+    def _multi_row_inserts(
+        self, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, list[Any], int]]:
+        """Batched multi-row INSERTs (with RETURNING the key where supported):
+        (sql, flat parameters, row count) per batch."""
         q = self.dialect.quote
         head = f"INSERT INTO {q(self.table_name)} ({', '.join(q(n) for n in names)}) VALUES "
         one = f"({self.dialect.params(len(names))})"
-        keys: list[Any] = []
+        tail = f" RETURNING {q(self.key)}" if self.dialect.insert_returning else ""
         size = self._batch_size(len(names))
         for start in range(0, len(rows), size):
             batch = rows[start:start + size]
-            sql = head + ", ".join([one] * len(batch))
-            params = [v for row in batch for v in row]
-            if self.dialect.insert_returning:
-                sql += f" RETURNING {q(self.key)}"
-                keys.extend(r[0] for r in self._execute(conn, sql, params).fetchall())
-            else:
-                # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
-                first = self._execute(conn, sql, params).lastrowid
-                keys.extend(range(first, first + len(batch)))
-        return keys
+            sql = head + ", ".join([one] * len(batch)) + tail
+            yield sql, [v for row in batch for v in row], len(batch)
 
     def bulk_upsert(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
         """Validate every item, then upsert them all in one transaction (all or nothing).
