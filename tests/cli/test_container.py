@@ -55,7 +55,11 @@ def test_unknown_type_raises() -> None:
 def test_singleton_factory_is_called_once() -> None:
     calls: list[int] = []
     container = DIContainer()
-    container.register_factory(Base, lambda: calls.append(1) or Base())
+    def make() -> Base:
+        calls.append(1)
+        return Base()
+
+    container.register_factory(Base, make)
     assert container.resolve(Base) is container.resolve(Base)
     assert calls == [1]
 

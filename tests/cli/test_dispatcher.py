@@ -75,7 +75,11 @@ def test_missing_argument_names_parameter_and_type(cli: CommandRegistry) -> None
 
 def test_sync_dispatch_runs_hooks_in_order(cli: CommandRegistry) -> None:
     events: list[str] = []
-    cli.register("work")(lambda: events.append("handler") or "done")
+    def work() -> str:
+        events.append("handler")
+        return "done"
+
+    cli.register("work")(work)
     chain = MiddlewareChain()
     chain.add_pre(lambda c, k: events.append(f"pre1:{c}"))
     chain.add_pre(lambda c, k: events.append("pre2"))

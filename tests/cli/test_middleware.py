@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,9 +30,12 @@ def test_hooks_run_in_insertion_order(cli: CommandRegistry) -> None:
     events: list[str] = []
     cli.register("work")(lambda: "ok")
     chain = MiddlewareChain()
+    def recorder(event: str) -> Callable[[str, object], None]:
+        return lambda command, payload: events.append(event)
+
     for name in ("a", "b"):
-        chain.add_pre(lambda c, k, name=name: events.append(f"pre-{name}"))
-        chain.add_post(lambda c, r, name=name: events.append(f"post-{name}"))
+        chain.add_pre(recorder(f"pre-{name}"))
+        chain.add_post(recorder(f"post-{name}"))
     cli.invoke(["work"], middleware=chain)
     assert events == ["pre-a", "pre-b", "post-a", "post-b"]
 
