@@ -98,3 +98,12 @@ def test_singleton_factory_is_built_once_across_threads() -> None:
 def test_factory_must_be_callable() -> None:
     with pytest.raises(TypeError):
         DIContainer().register_factory(Base, Base())  # type: ignore[arg-type]
+
+
+def test_a_parametrized_generic_is_never_resolved() -> None:
+    """``list[int]`` is not a class (Python 3.10 says it is a type): no subclass lookup."""
+    container = DIContainer()
+    container.register(Base, Base())
+    assert not container.has(list[int])
+    with pytest.raises(DependencyNotFoundError):
+        container.resolve(list[int])

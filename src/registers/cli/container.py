@@ -84,7 +84,9 @@ class DIContainer:
         provider = self._providers.get(type_)
         if provider is not None:
             return provider
-        if not isinstance(type_, type):
+        # Only real classes have subclasses; a parametrized generic such as list[int] (which
+        # Python 3.10 still reports as a type) never matches.
+        if not isinstance(type_, type) or hasattr(type_, "__origin__"):
             return None
         for registered, candidate in self._providers.items():
             if issubclass(registered, type_):

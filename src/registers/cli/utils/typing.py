@@ -249,7 +249,7 @@ def _scalar(annotation: Any) -> tuple[Converter, str, tuple[str, ...] | None] | 
     literal = _literal_info(annotation)
     if literal is not None:
         return literal[0], "choice", literal[1]
-    if not isinstance(annotation, type):
+    if not _is_plain_class(annotation):
         return None
     if issubclass(annotation, enum.Enum):
         convert, shown = _enum_info(annotation)
@@ -311,6 +311,12 @@ def _collection(annotation: Any) -> TypeInfo | None:
     )
 
 
+def _is_plain_class(annotation: Any) -> bool:
+    """A real class, not a parametrized generic (on Python 3.10, ``isinstance(dict[str, int],
+    type)`` is true)."""
+    return isinstance(annotation, type) and not hasattr(annotation, "__origin__")
+
+
 def classify(annotation: Any) -> TypeInfo:
     """Decide how a parameter annotated ``annotation`` appears on the command line.
 
@@ -345,6 +351,6 @@ def _classify_bare(bare: Any) -> TypeInfo:
     if scalar is not None:
         convert, name, choices = scalar
         return TypeInfo("value", bare, convert=convert, name=name, choices=choices)
-    if isinstance(bare, type):
+    if _is_plain_class(bare):
         return TypeInfo("service", bare, name=bare.__name__)
     raise UnsupportedAnnotation(f"{type_name(bare)} has no command-line mapping")
