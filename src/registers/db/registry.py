@@ -37,7 +37,12 @@ from registers.db.exceptions import (
 )
 from registers.db.metadata import RegistryConfig
 from registers.db.query import Expression, QueryCompiler
-from registers.db.schema import ColumnDifference, SchemaManager, build_table
+from registers.db.schema import (
+    ColumnDifference,
+    SchemaManager,
+    build_table,
+    creation_deferred,
+)
 from registers.db.security import hash_password, is_password_hash
 from registers.db.typing_utils import _sqlite_float
 
@@ -97,7 +102,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         )
         self.query = QueryCompiler(self.model_name, self.table_name, config.columns, self.dialect)
         self._prepare()
-        if auto_create:
+        if auto_create and not creation_deferred():
             self.create_schema()
 
     # --- preparation ----------------------------------------------------------------
