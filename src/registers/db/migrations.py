@@ -83,6 +83,7 @@ LOCK_TIMEOUT = 600.0
 """Seconds a second migrating process waits for the first before giving up."""
 
 _INI = "alembic.ini"
+_READ_ONLY = frozenset({"revision", "check", "current"})
 _SECTION = "registers"
 
 _ENV_PY = '''"""Alembic environment written by `registers db init`: there is nothing to edit.
@@ -639,18 +640,24 @@ def run_env() -> None:
             context.run_migrations()
         return
     timeout = float(config.attributes.get("registers.lock_timeout", LOCK_TIMEOUT))
+    read_only = config.attributes.get("registers.action") in _READ_ONLY
     engine = _migration_engine(url, family, timeout)
     try:
-        with (
-            engine.connect() as connection,
-            _lock(connection, family, url, timeout),
-            connection.begin(),
-        ):
-            context.configure(connection=connection, **options)
-            _refuse_unknown_revisions(context.get_context(), context.script)
-            context.run_migrations()
-            if family == "sqlite":
-                _foreign_key_check(connection)
+        with engine.connect() as connection, _lock(connection, family, url, timeout):
+            transaction = connection.begin()
+            try:
+                context.configure(connection=connection, dont_mutate=read_only, **options)
+                _refuse_unknown_revisions(context.get_context(), context.script)
+                context.run_migrations()
+                if family == "sqlite" and not read_only:
+                    _foreign_key_check(connection)
+            except BaseException:
+                transaction.rollback()
+                raise
+            if read_only:  # revision, check, current: leave the database as it was
+                transaction.rollback()
+            else:
+                transaction.commit()
     finally:
         engine.dispose()
 
@@ -791,16 +798,36 @@ def _process_revision_directives(context: Any, revision: Any, directives: list[A
 
 
 def _add_back_fills(upgrade_ops: Any, dialect: Any, metadata: Any) -> None:
-    """A new NOT NULL column whose field has a default: add it with that DEFAULT, so the
-    existing rows get the value, then drop the DEFAULT again in a step of its own (the
-    table keeps matching the model; on SQLite a batch rebuild in between keeps it)."""
+    """Back-fills from the model's defaults.
+
+    A new NOT NULL column whose field has a default is added with that DEFAULT, so the
+    existing rows get the value, and the DEFAULT is dropped again in a step of its own (the
+    table keeps matching the model; on SQLite a batch rebuild in between keeps it). A
+    column becoming NOT NULL first gets the default in its NULL rows.
+    """
     from alembic.operations import ops
 
     result: list[Any] = []
+    quote = dialect.identifier_preparer.quote
     for group in upgrade_ops.ops:
-        result.append(group)
         if not isinstance(group, ops.ModifyTableOps):
+            result.append(group)
             continue
+        for op in group.ops:
+            # NULL -> NOT NULL: the rows still NULL get the field's default first.
+            if (isinstance(op, ops.AlterColumnOp) and op.modify_nullable is False
+                    and op.existing_nullable):
+                column = metadata.tables[group.table_name].columns.get(op.column_name) \
+                    if metadata is not None and group.table_name in metadata.tables else None
+                literal = None if column is None else _default_literal(
+                    metadata, group.table_name, column, dialect)
+                if literal is not None:
+                    name = quote(op.column_name)
+                    result.append(ops.ExecuteSQLOp(
+                        f"UPDATE {quote(group.table_name)} SET {name} = {literal} "
+                        f"WHERE {name} IS NULL"
+                    ))
+        result.append(group)
         drops: list[Any] = []
         for index, op in enumerate(group.ops):
             if not isinstance(op, ops.AddColumnOp):
