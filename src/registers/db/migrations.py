@@ -363,6 +363,7 @@ def init(
     *,
     url: str | None = None,
     directory: str | os.PathLike[str] = DEFAULT_DIRECTORY,
+    root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a migrations folder for the models of ``models``; returns the folder.
 
@@ -374,6 +375,7 @@ def init(
         url: The database to migrate, stored in the folder's ``alembic.ini``. By default,
             the one database the models are registered on.
         directory: The folder to create (``migrations``); it must not exist or be empty.
+        root: The project folder the models are imported from (the working directory).
 
     Raises:
         ConfigurationError: the folder exists and is not empty, a module cannot be
@@ -385,7 +387,7 @@ def init(
     folder = Path(directory).resolve()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ConfigurationError(f"{str(directory)!r} already exists and is not empty")
-    root = Path.cwd()
+    root = Path(root).resolve() if root is not None else Path.cwd()
     import_models(*names, root=root)
     _resolve_url(url)
     stored = "" if url is None else url
@@ -754,11 +756,12 @@ def _lock_message(url: str, timeout: float) -> str:
 def _refuse_unknown_revisions(migration_context: Any, script: ScriptDirectory) -> None:
     """A database ahead of the scripts (or from other scripts) is an error, not a crash."""
     from alembic.script.revision import ResolutionError
+    from alembic.util import CommandError
 
     for head in migration_context.get_current_heads():
         try:
             script.get_revision(head)
-        except ResolutionError as exc:
+        except (ResolutionError, CommandError) as exc:
             raise MigrationError(
                 f"the database is at revision {head!r}, which no script in {script.dir} has: "
                 "it is ahead of these scripts (deploy the newer scripts) or was migrated "
