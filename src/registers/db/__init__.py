@@ -40,7 +40,7 @@ from registers.db.metadata import RegistryConfig
 from registers.db.query import F
 from registers.db.registry import DatabaseRegistry
 from registers.db.relations import BelongsTo, HasMany, HasManyThrough, prefetch
-from registers.db.schema import ColumnDifference, SchemaManager
+from registers.db.schema import ColumnDifference, SchemaManager, defer_creation
 from registers.db.security import hash_password, is_password_hash, verify_password
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "adispose_all",
     "database_registry",
     "db_field",
+    "defer_creation",
     "dispose_all",
     "dispose_engine",
     "get_engine",
