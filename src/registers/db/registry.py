@@ -21,7 +21,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
 
 from registers.db.aio import AsyncOperations
-from registers.db.dialects import Dialect, classify_integrity_error, is_transient
+from registers.db.dialects import (
+    Dialect,
+    classify_integrity_error,
+    is_check_violation,
+    is_transient,
+)
 from registers.db.engine import Database, get_database
 from registers.db.exceptions import (
     ConstraintError,
@@ -37,7 +42,7 @@ from registers.db.exceptions import (
 )
 from registers.db.metadata import RegistryConfig
 from registers.db.query import Expression, QueryCompiler
-from registers.db.schema import ColumnDifference, SchemaManager, build_table
+from registers.db.schema import _FROM_MODEL, ColumnDifference, SchemaManager, build_table
 from registers.db.security import hash_password, is_password_hash
 from registers.db.typing_utils import _sqlite_float
 
@@ -73,7 +78,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         manager_attr: str = "objects",
         auto_create: bool = True,
         autoincrement: bool = False,
-        unique_fields: Sequence[str] = (),
+        unique_fields: Sequence[str | Sequence[str]] = (),
+        indexes: Sequence[str | Sequence[str]] = (),
     ) -> None:
         config = RegistryConfig(
             model,
@@ -83,7 +89,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             manager_attr,
             auto_create,
             autoincrement,
-            tuple(unique_fields),
+            unique_fields,  # type: ignore[arg-type]  # checked and normalised there
+            indexes,  # type: ignore[arg-type]
         )
         self.config = config
         self.model: type[M] = model
@@ -91,7 +98,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         self.table_name: str = config.table_name or ""
         self.database: Database = get_database(config.url)
         self.table: sa.Table = build_table(config, self.database.metadata)
-        self.schema = SchemaManager(self.database, self.table, self.model_name)
+        self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         self.dialect = Dialect(
             self.database.family, self.database.dialect, self.database.placeholder
         )
@@ -301,7 +308,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     def _error(self, exc: BaseException, action: str,
                data: Mapping[str, Any] | None = None) -> RegistryError:
         where = f"table {self.table_name!r} ({self.model_name})"
-        if isinstance(exc, self._integrity_error):
+        if isinstance(exc, self._integrity_error) or is_check_violation(
+            self.database.family, exc
+        ):
             violation = classify_integrity_error(self.database.family, exc, self.table_name)
             columns = violation.columns
             constraint = violation.constraint or ""
@@ -326,9 +335,10 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                     model=self.model_name, table=self.table_name, field=field,
                 )
             detail = f" on {', '.join(columns)}" if columns else ""
+            kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
+            named = f" {constraint}" if constraint else ""
             return ConstraintError(
-                f"cannot {action} {where}: {violation.kind.replace('_', ' ')} constraint "
-                f"failed{detail}",
+                f"cannot {action} {where}: {kind} constraint{named} failed{detail}",
                 model=self.model_name, table=self.table_name,
             )
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -1093,11 +1103,15 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     def truncate(self) -> None:
         self.schema.truncate()
 
-    def add_column(self, name: str, annotation: Any, *, nullable: bool = True) -> None:
-        self.schema.add_column(name, annotation, nullable=nullable)
+    def add_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                   nullable: bool | None = None, default: Any = _FROM_MODEL) -> None:
+        """Add a column and back-fill existing rows (see :meth:`SchemaManager.add_column`)."""
+        self.schema.add_column(name, annotation, nullable=nullable, default=default)
 
-    def ensure_column(self, name: str, annotation: Any, *, nullable: bool = True) -> bool:
-        return self.schema.ensure_column(name, annotation, nullable=nullable)
+    def ensure_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                      nullable: bool | None = None, default: Any = _FROM_MODEL) -> bool:
+        """:meth:`add_column` unless the column exists; returns whether it was added."""
+        return self.schema.ensure_column(name, annotation, nullable=nullable, default=default)
 
     def schema_diff(self) -> list[ColumnDifference]:
         return self.schema.diff()
