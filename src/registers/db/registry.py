@@ -314,8 +314,10 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             violation = classify_integrity_error(self.database.family, exc, self.table_name)
             columns = violation.columns
             constraint = violation.constraint or ""
-            if violation.kind == "unique" and constraint.startswith(f"uq_{self.table_name}_"):
-                columns = (constraint[len(f"uq_{self.table_name}_"):],)
+            if violation.kind == "unique" and constraint:
+                # MySQL names the key as `table.name` on some versions.
+                known = self.config.unique_names.get(constraint.rsplit(".", 1)[-1])
+                columns = known if known is not None else columns
             if violation.kind == "primary" or (
                 violation.kind == "unique" and columns == (self.key,)
             ):
@@ -325,15 +327,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                     model=self.model_name, table=self.table_name, field=self.key, value=value,
                 )
             if violation.kind == "unique":
-                field = columns[0] if columns else None
-                shown = ""
-                if data and field and field in data and field not in self._hashed:
-                    shown = f"={data[field]!r}"[:120]
-                return UniqueConstraintError(
-                    f"{self.model_name}.{field or '?'}{shown} must be unique: "
-                    f"a row with that value already exists in {where}",
-                    model=self.model_name, table=self.table_name, field=field,
-                )
+                return self._unique_error(columns, data, where)
             detail = f" on {', '.join(columns)}" if columns else ""
             kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
             named = f" {constraint}" if constraint else ""
@@ -361,6 +355,28 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             )
         return DatabaseError(
             f"cannot {action} {where}: {message}", model=self.model_name, table=self.table_name
+        )
+
+    def _unique_error(self, columns: Sequence[str], data: Mapping[str, Any] | None,
+                      where: str) -> UniqueConstraintError:
+        shown = ""
+        if data and columns and all(c in data and c not in self._hashed for c in columns):
+            values = [data[c] for c in columns]
+            shown = f"={values[0]!r}" if len(values) == 1 else f"={tuple(values)!r}"
+            shown = shown[:120]
+        if len(columns) > 1:
+            return UniqueConstraintError(
+                f"{self.model_name}.({', '.join(columns)}){shown} must be unique together: "
+                f"a row with those values already exists in {where}",
+                model=self.model_name, table=self.table_name, field=columns[0],
+                fields=tuple(columns),
+            )
+        field = columns[0] if columns else None
+        return UniqueConstraintError(
+            f"{self.model_name}.{field or '?'}{shown} must be unique: "
+            f"a row with that value already exists in {where}",
+            model=self.model_name, table=self.table_name, field=field,
+            fields=tuple(columns),
         )
 
     def _to_model(self, row: Sequence[Any]) -> M:

@@ -85,8 +85,12 @@ def _column(config: RegistryConfig, spec: ColumnSpec) -> sa.Column[Any]:
 class ColumnDifference:
     """One difference between a model and its live table."""
 
-    kind: str  # "missing_column", "extra_column", "type_mismatch", "nullability_mismatch"
-    column: str
+    kind: str
+    """``missing_column``, ``extra_column``, ``type_mismatch``, ``nullability_mismatch``,
+    ``missing_unique``, ``extra_unique``, ``missing_index``, ``extra_index``,
+    ``missing_check``, ``extra_check``, ``missing_foreign_key``, ``extra_foreign_key`` or
+    ``foreign_key_mismatch``."""
+    column: str  # the column, or the columns of a constraint joined by ", "
     expected: str | None = None
     actual: str | None = None
 
@@ -173,10 +177,26 @@ class SchemaManager:
     def truncate(self) -> None:
         """Delete every row, keeping the table."""
         statements = self.database_dialect().truncate(self.table.name)
+        keep_counter = self.database.family == "mysql" and bool(
+            self.config and self.config.managed_key
+        )
         try:
             with self._connection(write=True) as conn:
+                # MySQL's TRUNCATE restarts AUTO_INCREMENT: put it back, so no key is
+                # handed out twice (SQLite's AUTOINCREMENT and PostgreSQL's sequence
+                # already keep counting).
+                counter = conn.exec_driver_sql(
+                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                    (self.table.name,),
+                ).scalar() if keep_counter else None
                 for statement in statements:
                     conn.exec_driver_sql(statement)
+                if counter:
+                    quote = self.database_dialect().quote
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {quote(self.table.name)} AUTO_INCREMENT = {int(counter)}"
+                    )
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("truncate", exc) from exc
 
@@ -468,6 +488,88 @@ class SchemaManager:
         for name in live:
             if name not in self.table.columns:
                 differences.append(ColumnDifference("extra_column", name))
+        differences.extend(self._constraint_diff())
+        return differences
+
+    def _constraint_diff(self) -> list[ColumnDifference]:
+        """UNIQUE constraints, indexes, CHECKs and foreign keys: model vs live table."""
+        try:
+            with self._connection(write=False) as conn:
+                inspector = sa.inspect(conn)
+                name = self.table.name
+                live_uniques = inspector.get_unique_constraints(name)
+                live_indexes = inspector.get_indexes(name)
+                live_checks = inspector.get_check_constraints(name)
+                live_fks = inspector.get_foreign_keys(name)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._fail("inspect", exc) from exc
+        differences: list[ColumnDifference] = []
+
+        def compare(kind: str, expected: dict[Any, str], actual: dict[Any, str],
+                    extra_too: bool = True) -> None:
+            for item, label in expected.items():
+                if item not in actual:
+                    differences.append(ColumnDifference(f"missing_{kind}", label))
+            if extra_too:
+                for item, label in actual.items():
+                    if item not in expected:
+                        differences.append(ColumnDifference(f"extra_{kind}", label))
+
+        def label(columns: Any) -> str:
+            return ", ".join(columns)
+
+        fk_names = {fk.get("name") for fk in live_fks}
+        compare(
+            "unique",
+            {tuple(sorted(c.name for c in uc.columns)): label(c.name for c in uc.columns)
+             for uc in self.table.constraints if isinstance(uc, sa.UniqueConstraint)},
+            {
+                **{tuple(sorted(uc["column_names"])): label(uc["column_names"])
+                   for uc in live_uniques},
+                **{tuple(sorted(ix["column_names"])): label(ix["column_names"])
+                   for ix in live_indexes if ix.get("unique")},
+            },
+        )
+        compare(
+            "index",
+            {tuple(c.name for c in ix.columns): label(c.name for c in ix.columns)
+             for ix in self.table.indexes},
+            {tuple(ix["column_names"]): label(ix["column_names"]) for ix in live_indexes
+             # MySQL backs each foreign key with an index of the constraint's name.
+             if not ix.get("unique") and ix.get("name") not in fk_names
+             and None not in ix["column_names"]},
+        )
+        expected_checks = {
+            str(ck.name): str(ck.name) for ck in self.table.constraints
+            if isinstance(ck, sa.CheckConstraint) and ck.name
+            and str(ck.name).startswith("ck_")
+        }
+        compare(
+            "check",
+            expected_checks,
+            # Only registers' own names: MariaDB adds a CHECK to every JSON column.
+            {str(ck["name"]): str(ck["name"]) for ck in live_checks
+             if str(ck.get("name") or "").startswith("ck_")},
+        )
+        expected_fks = {
+            _fk_key([c.name for c in fk.columns], fk.elements[0].target_fullname,
+                    fk.ondelete): label(c.name for c in fk.columns)
+            for fk in self.table.foreign_key_constraints
+        }
+        actual_fks = {
+            _fk_key(fk["constrained_columns"],
+                    f"{fk['referred_table']}.{','.join(fk['referred_columns'])}",
+                    (fk.get("options") or {}).get("ondelete")): label(fk["constrained_columns"])
+            for fk in live_fks
+        }
+        for item, columns in list(expected_fks.items()):
+            other = next((k for k in actual_fks if k[0] == item[0] and k != item), None)
+            if other is not None and item not in actual_fks:
+                differences.append(ColumnDifference(
+                    "foreign_key_mismatch", columns, _fk_text(item), _fk_text(other)
+                ))
+                del expected_fks[item], actual_fks[other]
+        compare("foreign_key", expected_fks, actual_fks)
         return differences
 
 
@@ -506,6 +608,16 @@ def _sqlite_references(constraint: sa.ForeignKeyConstraint, quote: Callable[[str
     if constraint.ondelete:
         sql += f" ON DELETE {constraint.ondelete}"
     return sql
+
+
+def _fk_key(columns: Any, target: str, ondelete: str | None) -> tuple[Any, ...]:
+    # RESTRICT and NO ACTION (the default) both refuse the delete of a referenced row.
+    action = (ondelete or "").upper()
+    return (tuple(columns), target, "" if action in ("", "RESTRICT", "NO ACTION") else action)
+
+
+def _fk_text(key: tuple[Any, ...]) -> str:
+    return f"-> {key[1]}" + (f" ON DELETE {key[2]}" if key[2] else "")
 
 
 def _first_line(exc: BaseException) -> str:
