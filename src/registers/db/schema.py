@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,7 +131,9 @@ class SchemaManager:
             yield tx.sa_connection
             return
         if write:
-            with self._engine.begin() as conn:
+            # One real transaction (on SQLite too, whose connections run in autocommit
+            # unless registers says BEGIN): a failed step leaves nothing behind.
+            with self.database.transaction() as conn:
                 yield conn
         else:
             with self._engine.connect() as conn:
@@ -244,8 +247,23 @@ class SchemaManager:
         try:
             with self._connection(write=True) as conn:
                 self._add_planned_column(conn, plan)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, MigrationError) as exc:
+            if self.database.family == "mysql":
+                self._drop_half_added(name)
+            if isinstance(exc, MigrationError):
+                raise
             raise self._fail(f"add column {name!r} to", exc, MigrationError) from exc
+
+    def _drop_half_added(self, name: str) -> None:
+        """MySQL commits each DDL statement: undo the ADD COLUMN of a step that failed
+        later (a CHECK or UNIQUE the old rows break), so nothing is half-applied."""
+        with contextlib.suppress(Exception):
+            if name in self.live_columns():
+                quote = self.database_dialect().quote
+                with self._connection(write=True) as conn:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {quote(self.table.name)} DROP COLUMN {quote(name)}"
+                    )
 
     def ensure_column(
         self,
