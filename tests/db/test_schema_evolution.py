@@ -275,3 +275,71 @@ def test_every_column_type_back_fills_exactly(
 
     assert [i.extra for i in Item.objects.all()] == [default] * 3
     assert Item.objects.schema_diff() == []
+
+
+def test_concurrent_start_ups_ensuring_the_same_column_add_it_once(database_url: str) -> None:
+    import threading
+
+    _v1(database_url)
+
+    @registry(database_url, table_name="items")
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+        unit: str = "pcs"
+
+    barrier = threading.Barrier(4)
+    results: list[Any] = []
+
+    def start_up() -> None:
+        barrier.wait()
+        try:
+            results.append(Item.objects.ensure_column("unit"))
+        except Exception as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=start_up) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results, key=repr) == [False, False, False, True]
+    assert {i.unit for i in Item.objects.all()} == {"pcs"}
+    assert Item.objects.schema_diff() == []
+
+
+def test_ensure_column_inside_a_transaction_joins_it(database_url: str) -> None:
+    _v1(database_url)
+
+    @registry(database_url, table_name="items")
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+        unit: str = "pcs"
+
+    with Item.objects.transaction():
+        assert Item.objects.ensure_column("unit") is True
+        Item.objects.create(name="inside")
+
+    assert [i.unit for i in Item.objects.all()] == ["pcs"] * 4
+
+
+def test_a_table_name_with_percent_and_quotes_back_fills(database_url: str) -> None:
+    @registry(database_url, table_name="it%ems's")
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+
+    Item.objects.create(name="a")
+
+    @registry(database_url, table_name="it%ems's")
+    class Item(BaseModel):  # type: ignore[no-redef]
+        id: int | None = None
+        name: str
+        unit: str = db_field("100%", check="unit <> ''")
+
+    assert Item.objects.ensure_column("unit") is True
+    assert Item.objects.require(1).unit == "100%"
+    Item.truncate()
+    assert Item.objects.create(name="b").id == 2

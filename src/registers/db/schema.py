@@ -194,11 +194,12 @@ class SchemaManager:
                     (self.table.name,),
                 ).scalar() if keep_counter else None
                 for statement in statements:
-                    conn.exec_driver_sql(statement)
+                    conn.exec_driver_sql(statement, ())
                 if counter:
                     quote = self.database_dialect().quote
                     conn.exec_driver_sql(
-                        f"ALTER TABLE {quote(self.table.name)} AUTO_INCREMENT = {int(counter)}"
+                        f"ALTER TABLE {quote(self.table.name)} AUTO_INCREMENT = {int(counter)}",
+                        (),
                     )
         except sa.exc.SQLAlchemyError as exc:
             raise self._fail("truncate", exc) from exc
@@ -248,7 +249,7 @@ class SchemaManager:
             with self._connection(write=True) as conn:
                 self._add_planned_column(conn, plan)
         except (sa.exc.SQLAlchemyError, MigrationError) as exc:
-            if self.database.family == "mysql":
+            if self.database.family == "mysql" and plan.added:
                 self._drop_half_added(name)
             if isinstance(exc, MigrationError):
                 raise
@@ -262,7 +263,7 @@ class SchemaManager:
                 quote = self.database_dialect().quote
                 with self._connection(write=True) as conn:
                     conn.exec_driver_sql(
-                        f"ALTER TABLE {quote(self.table.name)} DROP COLUMN {quote(name)}"
+                        f"ALTER TABLE {quote(self.table.name)} DROP COLUMN {quote(name)}", ()
                     )
 
     def ensure_column(
@@ -277,7 +278,13 @@ class SchemaManager:
         added."""
         if isinstance(name, str) and name in self.live_columns():
             return False
-        self.add_column(name, annotation, nullable=nullable, default=default)
+        try:
+            self.add_column(name, annotation, nullable=nullable, default=default)
+        except MigrationError:
+            # Several processes ensuring the same column at start-up: one adds it.
+            if isinstance(name, str) and name in self.live_columns():
+                return False
+            raise
         return True
 
     # --- add_column internals -------------------------------------------------------
@@ -366,7 +373,7 @@ class SchemaManager:
         key = quote(self.table.primary_key.columns[0].name) if self.table.primary_key.columns \
             else None
         if plan.needs_empty_table and conn.exec_driver_sql(
-            f"SELECT 1 FROM {table} LIMIT 1"
+            f"SELECT 1 FROM {table} LIMIT 1", ()
         ).first() is not None:
             raise self._migration_error(
                 "it is NOT NULL and the table has rows: give the field a default, pass "
@@ -374,7 +381,7 @@ class SchemaManager:
                 plan.name,
             )
         keys = [] if plan.per_row is None or key is None else [
-            r[0] for r in conn.exec_driver_sql(f"SELECT {key} FROM {table}").fetchall()
+            r[0] for r in conn.exec_driver_sql(f"SELECT {key} FROM {table}", ()).fetchall()
         ]
         first = plan.per_row() if plan.per_row is not None else plan.value
         column_type = plan.spec.column_type().compile(dialect=self.database.dialect)
@@ -397,24 +404,30 @@ class SchemaManager:
                         plan.name,
                     )
                 inline += " " + _sqlite_references(foreign_key, quote)
-            conn.exec_driver_sql(f"{definition}{literal}{not_null}{inline}")
+            conn.exec_driver_sql(f"{definition}{literal}{not_null}{inline}", ())
             if first is not None and plan.nullable:
                 conn.exec_driver_sql(f"UPDATE {table} SET {column} = ?", (first,))
         elif family == "mysql":
             # MySQL commits DDL at once: the default fills every row within the ALTER
             # itself (PyMySQL binds it client-side), then stops being the default.
-            ddl = f"{definition}".replace("%", "%%")
+            ddl = definition
             if first is None:
                 conn.exec_driver_sql(f"{ddl}{not_null}", ())
+                plan.added = True
             else:
                 conn.exec_driver_sql(f"{ddl} DEFAULT %s{not_null}", (first,))
-                conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT")
+                plan.added = True
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} DROP DEFAULT", ()
+                )
         else:
-            conn.exec_driver_sql(definition)
+            conn.exec_driver_sql(definition, ())
             if first is not None:
                 conn.exec_driver_sql(f"UPDATE {table} SET {column} = %s", (first,))
             if not plan.nullable:
-                conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL", ()
+                )
         if keys and plan.per_row is not None:
             placeholder = "?" if family == "sqlite" else "%s"
             values = [(first, keys[0])] + [(plan.per_row(), k) for k in keys[1:]]
@@ -462,7 +475,8 @@ class SchemaManager:
             if self.database.family == "sqlite":  # no ADD CONSTRAINT: a unique index
                 conn.exec_driver_sql(
                     f"CREATE UNIQUE INDEX {quote(str(constraint.name))} ON "
-                    f"{quote(self.table.name)} ({', '.join(quote(c) for c in columns)})"
+                    f"{quote(self.table.name)} ({', '.join(quote(c) for c in columns)})",
+                    (),
                 )
             else:
                 conn.execute(sa.schema.AddConstraint(constraint))
@@ -601,6 +615,7 @@ class _ColumnPlan:
     value: Any  # the stored back-fill value (None: rows stay NULL)
     per_row: Callable[[], Any] | None  # a default_factory: one value per row
     needs_empty_table: bool = False
+    added: bool = False  # the ADD COLUMN ran (MySQL: undo it if a later step fails)
 
 
 def _sqlite_literal(value: Any, name: str, manager: SchemaManager) -> str:
