@@ -56,16 +56,18 @@ class Dialect:
         key: str,
         key_is_int: bool = True,
         returning: bool = True,
+        keep: Sequence[str] = (),
     ) -> str:
         """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
 
         SQLite and PostgreSQL return the key with RETURNING; MySQL reports it through
-        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``).
+        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``). ``keep`` columns are
+        written by the insert only (``auto_now_add`` times).
         """
         q = self.quote
         cols = ", ".join(q(c) for c in columns)
         values = self.params(len(columns))
-        updates = [c for c in columns if c not in conflict]
+        updates = [c for c in columns if c not in conflict and c not in keep]
         head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
         if self.family == "mysql":
             sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
@@ -112,6 +114,10 @@ class Dialect:
         if self.family == "mysql":
             return f"{column} LIKE BINARY {p} ESCAPE '!'", [pattern]
         return f"{column} LIKE {p} ESCAPE '!'", [pattern]
+
+    def match(self, columns: Sequence[str]) -> str:
+        """``a = ? AND b = ?``: a row matching one value per column."""
+        return " AND ".join(f"{self.quote(c)} = {self.placeholder}" for c in columns)
 
     def insert_defaults(self, quoted_table: str) -> str:
         """An INSERT of a row made only of defaults (a generated key)."""

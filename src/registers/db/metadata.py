@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from registers.db.exceptions import ConfigurationError, ModelRegistrationError
-from registers.db.fields import COLUMN_OPTION_NAMES
+from registers.db.fields import COLUMN_OPTION_NAMES, utc_now
 from registers.db.typing_utils import (
     ColumnSpec,
     default_table_name,
@@ -324,9 +324,44 @@ class RegistryConfig:
         return {self.name_of("uq", group): group for group in self.unique_sets}
 
     @property
+    def conflict_sets(self) -> list[tuple[str, ...]]:
+        """What ``upsert`` may match a row on when no key is given, in the order tried:
+        single unique fields in field order, then composite sets as declared."""
+        singles = [(c.name,) for c in self.columns if c.unique and not c.primary_key]
+        return [*singles, *(s for s in self.unique_sets if len(s) > 1)]
+
+    def conflict_target(self, values: Any) -> tuple[str, ...] | None:
+        """The columns an upsert of ``values`` matches on: the key when it has a value,
+        else the first unique set whose values are all given, else None (an insert)."""
+        if values[self.key_field] is not None:
+            return (self.key_field,)
+        for group in self.conflict_sets:
+            if all(values.get(name) is not None for name in group):
+                return group
+        return None
+
+    @property
     def auto_now_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.options.auto_now]
 
     @property
     def auto_now_add_columns(self) -> list[str]:
+        """Fields an upsert's update branch never overwrites (their insert time)."""
         return [c.name for c in self.columns if c.options.auto_now_add]
+
+    @property
+    def stamps(self) -> bool:
+        """Whether any field is ``auto_now`` / ``auto_now_add``."""
+        return any(c.options.auto_now or c.options.auto_now_add for c in self.columns)
+
+    def stamp(self, values: dict[str, Any], given: Any) -> None:
+        """Set ``auto_now`` fields of a row about to be written to the current time, and
+        ``auto_now_add`` fields too unless the caller gave them (``given``: field names).
+
+        One timestamp per write, so a new row's created and updated times are equal.
+        """
+        now = utc_now()
+        for column in self.columns:
+            options = column.options
+            if options.auto_now or (options.auto_now_add and column.name not in given):
+                values[column.name] = now
