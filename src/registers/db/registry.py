@@ -21,7 +21,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
 
 from registers.db.aio import AsyncOperations
-from registers.db.dialects import Dialect, classify_integrity_error, is_transient
+from registers.db.dialects import (
+    Dialect,
+    classify_integrity_error,
+    is_check_violation,
+    is_transient,
+)
 from registers.db.engine import Database, get_database
 from registers.db.exceptions import (
     ConstraintError,
@@ -38,6 +43,7 @@ from registers.db.exceptions import (
 from registers.db.metadata import RegistryConfig
 from registers.db.query import Expression, QueryCompiler
 from registers.db.schema import (
+    _FROM_MODEL,
     ColumnDifference,
     SchemaManager,
     build_table,
@@ -78,7 +84,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         manager_attr: str = "objects",
         auto_create: bool = True,
         autoincrement: bool = False,
-        unique_fields: Sequence[str] = (),
+        unique_fields: Sequence[str | Sequence[str]] = (),
+        indexes: Sequence[str | Sequence[str]] = (),
     ) -> None:
         config = RegistryConfig(
             model,
@@ -88,7 +95,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             manager_attr,
             auto_create,
             autoincrement,
-            tuple(unique_fields),
+            unique_fields,  # type: ignore[arg-type]  # checked and normalised there
+            indexes,  # type: ignore[arg-type]
         )
         self.config = config
         self.model: type[M] = model
@@ -96,7 +104,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         self.table_name: str = config.table_name or ""
         self.database: Database = get_database(config.url)
         self.table: sa.Table = build_table(config, self.database.metadata)
-        self.schema = SchemaManager(self.database, self.table, self.model_name)
+        self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         self.dialect = Dialect(
             self.database.family, self.database.dialect, self.database.placeholder
         )
@@ -306,12 +314,16 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     def _error(self, exc: BaseException, action: str,
                data: Mapping[str, Any] | None = None) -> RegistryError:
         where = f"table {self.table_name!r} ({self.model_name})"
-        if isinstance(exc, self._integrity_error):
+        if isinstance(exc, self._integrity_error) or is_check_violation(
+            self.database.family, exc
+        ):
             violation = classify_integrity_error(self.database.family, exc, self.table_name)
             columns = violation.columns
             constraint = violation.constraint or ""
-            if violation.kind == "unique" and constraint.startswith(f"uq_{self.table_name}_"):
-                columns = (constraint[len(f"uq_{self.table_name}_"):],)
+            if violation.kind == "unique" and constraint:
+                # MySQL names the key as `table.name` on some versions.
+                known = self.config.unique_names.get(constraint.rsplit(".", 1)[-1])
+                columns = known if known is not None else columns
             if violation.kind == "primary" or (
                 violation.kind == "unique" and columns == (self.key,)
             ):
@@ -321,19 +333,12 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                     model=self.model_name, table=self.table_name, field=self.key, value=value,
                 )
             if violation.kind == "unique":
-                field = columns[0] if columns else None
-                shown = ""
-                if data and field and field in data and field not in self._hashed:
-                    shown = f"={data[field]!r}"[:120]
-                return UniqueConstraintError(
-                    f"{self.model_name}.{field or '?'}{shown} must be unique: "
-                    f"a row with that value already exists in {where}",
-                    model=self.model_name, table=self.table_name, field=field,
-                )
+                return self._unique_error(columns, data, where)
             detail = f" on {', '.join(columns)}" if columns else ""
+            kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
+            named = f" {constraint}" if constraint else ""
             return ConstraintError(
-                f"cannot {action} {where}: {violation.kind.replace('_', ' ')} constraint "
-                f"failed{detail}",
+                f"cannot {action} {where}: {kind} constraint{named} failed{detail}",
                 model=self.model_name, table=self.table_name,
             )
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -356,6 +361,28 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             )
         return DatabaseError(
             f"cannot {action} {where}: {message}", model=self.model_name, table=self.table_name
+        )
+
+    def _unique_error(self, columns: Sequence[str], data: Mapping[str, Any] | None,
+                      where: str) -> UniqueConstraintError:
+        shown = ""
+        if data and columns and all(c in data and c not in self._hashed for c in columns):
+            values = [data[c] for c in columns]
+            shown = f"={values[0]!r}" if len(values) == 1 else f"={tuple(values)!r}"
+            shown = shown[:120]
+        if len(columns) > 1:
+            return UniqueConstraintError(
+                f"{self.model_name}.({', '.join(columns)}){shown} must be unique together: "
+                f"a row with those values already exists in {where}",
+                model=self.model_name, table=self.table_name, field=columns[0],
+                fields=tuple(columns),
+            )
+        field = columns[0] if columns else None
+        return UniqueConstraintError(
+            f"{self.model_name}.{field or '?'}{shown} must be unique: "
+            f"a row with that value already exists in {where}",
+            model=self.model_name, table=self.table_name, field=field,
+            fields=tuple(columns),
         )
 
     def _to_model(self, row: Sequence[Any]) -> M:
@@ -1098,11 +1125,15 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     def truncate(self) -> None:
         self.schema.truncate()
 
-    def add_column(self, name: str, annotation: Any, *, nullable: bool = True) -> None:
-        self.schema.add_column(name, annotation, nullable=nullable)
+    def add_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                   nullable: bool | None = None, default: Any = _FROM_MODEL) -> None:
+        """Add a column and back-fill existing rows (see :meth:`SchemaManager.add_column`)."""
+        self.schema.add_column(name, annotation, nullable=nullable, default=default)
 
-    def ensure_column(self, name: str, annotation: Any, *, nullable: bool = True) -> bool:
-        return self.schema.ensure_column(name, annotation, nullable=nullable)
+    def ensure_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                      nullable: bool | None = None, default: Any = _FROM_MODEL) -> bool:
+        """:meth:`add_column` unless the column exists; returns whether it was added."""
+        return self.schema.ensure_column(name, annotation, nullable=nullable, default=default)
 
     def schema_diff(self) -> list[ColumnDifference]:
         return self.schema.diff()
