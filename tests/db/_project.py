@@ -72,7 +72,14 @@ class Project:
     # --- looking at the database without registers ----------------------------------
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine(_absolute(self.url, self.root), poolclass=sa.pool.NullPool)
+        engine = sa.create_engine(_absolute(self.url, self.root), poolclass=sa.pool.NullPool)
+        if engine.dialect.name == "sqlite":  # enforce foreign keys, as registers does
+
+            @sa.event.listens_for(engine, "connect")
+            def _fk_on(dbapi_connection: Any, record: Any) -> None:
+                dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+        return engine
 
     def tables(self) -> set[str]:
         engine = self.engine()

@@ -163,6 +163,55 @@ def test_unique_and_index_and_foreign_key_are_detected(lab: Lab) -> None:
         lab.execute("INSERT INTO items (sku, qty) VALUES ('s0', 9)")
 
 
+CONSTRAINED = '''
+@database_registry(URL, table_name="owners")
+class Owner(BaseModel):
+    id: int | None = None
+    name: str
+
+
+@database_registry(URL, table_name="items"{options})
+class Item(BaseModel):
+    id: int | None = None
+    sku: str = db_field(max_length=40)
+    qty: int = {qty}
+    note: str | None = None
+    first: str = db_field(default="", max_length=40)
+    last: str = db_field(default="", max_length=40)
+    owner_id: int | None = {owner}
+'''
+
+
+def test_composite_unique_composite_index_check_and_on_delete_are_detected(lab: Lab) -> None:
+    plain = CONSTRAINED.format(options="", qty="0",
+                               owner="db_field(default=None, foreign_key='owners.id')")
+    lab.version(plain)
+    lab.revision("create")
+    lab.upgrade()
+    lab.execute("INSERT INTO owners (name) VALUES ('Ann')")
+    lab.execute("INSERT INTO items (sku, qty, first, last, owner_id) VALUES ('a', 1, 'x', 'y', 1)")
+    declared = CONSTRAINED.format(
+        options=', unique_fields=[("sku", "owner_id")], indexes=[("last", "first")]',
+        qty='db_field(default=0, check="qty >= 0")',
+        owner="db_field(default=None, foreign_key='owners.id', on_delete='cascade')",
+    )
+    script = lab.cycle(declared, "declared constraints")
+    assert "create_unique_constraint" in script and "'sku', 'owner_id'" in script
+    assert "create_index" in script and "'last', 'first'" in script
+    assert "create_check_constraint" in script and "qty >= 0" in script
+    assert "ondelete='CASCADE'" in script
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        lab.execute("INSERT INTO items (sku, qty, first, last, owner_id) "
+                    "VALUES ('a', 2, '', '', 1)")
+    with pytest.raises(Exception, match=r"(?i)check|constraint"):
+        lab.execute("INSERT INTO items (sku, qty, first, last, owner_id) "
+                    "VALUES ('b', -1, '', '', 1)")
+    lab.execute("DELETE FROM owners")
+    assert lab.execute("SELECT sku FROM items") == [], "ON DELETE CASCADE applied"
+    # and back: the plain model again drops what was declared
+    lab.cycle(plain, "undeclare")
+
+
 def test_new_table_and_dropped_table(lab: Lab) -> None:
     _start(lab)
     body = BASE + '''

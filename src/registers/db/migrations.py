@@ -633,7 +633,9 @@ def run_env() -> None:
         "compare_server_default": True,
         "process_revision_directives": _process_revision_directives,
         "on_version_apply": _record_applied(config),
+        "registers_compare_checks": True,
     }
+    _install_check_comparator()
     if context.is_offline_mode():
         context.configure(
             url=url, literal_binds=True, dialect_opts={"paramstyle": "named"}, **options
@@ -798,6 +800,28 @@ def _process_revision_directives(context: Any, revision: Any, directives: list[A
     dialect = context.dialect
     for upgrade_ops in script.upgrade_ops_list:
         _add_back_fills(upgrade_ops, dialect, context.opts.get("target_metadata"))
+    for ops_list in (script.upgrade_ops_list, script.downgrade_ops_list):
+        for container in ops_list:
+            _drops_first(container)
+
+
+def _drops_first(container: Any) -> None:
+    """In each table's changes: drop indexes and constraints, change columns, then create.
+
+    Autogenerate lists column changes first; MariaDB then refuses to turn an indexed
+    VARCHAR into LONGTEXT while the index is still there, or to index a LONGTEXT column
+    before it became a VARCHAR.
+    """
+    from alembic.operations import ops
+
+    for group in container.ops:
+        if isinstance(group, ops.ModifyTableOps):
+            drops = [op for op in group.ops
+                     if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp))]
+            creates = [op for op in group.ops
+                       if isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))]
+            columns = [op for op in group.ops if op not in drops and op not in creates]
+            group.ops = drops + columns + creates
 
 
 def _add_back_fills(upgrade_ops: Any, dialect: Any, metadata: Any) -> None:
@@ -858,6 +882,58 @@ def _add_back_fills(upgrade_ops: Any, dialect: Any, metadata: Any) -> None:
         if drops:
             result.append(ops.ModifyTableOps(group.table_name, drops, schema=group.schema))
     upgrade_ops.ops = result
+
+
+_CHECK_COMPARATOR: list[Any] = []
+
+
+def _install_check_comparator() -> None:
+    """Teach autogenerate registers' CHECK constraints (Alembic compares none by default).
+
+    Compared by name, for the names registers derives (``ck_<table>_<field>``): a CHECK
+    declared in a model and missing in the database is added, one registers named that the
+    model no longer declares is dropped. A changed condition under the same name is not
+    seen (databases rewrite the SQL text): write that drop and create in the script. Runs
+    only in environments configured by :func:`run_env`.
+    """
+    if _CHECK_COMPARATOR:
+        return
+    from alembic.autogenerate import comparators
+
+    _CHECK_COMPARATOR.append(comparators.dispatch_for("table")(_compare_checks))
+
+
+def _compare_checks(
+    autogen_context: Any, modify_ops: Any, schema: Any, table_name: str,
+    conn_table: Any, metadata_table: Any,
+) -> None:
+    from alembic.operations import ops
+
+    context = autogen_context.migration_context
+    if context is None or not context.opts.get("registers_compare_checks"):
+        return
+    if conn_table is None or metadata_table is None:  # new or dropped table: CREATE/DROP
+        return
+    declared = {
+        c.name: c for c in metadata_table.constraints
+        if isinstance(c, sa.CheckConstraint) and isinstance(c.name, str)
+    }
+    try:
+        live = {
+            c["name"]: c for c in autogen_context.inspector.get_check_constraints(
+                table_name, schema=schema)
+            if c.get("name")
+        }
+    except NotImplementedError:
+        return
+    for name in sorted(set(declared) - set(live)):
+        modify_ops.ops.append(ops.AddConstraintOp.from_constraint(declared[name]))
+    for name in sorted(set(live) - set(declared)):
+        if not name.startswith("ck_"):
+            continue  # not a name registers derives (MariaDB's JSON checks, the user's own)
+        existing = sa.CheckConstraint(sa.text(live[name]["sqltext"]), name=name,
+                                      table=conn_table)
+        modify_ops.ops.append(ops.DropConstraintOp.from_constraint(existing))
 
 
 def _default_literal(metadata: Any, table: str, column: Any, dialect: Any) -> str | None:
