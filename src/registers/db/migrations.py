@@ -816,11 +816,12 @@ def _drops_first(container: Any) -> None:
 
     for group in container.ops:
         if isinstance(group, ops.ModifyTableOps):
-            drops = [op for op in group.ops
-                     if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp))]
-            creates = [op for op in group.ops
-                       if isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))]
-            columns = [op for op in group.ops if op not in drops and op not in creates]
+            drops: list[Any] = [op for op in group.ops
+                                if isinstance(op, (ops.DropIndexOp, ops.DropConstraintOp))]
+            creates: list[Any] = [op for op in group.ops
+                                  if isinstance(op, (ops.CreateIndexOp, ops.AddConstraintOp))]
+            columns: list[Any] = [op for op in group.ops
+                                  if op not in drops and op not in creates]
             group.ops = drops + columns + creates
 
 
