@@ -546,3 +546,36 @@ class Item(BaseModel):
     assert "'abcdef123456'" in done.stderr and done.stderr.count("\n") == 1
     done = project.run("db", "revision", expect=1)
     assert "a message is required" in done.stderr
+
+
+def test_unreachable_server_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    # Port 1 on the loopback: nothing listens there.
+    project = Project(tmp_path / "proj", "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    project.models('''
+@database_registry(URL, table_name="items", auto_create=False)
+class Item(BaseModel):
+    id: int | None = None
+    sku: str
+''')
+    project.run("db", "init", "--models", project.module)
+    for command in (["upgrade"], ["revision", "-m", "x"], ["check"], ["current"]):
+        done = project.run("db", *command, expect=1)
+        assert done.stderr.startswith(f"registers db {command[0]}: error: cannot "), done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+    assert project.scripts() == []
+    # offline SQL needs no server
+    assert "CREATE" not in project.run("db", "sql").stdout
+
+
+def test_without_alembic_the_commands_say_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['alembic'] = None\n"
+        "from registers.__main__ import main\n"
+        "main(['db', 'history', '--directory', 'nowhere'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env=Project(tmp_path, "sqlite://").env())
+    assert done.returncode == 1
+    assert done.stderr == ("registers db history: error: migrations need Alembic: "
+                           "pip install 'registers[migrations]' (import of alembic halted; "
+                           "None in sys.modules)\n")

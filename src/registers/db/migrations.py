@@ -683,7 +683,14 @@ def _record_applied(config: Config) -> Any:
 
 def _migration_engine(url: str, family: str, timeout: float) -> sa.Engine:
     """A private engine: plain connections, and on SQLite real transactions for DDL."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    except ImportError as exc:
+        extra = "postgres" if family == "postgresql" else "mysql"
+        raise ConfigurationError(
+            f"the driver for {sa.make_url(url).drivername!r} is not installed: "
+            f"pip install 'registers[{extra}]' ({exc})"
+        ) from exc
     if family != "sqlite":
         return engine
 
