@@ -95,7 +95,9 @@ class ModelTable(Generic[M]):
             self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
         )
         self.sql = Statements(self.table_name, self.names, self.key, self.managed_key,
-                              self._key_is_int, self.dialect, self.query, self.database)
+                              self._key_is_int, self.dialect, self.query, self.database,
+                              keep=config.auto_now_add_columns)
+        self._stamps = config.stamps  # auto_now / auto_now_add fields to set on writes
 
     @property
     def hashed_fields(self) -> tuple[str, ...]:
@@ -250,10 +252,14 @@ class ModelTable(Generic[M]):
         data = {n: values[n] for n in self.names}
         if extra:
             data.update(extra)
-            return self._build(data)
-        if self._aliased:
-            data = {k: data[n] for n, k in zip(self.names, self._input_keys)}
-        return self._validate(data)
+            fresh = self._build(data)
+        else:
+            if self._aliased:
+                data = {k: data[n] for n, k in zip(self.names, self._input_keys)}
+            fresh = self._validate(data)
+        if self._stamps:  # which fields the caller gave decides what auto_now_add sets
+            fresh.__pydantic_fields_set__ = {*instance.model_fields_set, *(extra or ())}
+        return fresh
 
     def _coerce_item(self, item: M | Mapping[str, Any]) -> M:
         if type(item) is dict:
