@@ -150,7 +150,15 @@ class OperationPlans(ModelTable[M]):
     def _conflict_target(self, values: Mapping[str, Any]) -> tuple[str, ...] | None:
         """The key when it has a value, else the first unique field (in field order),
         else the first composite unique set whose values are all given."""
-        return self.config.conflict_target(values)
+        if values[self.key] is not None:
+            return self._key_target
+        for group in self._conflict_sets:  # flat loops: this is on upsert's hot path
+            for name in group:
+                if values.get(name) is None:
+                    break
+            else:
+                return group
+        return None
 
     def _plan_upsert(self, instance: M) -> Write[M]:
         values = instance.__dict__

@@ -98,6 +98,8 @@ class ModelTable(Generic[M]):
                               self._key_is_int, self.dialect, self.query, self.database,
                               keep=config.auto_now_add_columns)
         self._stamps = config.stamps  # auto_now / auto_now_add fields to set on writes
+        self._key_target = (self.key,)
+        self._conflict_sets = config.conflict_sets
 
     @property
     def hashed_fields(self) -> tuple[str, ...]:
