@@ -546,3 +546,48 @@ def test_shortened_names_are_stable_and_distinct() -> None:
     multibyte = constraint_name("ix", "é" * 31, ["x"])
     assert len(multibyte.encode()) <= 63
     multibyte.encode().decode("utf-8")  # never cut inside a character
+
+
+@pytest.mark.parametrize("explicit", ["upsert", "save", "bulk_upsert"])
+def test_an_explicit_key_write_never_moves_the_key_counter_back(
+    database_url: str, explicit: str
+) -> None:
+    @database_registry(database_url, table_name="tickets")
+    class Ticket(BaseModel):
+        id: int | None = None
+        title: str
+
+    Ticket.objects.bulk_create([{"title": t} for t in "abc"])
+    Ticket.objects.delete(3)
+
+    if explicit == "upsert":
+        Ticket.objects.upsert(id=1, title="again")
+    elif explicit == "save":
+        Ticket(id=1, title="again").save()
+    else:
+        Ticket.objects.bulk_upsert([{"id": 1, "title": "again"}])
+
+    assert Ticket.objects.create(title="new").id == 4
+
+
+def test_derived_names_always_fit_and_never_collide() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from registers.db.metadata import IDENTIFIER_LIMIT, constraint_name
+
+    names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                    min_size=1, max_size=70)
+
+    @settings(deadline=None, max_examples=300)
+    @given(st.sampled_from(["pk", "uq", "ix", "ck", "fk"]), names,
+           st.lists(names, max_size=3), st.lists(names, max_size=3))
+    def check(prefix: str, table: str, one: list[str], other: list[str]) -> None:
+        first = constraint_name(prefix, table, one)
+        assert len(first.encode("utf-8")) <= IDENTIFIER_LIMIT
+        assert first.startswith(prefix + "_")
+        assert first == constraint_name(prefix, table, one)
+        if "_".join(one) != "_".join(other):
+            assert first != constraint_name(prefix, table, other)
+
+    check()

@@ -579,3 +579,14 @@ def test_without_alembic_the_commands_say_how_to_install_it(tmp_path: Path) -> N
     assert done.stderr == ("registers db history: error: migrations need Alembic: "
                            "pip install 'registers[migrations]' (import of alembic halted; "
                            "None in sys.modules)\n")
+
+
+def test_tables_created_by_auto_create_before_the_first_upgrade(lab: Lab) -> None:
+    lab.version(BASE)
+    lab.revision("create")
+    lab.execute("CREATE TABLE owners (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(MigrationError, match="auto_create=False") as info:
+        lab.upgrade()
+    assert "\n" not in str(info.value)
+    if not lab.url.startswith("mysql"):  # transactional DDL: nothing else was created
+        assert lab.tables() == {"owners"}

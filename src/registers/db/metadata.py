@@ -330,16 +330,6 @@ class RegistryConfig:
         singles = [(c.name,) for c in self.columns if c.unique and not c.primary_key]
         return [*singles, *(s for s in self.unique_sets if len(s) > 1)]
 
-    def conflict_target(self, values: Any) -> tuple[str, ...] | None:
-        """The columns an upsert of ``values`` matches on: the key when it has a value,
-        else the first unique set whose values are all given, else None (an insert)."""
-        if values[self.key_field] is not None:
-            return (self.key_field,)
-        for group in self.conflict_sets:
-            if all(values.get(name) is not None for name in group):
-                return group
-        return None
-
     @property
     def auto_now_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.options.auto_now]

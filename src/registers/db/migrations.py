@@ -346,7 +346,11 @@ def _alembic_errors(action: str) -> Iterator[None]:
     except alembic.util.CommandError as exc:
         raise MigrationError(f"cannot {action}: {_first_line(exc)}") from exc
     except sa.exc.SQLAlchemyError as exc:
-        raise MigrationError(f"cannot {action}: {_first_line(exc)}") from exc
+        detail = _first_line(exc)
+        if "already exists" in detail and action.startswith("upgrade"):
+            detail += (" (created outside the migrations? models under migrations take "
+                       "auto_create=False)")
+        raise MigrationError(f"cannot {action}: {detail}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
