@@ -591,3 +591,17 @@ def test_derived_names_always_fit_and_never_collide() -> None:
             assert first != constraint_name(prefix, table, other)
 
     check()
+
+
+def test_a_check_naming_an_unknown_column_fails_at_decoration(database_url: str,
+                                                              raw: RawSQL) -> None:
+    from registers.db import SchemaError
+
+    with pytest.raises(SchemaError) as info:
+        @database_registry(database_url, table_name="things")
+        class Thing(BaseModel):
+            id: int | None = None
+            qty: int = db_field(check="nope >= 0")
+
+    assert "things" in str(info.value)
+    assert not raw.has_table("things")
