@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.aio import AsyncOperations
+from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import _FROM_MODEL, ColumnDifference
+from registers.db.schema import ColumnDifference
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
