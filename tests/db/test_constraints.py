@@ -500,14 +500,15 @@ def test_schema_diff_of_a_table_with_every_constraint_is_empty(database_url: str
 LONG = "t" * 63  # the longest table name PostgreSQL allows
 
 
+@pytest.mark.parametrize("length", [59, 61, 63])
 def test_a_table_name_at_the_limit_gets_valid_constraint_names(
-    database_url: str, raw: RawSQL
+    database_url: str, raw: RawSQL, length: int
 ) -> None:
     @database_registry(database_url, table_name="p" * 63)
     class Parent(BaseModel):
         id: int | None = None
 
-    @database_registry(database_url, table_name=LONG,
+    @database_registry(database_url, table_name="t" * length,
                        unique_fields=[("tenant_id", "email")], indexes=["email"])
     class Long(BaseModel):
         id: int | None = None
@@ -591,3 +592,17 @@ def test_derived_names_always_fit_and_never_collide() -> None:
             assert first != constraint_name(prefix, table, other)
 
     check()
+
+
+def test_a_check_naming_an_unknown_column_fails_at_decoration(database_url: str,
+                                                              raw: RawSQL) -> None:
+    from registers.db import SchemaError
+
+    with pytest.raises(SchemaError) as info:
+        @database_registry(database_url, table_name="things")
+        class Thing(BaseModel):
+            id: int | None = None
+            qty: int = db_field(check="nope >= 0")
+
+    assert "things" in str(info.value)
+    assert not raw.has_table("things")

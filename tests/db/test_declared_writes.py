@@ -268,3 +268,29 @@ async def test_aupsert_uses_the_composite_target(Badge: Any) -> None:
     assert (await Badge.objects.acount()) == 1
     result = await Badge.objects.abulk_upsert([{"tenant_id": 1, "email": "a@x", "role": "x"}])
     assert result[0].id == first.id
+
+
+# ------------------------------------------------------------- async error translation
+
+
+async def test_async_constraint_violations_name_the_constraint(database_url: str) -> None:
+    from registers.db import ConstraintError
+
+    @database_registry(database_url, table_name="stock",
+                       unique_fields=[("tenant_id", "sku")])
+    class Stock(BaseModel):
+        id: int | None = None
+        tenant_id: int
+        sku: str
+        qty: int = db_field(0, check="qty >= 0")
+
+    await Stock.objects.acreate(tenant_id=1, sku="A")
+
+    with pytest.raises(UniqueConstraintError) as unique:
+        await Stock.objects.acreate(tenant_id=1, sku="A")
+    with pytest.raises(ConstraintError) as check:
+        await Stock.objects.acreate(tenant_id=2, sku="A", qty=-1)
+
+    assert unique.value.fields == ("tenant_id", "sku")
+    assert "ck_stock_qty" in str(check.value)
+    assert await Stock.objects.acount() == 1

@@ -343,3 +343,48 @@ def test_a_table_name_with_percent_and_quotes_back_fills(database_url: str) -> N
     assert Item.objects.require(1).unit == "100%"
     Item.truncate()
     assert Item.objects.create(name="b").id == 2
+
+
+def test_composite_constraints_come_once_all_their_columns_exist(database_url: str) -> None:
+    _v1(database_url)
+
+    @registry(database_url, table_name="items", unique_fields=[("name", "code")],
+              indexes=[("shelf", "code")])
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+        code: uuid.UUID = Field(default_factory=uuid.uuid4)
+        shelf: int = 0
+
+    assert {d.kind for d in Item.objects.schema_diff()} >= {"missing_unique", "missing_index"}
+
+    Item.objects.ensure_column("code")
+    Item.objects.ensure_column("shelf")
+
+    assert Item.objects.schema_diff() == []
+    existing = Item.objects.require(1)
+    with pytest.raises(UniqueConstraintError) as info:
+        Item.objects.create(name=existing.name, code=existing.code)
+    assert info.value.fields == ("name", "code")
+
+
+def test_an_index_the_live_column_cannot_hold_fails_cleanly(
+    database_url: str, raw: RawSQL
+) -> None:
+    """MySQL/MariaDB create a str column that was not indexed as LONGTEXT, which no plain
+    index can cover: a new index over it needs a migration. Elsewhere it just works."""
+    _v1(database_url)
+
+    @registry(database_url, table_name="items", indexes=[("shelf", "name")])
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+        shelf: int = 0
+
+    if raw.engine.dialect.name in ("mysql", "mariadb"):
+        with pytest.raises(MigrationError, match="shelf"):
+            Item.objects.ensure_column("shelf")
+        assert "shelf" not in raw.column_names("items")  # the ADD COLUMN was undone
+    else:
+        assert Item.objects.ensure_column("shelf") is True
+        assert Item.objects.schema_diff() == []

@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.aio import AsyncOperations
+from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import _FROM_MODEL, ColumnDifference, creation_deferred
+from registers.db.schema import ColumnDifference, creation_deferred
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
@@ -79,9 +80,11 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
 
     def create_schema(self) -> None:
         self.schema.create()
+        self.sql.sequence_floor = 0  # a new table may come with a new key sequence
 
     def drop_schema(self) -> None:
         self.schema.drop()
+        self.sql.sequence_floor = 0
 
     def schema_exists(self) -> bool:
         return self.schema.exists()
