@@ -69,7 +69,6 @@ from registers.db.engine import (
 )
 from registers.db.exceptions import (
     ConfigurationError,
-    DatabaseError,
     ImmutableFieldError,
     InvalidQueryError,
     RecordNotFoundError,
@@ -209,13 +208,11 @@ class _AsyncDatabase:
             ) from exc
 
     async def connect(self) -> AsyncConnection:
+        engine = self.engine()
         try:
-            return await self.engine().connect()
-        except sa.exc.SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None) or exc
-            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
-            shown = self.database.url.render_as_string(hide_password=True)
-            raise DatabaseError(f"cannot connect to {shown}: {detail}") from exc
+            return await engine.connect()
+        except Exception as exc:  # refused, timed out, pool exhausted, ...
+            raise self.database.connect_error(exc) from exc
 
     def _sqlite_pragmas(self, dbapi_connection: Any, record: Any) -> None:
         """Every async SQLite connection is set up like the sync ones."""
@@ -456,6 +453,15 @@ async def _execute(conn: _Conn, sql: str, params: Any,
     return await conn.exec_driver_sql(sql, tuple(params))
 
 
+async def _close(conn: AsyncConnection) -> None:
+    """Give a connection back; one the failure broke is discarded, never raised about."""
+    try:
+        await conn.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+
+
 def _driver_error(exc: BaseException) -> BaseException:
     """The driver's exception inside SQLAlchemy's wrapper (what ``_error`` classifies)."""
     original = getattr(exc, "orig", None)
@@ -549,7 +555,7 @@ class AsyncOperations:
             try:
                 return list((await _execute(conn, sql, params)).fetchall())
             finally:
-                await conn.close()
+                await _close(conn)
         except self._aerrors() as exc:
             original = _driver_error(exc)
             raise self._error(original, "read from") from original
@@ -645,7 +651,7 @@ class AsyncOperations:
                 raise _Transient(exc) from exc
             raise
         finally:
-            await conn.close()
+            await _close(conn)
 
     # --- writes ---------------------------------------------------------------------
 
@@ -1148,7 +1154,7 @@ class AsyncOperations:
                 original = _driver_error(exc)
                 raise self._error(original, "commit to") from original
         finally:
-            await conn.close()
+            await _close(conn)
 
     @asynccontextmanager
     async def _asavepoint(self: DatabaseRegistry[Any],

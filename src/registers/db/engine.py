@@ -40,7 +40,13 @@ from registers.db.connect import (
     psycopg_connect,
     server_connect_arguments,
 )
-from registers.db.exceptions import ConfigurationError, DatabaseError
+from registers.db.dialects import is_transient, is_unavailable
+from registers.db.exceptions import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    RegistryError,
+)
 
 __all__ = [
     "Database",
@@ -218,12 +224,32 @@ class Database:
             return self._new_thread_connection(), True
         try:
             return self.engine.raw_connection(), True
-        except sa.exc.SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None) or exc
-            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
-            raise DatabaseError(
-                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
-            ) from exc
+        except Exception as exc:  # the pool raises the driver's own errors
+            raise self.connect_error(exc) from exc
+
+    def shown_url(self) -> str:
+        """The URL for messages (password hidden)."""
+        return self.url.render_as_string(hide_password=True)
+
+    def connect_error(self, exc: BaseException) -> RegistryError:
+        """The error for a connection that could not be opened or checked out."""
+        detail = _first_line(exc)
+        if self.is_sqlite:
+            return ConfigurationError(f"cannot open SQLite database {self.url.database!r}: "
+                                      f"{detail}")
+        if isinstance(exc, sa.exc.TimeoutError):
+            detail = (f"no free connection within pool_timeout={self.options.pool_timeout:g}s "
+                      f"(pool_size={self.options.pool_size}, "
+                      f"max_overflow={self.options.max_overflow} all in use)")
+        return DatabaseUnavailableError(f"cannot connect to {self.shown_url()}: {detail}")
+
+    def failure(self, exc: BaseException, action: str) -> DatabaseError:
+        """The error for ``action`` (``"begin a transaction on"``...) failing with ``exc``."""
+        cls = DatabaseUnavailableError if is_unavailable(self.family, exc) else DatabaseError
+        detail = _first_line(exc)
+        if self.is_sqlite and is_transient(self.family, _driver_error(exc)):
+            detail += f" (waited busy_timeout={self.options.busy_timeout:g}s for the lock)"
+        return cls(f"cannot {action} {self.shown_url()}: {detail}")
 
     def _new_thread_connection(self) -> sqlite3.Connection:
         try:
@@ -262,7 +288,11 @@ class Database:
             else:
                 conn.rollback()
         except Exception:  # the original error matters more than a failed rollback
-            pass
+            # a connection that cannot even roll back is broken: never pool it again
+            invalidate = getattr(conn, "invalidate", None)
+            if invalidate is not None and not self.is_sqlite:
+                with contextlib.suppress(Exception):
+                    invalidate()
 
     # --- transactions ---------------------------------------------------------------
 
@@ -289,8 +319,10 @@ class Database:
                     # IMMEDIATE takes the write lock now (waiting on the busy timeout),
                     # so the block can never fail later on a lock upgrade.
                     dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-            except BaseException:
+            except BaseException as exc:
                 connection.close()
+                if isinstance(exc, Exception) and self._is_driver_error(exc):
+                    raise self.failure(exc, "begin a transaction on") from exc
                 raise
             token = self._tx.set(_Transaction(dbapi_connection, connection))
             try:
@@ -300,23 +332,31 @@ class Database:
                     root.rollback()
                 raise
             else:
-                root.commit()
+                try:
+                    root.commit()
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        root.rollback()
+                    if self._is_driver_error(exc):
+                        raise self.failure(exc, "commit the transaction on") from exc
+                    raise
             finally:
                 self._tx.reset(token)
-                connection.close()
+                with contextlib.suppress(Exception):  # a broken connection is discarded
+                    connection.close()
         finally:
             if self.is_memory:
                 self._memory_lock.release()
 
+    def _is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, (sa.exc.SQLAlchemyError, self.dialect.loaded_dbapi.Error,
+                                OSError))
+
     def _connect(self) -> sa.Connection:
         try:
             return self.engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None) or exc
-            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
-            raise DatabaseError(
-                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
-            ) from exc
+        except Exception as exc:
+            raise self.connect_error(exc) from exc
 
     def _savepoint(self, tx: _Transaction) -> Iterator[sa.Connection]:
         nested = tx.sa_connection.begin_nested()
@@ -417,6 +457,16 @@ def _decimal_op(op: str, left: Any, right: Any) -> str | None:
     if left is None or right is None:
         return None
     return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
+
+
+def _first_line(exc: BaseException) -> str:
+    original = _driver_error(exc)
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    original = getattr(exc, "orig", None)
+    return original if isinstance(original, BaseException) else exc
 
 
 def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:

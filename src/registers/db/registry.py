@@ -21,11 +21,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
 
 from registers.db.aio import AsyncOperations
-from registers.db.dialects import Dialect, classify_integrity_error, is_transient
+from registers.db.dialects import (
+    Dialect,
+    classify_integrity_error,
+    is_transient,
+    is_unavailable,
+)
 from registers.db.engine import Database, get_database
 from registers.db.exceptions import (
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     ImmutableFieldError,
     InvalidPrimaryKeyAssignmentError,
@@ -333,6 +339,11 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             )
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         lowered = message.lower()
+        if is_unavailable(self.database.family, exc):
+            return DatabaseUnavailableError(
+                f"cannot {action} {where}: the database cannot be reached ({message})",
+                model=self.model_name, table=self.table_name,
+            )
         if isinstance(exc, UnicodeEncodeError):
             return InvalidQueryError(
                 f"cannot {action} {where}: text is not valid UTF-8 ({exc.reason})",
@@ -1078,8 +1089,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         try:
             with self.database.transaction() as conn:
                 yield conn
-        except self._dbapi_error as exc:
-            raise self._error(exc, "commit to") from exc
+        except self._dbapi_error as exc:  # raw SQL of the block (begin/commit: engine)
+            raise self._error(exc, "run a transaction on") from exc
 
     def create_schema(self) -> None:
         self.schema.create()
