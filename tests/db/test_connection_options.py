@@ -89,7 +89,7 @@ def test_out_of_range_sqlite_options_are_refused(name: str, value: Any, tmp_path
 
 
 def test_read_timeout_must_outlast_statement_timeout() -> None:
-    with pytest.raises(ConfigurationError, match="read_timeout .* statement_timeout"):
+    with pytest.raises(ConfigurationError, match=r"read_timeout .* statement_timeout"):
         configure_database("mysql+pymysql://u@127.0.0.1:1/db", statement_timeout=30,
                            read_timeout=30)
 
@@ -175,7 +175,7 @@ async def test_async_sqlite_synchronous_on_a_real_connection(
     fast = await lean.connection(write=True)
     assert fast is not None
     rows = await fast.raw.execute_fetchall("PRAGMA synchronous")
-    assert list(rows)[0][0] == expected
+    assert next(iter(rows))[0] == expected
     await model.objects.adispose()
 
 
@@ -204,9 +204,8 @@ def test_a_transaction_that_cannot_get_the_lock_says_it_failed_entering(
     model, _ = locked
     entered = []
     started = time.monotonic()
-    with pytest.raises(DatabaseError) as info:
-        with model.objects.transaction():
-            entered.append(True)
+    with pytest.raises(DatabaseError) as info, model.objects.transaction():
+        entered.append(True)
     elapsed = time.monotonic() - started
     assert not entered
     message = str(info.value)
@@ -256,11 +255,11 @@ def test_read_only_uri_reads_and_refuses_writes(sqlite_file: tuple[str, Path]) -
                       lambda: reader.objects.update_where({"id": 1}, text="x"),
                       lambda: reader.objects.delete(1),
                       lambda: reader.objects.bulk_create([{"text": "x"}])):
-            with pytest.raises(DatabaseError, match="read-only|readonly"):
+            with pytest.raises(DatabaseError, match="opened read-only"):
                 write()
-        with pytest.raises(DatabaseError, match="read-only|readonly"):
-            with reader.objects.transaction():
-                reader.objects.create(text="x")
+        with pytest.raises(DatabaseError, match="opened read-only"), \
+                reader.objects.transaction():
+            reader.objects.create(text="x")
     finally:
         dispose_engine(ro_url)
     assert [n.text for n in writer.objects.all()] == ["kept"]
@@ -277,9 +276,9 @@ async def test_async_read_only_uri_reads_and_refuses_writes(
     reader = _register(ro_url)
     try:
         assert [n.text for n in await reader.objects.aall()] == ["kept"]
-        with pytest.raises(DatabaseError, match="read-only|readonly"):
+        with pytest.raises(DatabaseError, match="opened read-only"):
             await reader.objects.acreate(text="x")
-        with pytest.raises(DatabaseError, match="read-only|readonly"):
+        with pytest.raises(DatabaseError, match="opened read-only"):
             await reader.objects.aupdate_where({"id": 1}, text="x")
     finally:
         await reader.objects.adispose()

@@ -354,6 +354,11 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                 f"cannot {action} {where}: a value is out of range for its column ({message})",
                 model=self.model_name, table=self.table_name,
             )
+        if "readonly database" in lowered:
+            return DatabaseError(
+                f"cannot {action} {where}: the database is opened read-only ({message})",
+                model=self.model_name, table=self.table_name,
+            )
         if "no such table" in lowered or "does not exist" in lowered or "doesn't exist" in lowered:
             return SchemaError(
                 f"{where} does not exist: call {self.model_name}.create_schema() "
