@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import math
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -189,10 +190,9 @@ def _check_backend(key: str, options: DatabaseOptions) -> None:
     wrong = _SERVER_ONLY if is_sqlite else _SQLITE_ONLY
     given = [n for n in wrong if getattr(options, n) != getattr(DEFAULT_OPTIONS, n)]
     if given:
-        where = "SQLite" if is_sqlite else "a server database"
+        where = "SQLite" if is_sqlite else f"a server database ({key.split(':')[0]})"
         raise ConfigurationError(
-            f"configure_database: {', '.join(given)} does not apply to {where} "
-            f"({key.split(':')[0]})"
+            f"configure_database: {', '.join(given)} does not apply to {where}"
         )
 
 
@@ -231,10 +231,36 @@ def server_connect_arguments(family: str, driver: str, is_async: bool,
 
 def psycopg_connect(options: DatabaseOptions, cargs: Any, cparams: dict[str, Any]) -> Any:
     """A sync psycopg connection whose every wait for the server is bounded."""
-    cls = _bounded_psycopg()
+    cls = _bounded_psycopg() if _psycopg_can_bound() else None
+    if cls is None:
+        import psycopg
+
+        return psycopg.connect(*cargs, **cparams)
     conn = cls.connect(*cargs, **cparams)
     conn._registers_read_timeout = options.read_timeout
     return conn
+
+
+def _psycopg_can_bound() -> bool:
+    """Whether this psycopg's ``Connection.wait`` takes a timeout (psycopg >= 3.2);
+    warns once when it does not, since read_timeout then cannot apply."""
+    known = _psycopg_classes.get("can_bound")
+    if known is None:
+        import inspect
+
+        import psycopg
+        from psycopg import errors
+
+        known = hasattr(errors, "_WaitTimeout") and "timeout" in inspect.signature(
+            psycopg.Connection.wait).parameters
+        _psycopg_classes["can_bound"] = known
+        if not known:
+            warnings.warn(
+                f"psycopg {psycopg.__version__} cannot bound a wait for the server: "
+                "read_timeout does not apply to PostgreSQL until psycopg >= 3.2 is installed",
+                RuntimeWarning, stacklevel=2,
+            )
+    return bool(known)
 
 
 def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn: Any) -> None:
@@ -248,8 +274,10 @@ def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn
     if options.statement_timeout is not None:
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute("SELECT VERSION()")
-            version = str(cursor.fetchone()[0])
+            version = getattr(raw, "server_version", None)  # PyMySQL and aiomysql know it
+            if not isinstance(version, str):
+                cursor.execute("SELECT VERSION()")
+                version = str(cursor.fetchone()[0])
             if "mariadb" in version.lower():
                 cursor.execute(f"SET SESSION max_statement_time = {options.statement_timeout}")
             else:
@@ -329,6 +357,10 @@ def _stalled_message(limit: float) -> str:
 
 def _psycopg_async_creator(options: DatabaseOptions) -> Any:
     async def connect(*args: Any, **kwargs: Any) -> Any:
+        if not _psycopg_can_bound():
+            import psycopg
+
+            return await psycopg.AsyncConnection.connect(*args, **kwargs)
         conn = await _bounded_psycopg_async().connect(*args, **kwargs)
         conn._registers_read_timeout = options.read_timeout
         return conn
