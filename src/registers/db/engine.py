@@ -40,13 +40,8 @@ from registers.db.connect import (
     psycopg_connect,
     server_connect_arguments,
 )
-from registers.db.dialects import is_transient, is_unavailable
-from registers.db.exceptions import (
-    ConfigurationError,
-    DatabaseError,
-    DatabaseUnavailableError,
-    RegistryError,
-)
+from registers.db.errors import connect_error, driver_error, first_line, transaction_error
+from registers.db.exceptions import ConfigurationError, RegistryError
 
 __all__ = [
     "Database",
@@ -90,6 +85,12 @@ class Database:
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect
         self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        # What the driver raises for a failed statement. OverflowError: sqlite3 refuses
+        # ints beyond 64 bits before the database sees them; UnicodeEncodeError: text
+        # that is not valid UTF-8 (lone surrogates).
+        self.driver_errors: tuple[type[BaseException], ...] = (
+            self.dialect.loaded_dbapi.Error, OverflowError, UnicodeEncodeError,
+        )
         self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
             f"registers_tx_{id(self)}", default=None
         )
@@ -233,23 +234,25 @@ class Database:
 
     def connect_error(self, exc: BaseException) -> RegistryError:
         """The error for a connection that could not be opened or checked out."""
-        detail = _first_line(exc)
         if self.is_sqlite:
+            detail = first_line(driver_error(exc))
             return ConfigurationError(f"cannot open SQLite database {self.url.database!r}: "
                                       f"{detail}")
-        if isinstance(exc, sa.exc.TimeoutError):
-            detail = (f"no free connection within pool_timeout={self.options.pool_timeout:g}s "
-                      f"(pool_size={self.options.pool_size}, "
-                      f"max_overflow={self.options.max_overflow} all in use)")
-        return DatabaseUnavailableError(f"cannot connect to {self.shown_url()}: {detail}")
+        return connect_error(self.shown_url(), exc, self.options)
 
-    def failure(self, exc: BaseException, action: str) -> DatabaseError:
-        """The error for ``action`` (``"begin a transaction on"``...) failing with ``exc``."""
-        cls = DatabaseUnavailableError if is_unavailable(self.family, exc) else DatabaseError
-        detail = _first_line(exc)
-        if self.is_sqlite and is_transient(self.family, _driver_error(exc)):
-            detail += f" (waited busy_timeout={self.options.busy_timeout:g}s for the lock)"
-        return cls(f"cannot {action} {self.shown_url()}: {detail}")
+    def autocommit_connection(self) -> Any:
+        """The thread's own SQLite connection, in autocommit, when a single statement may
+        run on it directly (a SQLite file, outside ``transaction()``, no statement
+        listener); else None.
+
+        The shortest path there is: no pool, no BEGIN/COMMIT.
+        """
+        if not self.is_sqlite or self.is_memory or self._tx.get() is not None:
+            return None
+        if self.engine.dispatch.before_cursor_execute:
+            return None
+        holder = getattr(self._local, "holder", None)
+        return None if holder is None else holder.connection
 
     def _new_thread_connection(self) -> sqlite3.Connection:
         try:
@@ -322,7 +325,7 @@ class Database:
             except BaseException as exc:
                 connection.close()
                 if isinstance(exc, Exception) and self._is_driver_error(exc):
-                    raise self.failure(exc, "begin a transaction on") from exc
+                    raise self._tx_error(exc, "begin a transaction on") from exc
                 raise
             token = self._tx.set(_Transaction(dbapi_connection, connection))
             try:
@@ -338,7 +341,7 @@ class Database:
                     with contextlib.suppress(Exception):
                         root.rollback()
                     if self._is_driver_error(exc):
-                        raise self.failure(exc, "commit the transaction on") from exc
+                        raise self._tx_error(exc, "commit the transaction on") from exc
                     raise
             finally:
                 self._tx.reset(token)
@@ -347,6 +350,10 @@ class Database:
         finally:
             if self.is_memory:
                 self._memory_lock.release()
+
+    def _tx_error(self, exc: BaseException, action: str) -> RegistryError:
+        return transaction_error(self.shown_url(), self.family, exc, action,
+                                 self.options.busy_timeout)
 
     def _is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, (sa.exc.SQLAlchemyError, self.dialect.loaded_dbapi.Error,
@@ -459,16 +466,6 @@ def _decimal_op(op: str, left: Any, right: Any) -> str | None:
     return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
 
 
-def _first_line(exc: BaseException) -> str:
-    original = _driver_error(exc)
-    return (str(original).strip().splitlines() or [type(original).__name__])[0]
-
-
-def _driver_error(exc: BaseException) -> BaseException:
-    original = getattr(exc, "orig", None)
-    return original if isinstance(original, BaseException) else exc
-
-
 def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
     if conn.in_transaction:
         conn.execute(statement)
@@ -503,9 +500,9 @@ def _reconfigure(url: str, options: DatabaseOptions) -> None:
     db = _databases.get(url)
     if db is not None:
         db.reconfigure(options)
-    from registers.db import aio
+    from registers.db import async_engine
 
-    aio.reconfigure(url)
+    async_engine.reconfigure(url)
 
 
 def get_database(url: str) -> Database:
