@@ -23,6 +23,7 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -275,6 +276,13 @@ class Database:
                 self._memory_lock.release()
             return
         conn.close()
+
+    def may_retry(self, started: float) -> bool:
+        """Whether a write that began at ``started`` (``time.monotonic()``) and hit a
+        transient error may try again. On SQLite a busy error already waited out the busy
+        timeout, so retrying stops once ``busy_timeout`` has passed in total: the caller
+        waits about ``busy_timeout`` (at most twice that), not once per attempt."""
+        return not self.is_sqlite or time.monotonic() - started < self.options.busy_timeout
 
     def begin(self, conn: Any) -> None:
         """Start a write transaction on an owned connection."""

@@ -236,6 +236,7 @@ class SyncOperations(OperationPlans[M]):
         """
         work, params, finish, atomic, data, retry_if = write
         db = self.database
+        started = time.monotonic()
         conn = None if atomic else db.autocommit_connection()
         if conn is not None:
             try:
@@ -245,14 +246,14 @@ class SyncOperations(OperationPlans[M]):
             except db.driver_errors as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if not is_transient(db.family, exc):
+                if not (is_transient(db.family, exc) and db.may_retry(started)):
                     raise self.errors(exc, "write to", data) from exc
                 # the database stayed busy past the timeout: take the retrying path
         for attempt in range(_RETRIES):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))
             except _Transient as transient:
-                if attempt == _RETRIES - 1 or not transient.owned:
+                if attempt == _RETRIES - 1 or not transient.owned or not db.may_retry(started):
                     raise self.errors(transient.error, "write to", data) from transient.error
                 time.sleep(0.01 * (2**attempt) * (1 + random.random()))
             except db.driver_errors as exc:
