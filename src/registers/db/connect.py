@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import threading
 import warnings
@@ -241,26 +242,24 @@ def psycopg_connect(options: DatabaseOptions, cargs: Any, cparams: dict[str, Any
     return conn
 
 
+@functools.cache
 def _psycopg_can_bound() -> bool:
     """Whether this psycopg's ``Connection.wait`` takes a timeout (psycopg >= 3.2);
     warns once when it does not, since read_timeout then cannot apply."""
-    known = _psycopg_classes.get("can_bound")
-    if known is None:
-        import inspect
+    import inspect
 
-        import psycopg
-        from psycopg import errors
+    import psycopg
+    from psycopg import errors
 
-        known = hasattr(errors, "_WaitTimeout") and "timeout" in inspect.signature(
-            psycopg.Connection.wait).parameters
-        _psycopg_classes["can_bound"] = known
-        if not known:
-            warnings.warn(
-                f"psycopg {psycopg.__version__} cannot bound a wait for the server: "
-                "read_timeout does not apply to PostgreSQL until psycopg >= 3.2 is installed",
-                RuntimeWarning, stacklevel=2,
-            )
-    return bool(known)
+    known = hasattr(errors, "_WaitTimeout") and "timeout" in inspect.signature(
+        psycopg.Connection.wait).parameters
+    if not known:
+        warnings.warn(
+            f"psycopg {psycopg.__version__} cannot bound a wait for the server: "
+            "read_timeout does not apply to PostgreSQL until psycopg >= 3.2 is installed",
+            RuntimeWarning, stacklevel=2,
+        )
+    return known
 
 
 def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn: Any) -> None:
@@ -287,13 +286,8 @@ def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn
             cursor.close()
 
 
-_psycopg_classes: dict[str, Any] = {}
-
-
+@functools.cache
 def _bounded_psycopg() -> Any:
-    cls = _psycopg_classes.get("sync")
-    if cls is not None:
-        return cls
     import psycopg
     from psycopg import errors
 
@@ -312,14 +306,11 @@ def _bounded_psycopg() -> Any:
                 _break_psycopg(self)
                 raise psycopg.OperationalError(_stalled_message(limit)) from None
 
-    _psycopg_classes["sync"] = BoundedConnection
     return BoundedConnection
 
 
+@functools.cache
 def _bounded_psycopg_async() -> Any:
-    cls = _psycopg_classes.get("async")
-    if cls is not None:
-        return cls
     import psycopg
     from psycopg import errors
 
@@ -339,7 +330,6 @@ def _bounded_psycopg_async() -> Any:
                 _break_psycopg(self)
                 raise psycopg.OperationalError(_stalled_message(limit)) from None
 
-    _psycopg_classes["async"] = BoundedAsyncConnection
     return BoundedAsyncConnection
 
 
@@ -368,12 +358,8 @@ def _psycopg_async_creator(options: DatabaseOptions) -> Any:
     return connect
 
 
-_aiomysql_class: list[Any] = []
-
-
+@functools.cache
 def _bounded_aiomysql() -> Any:
-    if _aiomysql_class:
-        return _aiomysql_class[0]
     import aiomysql  # type: ignore[import-untyped]
     from pymysql.err import OperationalError  # type: ignore[import-untyped]
 
@@ -403,7 +389,6 @@ def _bounded_aiomysql() -> Any:
             if writer is not None:
                 writer.transport.abort()
 
-    _aiomysql_class.append(BoundedConnection)
     return BoundedConnection
 
 
