@@ -55,7 +55,7 @@ BOUND = READ_TIMEOUT + CONNECT_TIMEOUT
 PAYLOAD = "x" * 1000
 SEEDED = 200  # rows of PAYLOAD: a result of ~200 KB, far more than any cut budget
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 class Item(BaseModel):
