@@ -501,6 +501,22 @@ def test_statement_timeout_cancels_a_waiting_statement(server: Server, backend: 
     assert server.model.objects.count() == SEEDED  # the connection is fine afterwards
 
 
+async def test_statement_timeout_cancels_a_waiting_async_statement(server: Server,
+                                                                   backend: str) -> None:
+    configure_database(server.url, statement_timeout=0.5, read_timeout=30)
+    engine, conn = _lock_table(backend, server.direct)
+    try:
+        exc, elapsed = await _afail(lambda: server.model.objects.acount())
+    finally:
+        conn.rollback()
+        conn.close()
+        engine.dispose()
+    assert isinstance(exc, DatabaseError) and not isinstance(exc, DatabaseUnavailableError)
+    assert exc.__cause__ is not None
+    assert elapsed < 0.5 + SLACK
+    assert await server.model.objects.acount() == SEEDED
+
+
 # --- configuration -------------------------------------------------------------------------
 
 
