@@ -264,6 +264,35 @@ async def test_async_write_under_fault(server: Server, fault: str, op: str,
     _nothing_lost(server, "acked-async")
 
 
+@pytest.mark.parametrize("fault", FAULTS)
+def test_everything_works_again_once_the_fault_is_gone(server: Server, fault: str) -> None:
+    _warm(server)
+    FAULTS[fault](server.proxy)
+    _fail(lambda: server.model.objects.get(1))
+    _fail(lambda: server.model.objects.create(name="lost"))
+    server.proxy.resume()
+    assert server.model.objects.count() == SEEDED + 1
+    server.model.objects.create(name="after")
+    with server.model.objects.transaction():
+        server.model.objects.create(name="after-block")
+    assert {"after", "after-block"} <= server.names()
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_everything_works_again_once_the_fault_is_gone_async(server: Server,
+                                                                   fault: str) -> None:
+    await _awarm(server)
+    FAULTS[fault](server.proxy)
+    await _afail(lambda: server.model.objects.aget(1))
+    await _afail(lambda: server.model.objects.acreate(name="lost"))
+    server.proxy.resume()
+    assert await server.model.objects.acount() == SEEDED + 1
+    await server.model.objects.acreate(name="after")
+    async with server.model.objects.atransaction():
+        await server.model.objects.acreate(name="after-block")
+    assert {"after", "after-block"} <= server.names()
+
+
 # --- faults in the middle of a result ----------------------------------------------------
 
 MID_RESULT = {"cut": FaultProxy.cut_after, "stalled": FaultProxy.stall_after}
