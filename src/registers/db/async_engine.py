@@ -36,16 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from registers.db.engine import (
-    Database,
-    configure_sqlite,
-    get_database,
-    install_connect_hooks,
-    sqlite_functions,
-    sqlite_pragmas,
-)
+from registers.db.connect import on_configure
+from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
+from registers.db.sqlite_setup import configure_sqlite, sqlite_functions, sqlite_pragmas
 from registers.db.statements import Statement
 
 if TYPE_CHECKING:
@@ -365,7 +360,7 @@ def async_database(database: Database) -> AsyncDatabase:
         return adb
 
 
-def reconfigure(url: str) -> None:
+def reconfigure(url: str, options: Any = None) -> None:
     """Drop the async engine of ``url`` (configure_database): the next operation opens
     one with the new options. Pooled connections are left to the garbage collector,
     since their event loop may be gone."""
@@ -421,3 +416,6 @@ async def aexecute(conn: AsyncConnection | LeanConnection, statement: Statement)
     except Exception:  # drivers without lastrowid (psycopg)
         lastrowid = None
     return Result(rows, result.rowcount, lastrowid)
+
+
+on_configure(reconfigure)

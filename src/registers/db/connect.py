@@ -35,6 +35,7 @@ import functools
 import math
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ __all__ = [
     "DatabaseOptions",
     "configure_database",
     "database_options",
+    "on_configure",
 ]
 
 SqliteSynchronous = Literal["normal", "full"]
@@ -76,6 +78,14 @@ _SQLITE_ONLY = ("busy_timeout", "sqlite_synchronous")
 
 _options: dict[str, DatabaseOptions] = {}
 _options_lock = threading.Lock()
+# Called with (url, options) after configure_database() stored them: the engine modules
+# register here to rebuild what they have open (this module imports neither).
+_on_configure: list[Callable[[str, DatabaseOptions], None]] = []
+
+
+def on_configure(listener: Callable[[str, DatabaseOptions], None]) -> None:
+    """Call ``listener(url, options)`` whenever :func:`configure_database` runs."""
+    _on_configure.append(listener)
 
 
 def database_options(url: str) -> DatabaseOptions:
@@ -154,9 +164,8 @@ def configure_database(
     _check_backend(key, options)
     with _options_lock:
         _options[key] = options
-    from registers.db.engine import _reconfigure
-
-    _reconfigure(key, options)
+    for listener in list(_on_configure):
+        listener(key, options)
     return options
 
 

@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import operator
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,11 +36,13 @@ from registers.db.connect import (
     DatabaseOptions,
     after_connect,
     database_options,
+    on_configure,
     psycopg_connect,
     server_connect_arguments,
 )
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError
+from registers.db.sqlite_setup import configure_sqlite
 
 __all__ = [
     "Database",
@@ -479,62 +479,6 @@ class _ConnectionHolder:
             self.close()
 
 
-def configure_sqlite(connection: Any, *, memory: bool = False,
-                     options: DatabaseOptions = DEFAULT_OPTIONS,
-                     read_only: bool = False) -> None:
-    """Set up one SQLite DBAPI connection the way every ``registers`` connection is.
-
-    WAL (files only), ``synchronous`` as configured (``NORMAL`` by default),
-    ``foreign_keys=ON``, the busy timeout, and the ``registers_decimal`` function behind
-    exact ``F()`` arithmetic on Decimal text. Used by the sync connections here and by the
-    async engine's ``connect`` hook.
-    """
-    cursor = connection.cursor()
-    try:
-        for pragma in sqlite_pragmas(memory=memory, options=options, read_only=read_only):
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
-    for name, arity, function in sqlite_functions():
-        connection.create_function(name, arity, function, deterministic=True)
-
-
-def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_OPTIONS,
-                   read_only: bool = False) -> list[str]:
-    """The pragmas :func:`configure_sqlite` runs, in order (for drivers it cannot reach).
-
-    A read-only connection cannot switch the journal mode (that writes the file); it
-    reads a WAL database as it is.
-    """
-    pragmas = [f"PRAGMA busy_timeout = {options.busy_timeout_ms}"]
-    if not memory:
-        if not read_only:
-            pragmas.append("PRAGMA journal_mode = WAL")
-        pragmas.append(f"PRAGMA synchronous = {options.sqlite_synchronous.upper()}")
-    pragmas.append("PRAGMA foreign_keys = ON")
-    return pragmas
-
-
-def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
-    """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op)]
-
-
-_DECIMAL_OPS = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-}
-
-
-def _decimal_op(op: str, left: Any, right: Any) -> str | None:
-    """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
-    if left is None or right is None:
-        return None
-    return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
-
-
 def _run(conn: Any, statement: str) -> None:
     """Send a transaction-control statement on a DBAPI connection (no listener sees it)."""
     cursor = conn.cursor()
@@ -578,9 +522,9 @@ def _reconfigure(url: str, options: DatabaseOptions) -> None:
     db = _databases.get(url)
     if db is not None:
         db.reconfigure(options)
-    from registers.db import async_engine
 
-    async_engine.reconfigure(url)
+
+on_configure(_reconfigure)
 
 
 def get_database(url: str) -> Database:
