@@ -32,8 +32,7 @@ OPTION = "option"
 FLAG = "flag"
 SERVICE = "service"
 
-# the namespace attribute holding the command path, and options every parser owns
-_RESERVED_DESTS = frozenset({"command"})
+# options every command parser owns
 _RESERVED_OPTIONS = frozenset({"--help"})
 
 
@@ -124,8 +123,6 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
     has_env = any(isinstance(m, Env) for m in info.metadata)
     role = _role(param, info, has_env)
     planned = CommandParam(param, info, role, _default(param, info, role))
-    if role != SERVICE and param.name in _RESERVED_DESTS:
-        raise RegistrationError(f"{where}: the name '{param.name}' is reserved; rename it.")
     if role in (OPTION, FLAG) and planned.option in _RESERVED_OPTIONS:
         raise RegistrationError(f"{where}: '{planned.option}' is reserved for help; rename it.")
     return planned
@@ -148,5 +145,9 @@ def plan_params(command: str, handler: Callable[..., Any]) -> tuple[CommandParam
 def describe_type(param: CommandParam) -> str:
     """A readable type for help: ``int``, ``list[str]``..."""
     if param.info.kind == "many":
+        if param.role == OPTION and param.info.nargs == "+":
+            return f"{param.info.name}, repeat the option for more"
+        if isinstance(param.info.nargs, int):
+            return f"{param.info.nargs} {param.info.name} values"
         return f"{param.info.name}, one or more"
     return param.info.name or type_name(param.info.annotation)
