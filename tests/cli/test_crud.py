@@ -48,11 +48,20 @@ def ok(result: InvokeResult) -> Any:
 
 
 def error(result: InvokeResult, code: int) -> str:
-    """The one stderr line of a failed run (no traceback, nothing on stdout)."""
+    """The one stderr line of a failed run (no traceback, nothing on stdout).
+
+    A usage error (status 2) is followed by the "Try '<prog> <command> --help'" line.
+    """
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    return result.stderr.rstrip("\n")
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    if code == 2:
+        assert len(lines) == 2 and lines[1].startswith("Try 'app ")
+        assert lines[1].endswith(" --help' for help.")
+    else:
+        assert len(lines) == 1
+    return lines[0]
 
 
 def add(app: CommandRegistry, name: str, email: str, *extra: str) -> Any:
@@ -107,6 +116,7 @@ def test_create_reports_each_validation_error_on_its_own_line(app: CommandRegist
         "app users create: error: argument --name: String should have at most 20 characters",
         "app users create: error: argument --meta[x]: Input should be a valid integer, "
         "unable to parse string as an integer",
+        "Try 'app users create --help' for help.",
     ]
 
 

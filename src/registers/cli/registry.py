@@ -498,7 +498,7 @@ class CommandRegistry:
             raise SystemExit(2)
         path, kwargs = parse_command(self, tokens, container)
         output = _Output(sys.stdout)
-        sys.stdout = output  # type: ignore[assignment]
+        sys.stdout = output
         try:
             result = self._call(path, kwargs, container, middleware, print_result)
             output.flush()  # a closed pipe or a full disk shows up here at the latest
