@@ -133,6 +133,10 @@ class Dispatcher:
                 the container and has no default.
         """
         bound: dict[str, Any] = {}
+        if self.middleware:  # hooks learn which values are secret (Env(..., secret=True))
+            from .middleware import BoundArguments
+
+            bound = BoundArguments(secrets={p.name: p.secret for p in entry.params})
         for param in entry.params:
             if param.name in args:
                 bound[param.name] = args[param.name]

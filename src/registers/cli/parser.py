@@ -247,6 +247,10 @@ def _help(param: CommandParam) -> str:
                        else f"type: {describe_type(param)}")
     shown_default = param.has_default and param.default is not None and param.role != FLAG
     default = _show(param.default) if shown_default and not param.secret else ""
+    if default and "://" in default:
+        from .middleware import redact_url
+
+        default = redact_url(default)
     if default:  # an empty list or string is no default worth showing
         details.append(f"default: {default}")
     if param.role == FLAG and param.default is True:
