@@ -138,7 +138,8 @@ def test_negative_nan_is_a_value(cli: CommandRegistry) -> None:
 
 @pytest.mark.parametrize(
     ("annotation", "text", "expected"),
-    [(int, "-7", -7), (int, "-1_000", -1000), (decimal.Decimal, "-1.5e3", decimal.Decimal("-1.5e3")),
+    [(int, "-7", -7), (int, "-1_000", -1000),
+     (decimal.Decimal, "-1.5e3", decimal.Decimal("-1.5e3")),
      (fractions.Fraction, "-3/4", fractions.Fraction(-3, 4))],
 )
 def test_negative_numbers_of_other_types(
