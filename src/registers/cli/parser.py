@@ -135,12 +135,36 @@ class RegistryParser(argparse.ArgumentParser):
             tokens[0] = self._command_token(tokens[0])
         if self.registry is None and not self._intermixing:
             # a command's parser: options may come before, between or after positionals
+            tokens = self._attach_dash_values(tokens)
             self._intermixing = True
             try:
                 return super().parse_known_intermixed_args(tokens, namespace)
             finally:
                 self._intermixing = False
         return super().parse_known_args(tokens, namespace)
+
+    def _attach_dash_values(self, tokens: list[str]) -> list[str]:
+        """``--name -x`` gives ``-x`` to ``--name`` (as Click does), unless ``-x`` is an option.
+
+        argparse would refuse any value that starts with ``-``.
+        """
+        fixed: list[str] = []
+        index = 0
+        while index < len(tokens):
+            token = tokens[index]
+            if token == "--":
+                return fixed + tokens[index:]
+            action = self._option_string_actions.get(token)
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if (action is not None and action.nargs is None and following is not None
+                    and following.startswith("-") and following != "--"
+                    and following.partition("=")[0] not in self._option_string_actions):
+                fixed.append(f"{token}={following}")
+                index += 2
+                continue
+            fixed.append(token)
+            index += 1
+        return fixed
 
     def _command_token(self, token: str) -> str:
         assert self.registry is not None
