@@ -42,13 +42,34 @@ _PASS_THROUGH = frozenset({"-h", "--help", "--version", "--completion", "--"})
 TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
 FALSY = frozenset({"0", "false", "no", "off", "n"})
 _METAVARS = {"str": "TEXT"}
-# Every spelling Python's int/float/Decimal/Fraction accept for a negative number
-# (-1, -1_000, -.5, -1.5e3, -1E-3, -3/4, -inf, -nan): a value, never an option name.
-_NEGATIVE_NUMBER = re.compile(
-    r"^-(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?(?:/\d[\d_]*)?"
-    r"|inf|infinity|nan)$",
-    re.IGNORECASE,
-)
+
+
+class _NegativeNumber:
+    """argparse's "looks like a negative number" test, for every notation Python reads.
+
+    ``-1``, ``-1_000``, ``-.5``, ``-1.5e3``, ``-1E-3``, ``-3/4``, ``-inf``, ``-nan``: a value,
+    never an option name. (No regular expression: this runs on the start-up path.)
+    """
+
+    @staticmethod
+    def match(text: str) -> bool:
+        if len(text) < 2 or text[0] != "-" or text[1] in "-+" or text[1].isspace():
+            return False
+        number, slash, denominator = text[1:].partition("/")
+        if slash:
+            return number.isdigit() and denominator.isdigit()
+        if number[-1].isspace():
+            return False
+        try:
+            float(number)
+        except ValueError:
+            return False
+        return True
+
+    fullmatch = match
+
+
+_NEGATIVE_NUMBER = _NegativeNumber()
 
 
 def help_width() -> int:
