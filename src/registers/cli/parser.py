@@ -142,7 +142,7 @@ class RegistryParser(argparse.ArgumentParser):
         kwargs["allow_abbrev"] = False
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = _NEGATIVE_NUMBER
+        self._negative_number_matcher = _NEGATIVE_NUMBER  # type: ignore[assignment]
         self.registry = registry
         self.group_parsers: dict[str, RegistryParser] = {}  # filled on the root parser
         self.command_parsers: dict[str, argparse.ArgumentParser] = {}
