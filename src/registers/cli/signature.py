@@ -68,8 +68,8 @@ class CommandParam:
 
     @property
     def option(self) -> str:
-        """The option spelling, ``--dry-run`` for ``dry_run``."""
-        return "--" + self.name.replace("_", "-")
+        """The option spelling: ``--dry-run`` for ``dry_run``, ``--type`` for ``type_``."""
+        return option_name(self.name)
 
     @property
     def has_default(self) -> bool:
@@ -78,6 +78,12 @@ class CommandParam:
 
     def __repr__(self) -> str:
         return f"CommandParam({self.name!r}, {self.role!r}, {self.info.name!r})"
+
+
+def option_name(name: str) -> str:
+    """``--dry-run`` for ``dry_run``; a trailing ``_`` (``type_``, ``from_``: the PEP 8 way
+    around a keyword or builtin) is not part of the option."""
+    return "--" + (name.rstrip("_") or name).replace("_", "-")
 
 
 def _annotation(param: ParamInfo) -> Any:
@@ -122,6 +128,9 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
         raise RegistrationError(f"{where}: {exc}.") from exc
     has_env = any(isinstance(m, Env) for m in info.metadata)
     role = _role(param, info, has_env)
+    if has_env and role == SERVICE:
+        raise RegistrationError(
+            f"{where}: Env() needs a command-line type, not the service {info.name}.")
     planned = CommandParam(param, info, role, _default(param, info, role))
     if role in (OPTION, FLAG) and planned.option in _RESERVED_OPTIONS:
         raise RegistrationError(f"{where}: '{planned.option}' is reserved for help; rename it.")
@@ -139,7 +148,20 @@ def plan_params(command: str, handler: Callable[..., Any]) -> tuple[CommandParam
         params = get_params(handler)
     except (NameError, TypeError, ValueError) as exc:
         raise RegistrationError(f"Cannot register command '{command}': {exc}") from exc
-    return tuple(_plan(command, param) for param in params)
+    planned = tuple(_plan(command, param) for param in params)
+    seen: dict[str, str] = {}
+    for param in planned:
+        if param.role not in (OPTION, FLAG):
+            continue
+        spellings = [param.option] + (["--no-" + param.option[2:]] if param.role == FLAG else [])
+        for spelling in spellings:
+            other = seen.get(spelling)
+            if other is not None:
+                raise RegistrationError(
+                    f"Cannot register command '{command}': parameters '{other}' and "
+                    f"'{param.name}' would both be {spelling}; rename one.")
+            seen[spelling] = param.name
+    return planned
 
 
 def describe_type(param: CommandParam) -> str:
