@@ -36,7 +36,9 @@ __all__ = [
 
 SHELLS = ("bash", "zsh", "fish")
 # The namespace attribute holding the command path: not an identifier, so a handler
-# parameter (even one named ``command``) can never collide with it.
+# parameter (even one named ``command``) can never collide with it. The namespace also has
+# the documented ``command`` attribute (the same path), except for a command that has a
+# parameter of that name: there ``command`` is the parameter.
 COMMAND_DEST = "registers:command"
 _PASS_THROUGH = frozenset({"-h", "--help", "--version", "--completion", "--"})
 TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
@@ -385,6 +387,8 @@ def _add_command(
         description=(entry.description or None),
     )
     parser.set_defaults(**{COMMAND_DEST: entry.path})
+    if not any(p.name == "command" for p in entry.params):
+        parser.set_defaults(command=entry.path)
     root.command_parsers[entry.path] = parser
     for param in entry.params:
         if not _is_injected(param, container):
@@ -418,7 +422,7 @@ def _add_children(
             description=group.description,
             usage="%(prog)s COMMAND [ARGS]...",
         )
-        child.set_defaults(**{COMMAND_DEST: group.path})
+        child.set_defaults(**{COMMAND_DEST: group.path, "command": group.path})
         root.group_parsers[group.path] = child
         _add_children(child, group, container, None, root)
 
@@ -439,7 +443,8 @@ def build_parser(
 
     Returns:
         A parser whose namespace has ``command`` (the canonical path, ``None`` when no
-        command was given) and one attribute per parameter given on the command line.
+        command was given; for a command with a parameter named ``command``, that
+        parameter) and one attribute per parameter given on the command line.
     """
     options = " [--version]" if registry.version else ""
     root = RegistryParser(
@@ -459,6 +464,7 @@ def build_parser(
         default=argparse.SUPPRESS,
         help="print a completion script for SHELL (bash, zsh, fish) and exit",
     )
+    root.set_defaults(command=None)
     _add_children(root, registry, container, only, root)
     return root
 
@@ -491,7 +497,10 @@ def parse_command(
         group_parser.print_help(sys.stderr)
         group_parser.exit(2)
     command_parser = parser.command_parsers[path]
-    for param in registry.get(path).params:
+    entry = registry.get(path)
+    if values.get("command") is None or not any(p.name == "command" for p in entry.params):
+        values.pop("command", None)  # the documented attribute, not a parameter's value
+    for param in entry.params:
         if param.env and param.name not in values and not _is_injected(param, container):
             text = os.environ.get(param.env, "")
             if text:  # an empty variable counts as unset
