@@ -250,7 +250,8 @@ def test_zsh_completes_through_its_real_completion_system(
         f"""
         zmodload zsh/zpty
         zpty -b z 'zsh -f -i'
-        zpty -w z 'PS1="> "; autoload -Uz compinit; compinit -u -D; source ./comp.zsh; print RE""ADY'
+        zpty -w z 'PS1="> "; autoload -Uz compinit; compinit -u -D'
+        zpty -w z 'source ./comp.zsh; print RE""ADY'
         zpty -r z out '*READY*'
         zpty -w -n z {_zsh_word(typed + chr(9))}
         zpty -r z out {_zsh_word(pattern)} && print -r -- "$out"
