@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -41,12 +39,13 @@ from registers.db.exceptions import InvalidQueryError, RecordNotFoundError, Regi
 from registers.db.registry import DatabaseRegistry
 from registers.db.typing_utils import ColumnSpec
 
-from .exceptions import FrameworkError, RegistrationError, UsageError
+from .exceptions import CommandError, RegistrationError
+from .signature import option_name
 from .utils.typing import UnsupportedAnnotation, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .registry import CommandEntry, CommandRegistry
+    from .registry import CommandRegistry
 
 __all__ = ["COMMANDS", "register_crud"]
 
@@ -79,7 +78,7 @@ class _Field:
 
     @property
     def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return option_name(self.name)
 
     def help(self, *notes: str) -> str:
         extra = [n for n in notes if n]
@@ -143,22 +142,22 @@ class _Command:
                  doc: str, options: Mapping[str, str]) -> None:
         self._run = run
         self._options = options  # field name or alias -> "--option" / "argument name"
-        self.registry: CommandRegistry | None = None  # where crud() was called
-        self.entry: CommandEntry | None = None
         self.__signature__ = inspect.Signature(params)
         self.__doc__ = doc
 
     def __call__(self, **kwargs: Any) -> Any:
+        # run() prefixes each line with the program and the command path of the run, so
+        # the message is right wherever these commands were merged
         try:
             return self._run(kwargs)
         except ValidationError as exc:
-            raise UsageError(self._lines(self._validation_lines(exc))) from exc
+            raise CommandError(*self._validation_lines(exc), exit_code=2) from exc
         except InvalidQueryError as exc:
-            raise UsageError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message, exit_code=2) from exc
         except RegistryError as exc:
-            raise FrameworkError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message) from exc
         except _InputError as exc:
-            raise UsageError(self._lines([str(exc)])) from exc
+            raise CommandError(str(exc), exit_code=2) from exc
 
     def _validation_lines(self, exc: ValidationError) -> list[str]:
         lines: list[str] = []
@@ -171,12 +170,6 @@ class _Command:
             where += "".join(f"[{part}]" for part in loc[1:])
             lines.append(f"argument {where}: {error['msg']}")
         return lines or [str(exc).splitlines()[0]]
-
-    def _lines(self, messages: Iterable[str]) -> str:
-        prog = self.registry.root.prog if self.registry is not None else None
-        path = self.entry.path if self.entry is not None else ""
-        prefix = f"{prog or os.path.basename(sys.argv[0])} {path}".strip()
-        return "\n".join(f"{prefix}: error: {' '.join(m.splitlines())}" for m in messages)
 
 
 class _Crud:
@@ -194,7 +187,7 @@ class _Crud:
     def _option_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for name, info in self.model.model_fields.items():
-            spelling = self.key.name if name == self.key.name else "--" + name.replace("_", "-")
+            spelling = self.key.name if name == self.key.name else option_name(name)
             names[name] = spelling
             for alias in (info.alias, info.validation_alias):
                 if isinstance(alias, str):
@@ -378,7 +371,6 @@ def register_crud(
     crud = _Crud(manager)
     for kind, name in names:
         handler = crud.command(kind)
-        handler.registry = registry
         assert handler.__doc__ is not None
-        handler.entry = target.add_command(handler, name, description=handler.__doc__)
+        target.add_command(handler, name, description=handler.__doc__)
     return target

@@ -15,13 +15,19 @@ from __future__ import annotations
 import sys
 
 from .exceptions import (
+    CommandError,
     DuplicateCommandError,
     FrameworkError,
     RegistrationError,
     UnknownCommandError,
 )
 from .signature import plan_params
-from .utils.reflection import is_async_callable, parse_docstring, unwrap
+from .utils.reflection import (
+    is_async_callable,
+    is_async_generator_callable,
+    parse_docstring,
+    unwrap,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,11 +66,14 @@ class CommandEntry(_EntryBase):
         path: The full name including groups (``"deploy service"``).
         params: How each handler parameter maps to the command line.
         is_async: Whether the handler is a coroutine function.
+        is_async_gen: Whether the handler is an async generator function (its items are
+            printed as they come, like a generator's).
     """
 
     path: str
     params: tuple[CommandParam, ...]
     is_async: bool
+    is_async_gen: bool
 
     def __new__(
         cls,
@@ -140,6 +149,7 @@ class CommandRegistry:
         self._commands: dict[str, CommandEntry] = {}
         self._groups: dict[str, CommandRegistry] = {}
         self._lookup: dict[str, str] = {}  # bare name or alias -> canonical name
+        self._error_handlers: dict[type[BaseException], Callable[[Any], int | None]] = {}
 
     # -- registration -------------------------------------------------------------------
 
@@ -198,6 +208,7 @@ class CommandRegistry:
         entry = CommandEntry(command, handler, summary, long_text, checked)
         entry.params = plan_params(command, handler)
         entry.is_async = is_async_callable(handler)
+        entry.is_async_gen = is_async_generator_callable(handler)
         self._insert(entry)
         return entry
 
@@ -291,12 +302,16 @@ class CommandRegistry:
         Raises:
             DuplicateCommandError: A name or alias collides and ``allow_override`` is false.
         """
+        for exc_type, handler in other._error_handlers.items():
+            if allow_override or exc_type not in self._error_handlers:
+                self._error_handlers[exc_type] = handler
         for entry in other._commands.values():
             if allow_override:
                 self._remove_colliding(entry.name, entry.ops)
             self._check_free(entry.name, entry.ops)
             copy = CommandEntry(*entry)
             copy.params, copy.is_async = entry.params, entry.is_async
+            copy.is_async_gen = entry.is_async_gen
             self._insert(copy)
         for group in other._groups.values():
             mine = self._groups.get(group.name)
@@ -430,18 +445,22 @@ class CommandRegistry:
         """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its result.
 
         Exit statuses (raised as :class:`SystemExit`): 2 for usage errors (unknown command,
-        missing or invalid argument, no command), 1 for a :class:`FrameworkError`, 130 for
-        Ctrl-C. Exceptions raised by the handler itself propagate.
+        missing or invalid argument, no command), 1 for a :class:`FrameworkError`, for an
+        exception an error handler took (or the status it returned), for a closed pipe on
+        stdout (quietly, like Click) and for any other failure to write the output (one
+        line); 130 for Ctrl-C. Other exceptions raised by the handler propagate.
 
         Args:
             argv: The arguments after the program name.
             container: Services injected into handler parameters by type.
             middleware: Pre/post hooks run around the command.
             print_result: Print the return value (``str`` as is, models, dicts and lists as
-                indented JSON, ``None`` not at all).
+                indented JSON, ``None`` not at all; a generator's items one by one as they
+                come).
 
         Returns:
-            The handler's return value (awaited for ``async def`` handlers).
+            The handler's return value (awaited for ``async def`` handlers; a list of the
+            items for generator handlers).
         """
         tokens = sys.argv[1:] if argv is None else [str(a) for a in argv]
         try:
@@ -450,8 +469,19 @@ class CommandRegistry:
             print("Interrupted.", file=sys.stderr)
             raise SystemExit(130) from None
         except FrameworkError as exc:
-            exc.show()
+            _quiet(exc.show)
             raise SystemExit(exc.exit_code) from None
+        except OSError as exc:  # writing help or a usage error
+            failed = getattr(exc, "registers_output", False)
+            status = _output_failed(exc, self._prog_name(), stdout_failed=failed)
+            if status is None:
+                raise
+            raise SystemExit(status) from None
+
+    def _prog_name(self) -> str:
+        import os
+
+        return self.root.prog or os.path.basename(sys.argv[0]) or "app"
 
     def _run(
         self,
@@ -460,7 +490,6 @@ class CommandRegistry:
         middleware: MiddlewareChain | None,
         print_result: bool,
     ) -> Any:
-        from .dispatcher import Dispatcher, is_awaitable, run_awaitable
         from .parser import build_parser, parse_command
 
         if not len(self) and not (tokens and tokens[0] in RESERVED_OPTIONS):
@@ -468,10 +497,52 @@ class CommandRegistry:
             print(f"{prog}: no commands are registered.", file=sys.stderr)
             raise SystemExit(2)
         path, kwargs = parse_command(self, tokens, container)
-        dispatcher = Dispatcher(self, container, middleware)
-        result = dispatcher.dispatch(path, kwargs)
+        output = _Output(sys.stdout)
+        sys.stdout = output
+        try:
+            result = self._call(path, kwargs, container, middleware, print_result)
+            output.flush()  # a closed pipe or a full disk shows up here at the latest
+        except CommandError as exc:
+            if exc.where is None:
+                exc.where = f"{self._prog_name()} {path}".strip()
+            raise
+        except FrameworkError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                where = f"{self._prog_name()} {path}".strip()
+                status = _output_failed(exc, where, output.failed is not None)
+                if status is not None:
+                    raise SystemExit(status) from None
+            handler = self._error_handler_for(exc, path)
+            if handler is None:
+                raise
+            status = handler(exc)
+            raise SystemExit(1 if status is None else status) from None
+        finally:
+            if sys.stdout is output:
+                sys.stdout = output.stream
+        return result
+
+    def _call(
+        self,
+        path: str,
+        kwargs: dict[str, Any],
+        container: DIContainer | None,
+        middleware: MiddlewareChain | None,
+        print_result: bool,
+    ) -> Any:
+        from .dispatcher import Dispatcher, is_awaitable, run_awaitable
+
+        result = Dispatcher(self, container, middleware).dispatch(path, kwargs)
         if is_awaitable(result):
             result = run_awaitable(result)
+        if hasattr(result, "__anext__"):  # an async generator handler
+            return run_awaitable(_drain_async(result, print_result))
+        import types
+
+        if isinstance(result, types.GeneratorType):
+            return _drain(result, print_result)
         if print_result:
             from .output import render
 
@@ -479,6 +550,75 @@ class CommandRegistry:
             if text is not None:
                 print(text)
         return result
+
+    # -- error handlers -----------------------------------------------------------------
+
+    def error_handler(
+        self, *exc_types: type[BaseException]
+    ) -> Callable[[Callable[[Any], int | None]], Callable[[Any], int | None]]:
+        """Decorator: ``handler(exc)`` handles these exceptions raised by a command.
+
+        The handler prints what the user should see and returns the exit status (``None``
+        means 1). Handlers of the registry closest to the command (its group, then the
+        parents) are tried first; within one registry the most specific class wins. Only
+        when none matches do the built-in handlers run: ``registers.db``'s
+        ``RegistryError`` and pydantic's ``ValidationError`` print one line
+        (``app cmd: error: ...``) and exit 1. Anything else propagates.
+
+        Example:
+            >>> cli = CommandRegistry(prog="app")
+            >>> @cli.error_handler(KeyError)
+            ... def missing(exc: KeyError) -> int:
+            ...     print(f"app: no such key: {exc}", file=sys.stderr)
+            ...     return 3
+
+        Raises:
+            RegistrationError: No exception class was given, or one is not a class of
+                ``BaseException``.
+        """
+        if not exc_types or not all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in exc_types
+        ):
+            raise RegistrationError(
+                f"error_handler() needs exception classes, got {exc_types!r}."
+            )
+
+        def decorator(
+            handler: Callable[[Any], int | None],
+        ) -> Callable[[Any], int | None]:
+            if not callable(handler):
+                raise RegistrationError(f"error handler {handler!r} is not callable.")
+            for exc_type in exc_types:
+                self._error_handlers[exc_type] = handler
+            return handler
+
+        return decorator
+
+    def _error_handler_for(
+        self, exc: BaseException, path: str
+    ) -> Callable[[Any], int | None] | None:
+        chain: list[CommandRegistry] = [self]
+        node: CommandRegistry = self
+        for part in path.split()[:-1]:
+            node = node._groups[part]
+            chain.append(node)
+        for registry in reversed(chain):
+            for cls in type(exc).__mro__:
+                found = registry._error_handlers.get(cls)
+                if found is not None:
+                    return found
+        builtin = _builtin_message(exc)
+        if builtin is None:
+            return None
+        where = f"{self._prog_name()} {path}".strip()
+
+        def show(_: Any) -> int:
+            error = CommandError(builtin)
+            error.where = where
+            _quiet(error.show)
+            return 1
+
+        return show
 
     def invoke(
         self,
@@ -508,3 +648,123 @@ class CommandRegistry:
         from .testing import invoke
 
         return invoke(self, argv, container=container, middleware=middleware, input=input)
+
+
+def _quiet(show: Callable[[], None]) -> None:
+    """Run ``show`` (which writes to stderr); a closed stderr is no reason for a traceback."""
+    try:
+        show()
+    except OSError:
+        _silence(sys.stderr)
+
+
+def _silence(stream: Any) -> None:
+    """Point ``stream``'s file descriptor at /dev/null, so the flush at exit is quiet."""
+    import os
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+class _Output:
+    """``sys.stdout`` while a command runs: remembers whether writing to it failed.
+
+    Everything else is delegated, so the command sees its usual stream.
+    """
+
+    __slots__ = ("failed", "stream")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failed: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _output_failed(exc: OSError, prog: str, stdout_failed: bool) -> int | None:
+    """The exit status for a failure to write the output, or ``None`` if ``exc`` is not one.
+
+    A closed pipe (``app list | head``) exits 1 without a word, like Click. Another write
+    error on stdout (a full disk: ``app list > /dev/full``) prints one line and exits 1.
+    """
+    import errno
+
+    if exc.errno == errno.EPIPE:
+        _silence(sys.stdout)
+        _silence(sys.stderr)
+        return 1
+    if not stdout_failed:
+        return None
+    _silence(sys.stdout)
+    reason = exc.strerror or str(exc)
+    _quiet(lambda: print(f"{prog}: error: cannot write output: {reason}", file=sys.stderr))
+    return 1
+
+
+def _builtin_message(exc: BaseException) -> str | None:
+    """The one-line message for a ``RegistryError`` or pydantic ``ValidationError``.
+
+    Recognised by class name, so neither pydantic nor ``registers.db`` is imported here.
+    """
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+    if "registers.db.exceptions.RegistryError" in names:
+        return str(getattr(exc, "message", None) or exc)
+    if "pydantic_core._pydantic_core.ValidationError" in names:
+        errors = exc.errors(include_url=False, include_input=False)  # type: ignore[attr-defined]
+        title = getattr(exc, "title", "")
+        parts = []
+        for error in errors:
+            loc = ".".join(str(p) for p in error.get("loc", ()))
+            parts.append(f"{loc}: {error['msg']}" if loc else str(error["msg"]))
+        count = len(errors)
+        head = f"{count} validation error{'s' if count != 1 else ''} for {title}"
+        return f"{head}: {'; '.join(parts)}" if parts else head
+    return None
+
+
+def _drain(items: Any, print_result: bool) -> list[Any]:
+    from .output import render
+
+    seen = []
+    for item in items:
+        seen.append(item)
+        if print_result:
+            text = render(item)
+            if text is not None:
+                print(text)
+    return seen
+
+
+async def _drain_async(items: Any, print_result: bool) -> list[Any]:
+    from .output import render
+
+    seen = []
+    async for item in items:
+        seen.append(item)
+        if print_result:
+            text = render(item)
+            if text is not None:
+                print(text)
+    return seen

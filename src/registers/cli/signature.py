@@ -32,8 +32,7 @@ OPTION = "option"
 FLAG = "flag"
 SERVICE = "service"
 
-# the namespace attribute holding the command path, and options every parser owns
-_RESERVED_DESTS = frozenset({"command"})
+# options every command parser owns
 _RESERVED_OPTIONS = frozenset({"--help"})
 
 
@@ -69,8 +68,8 @@ class CommandParam:
 
     @property
     def option(self) -> str:
-        """The option spelling, ``--dry-run`` for ``dry_run``."""
-        return "--" + self.name.replace("_", "-")
+        """The option spelling: ``--dry-run`` for ``dry_run``, ``--type`` for ``type_``."""
+        return option_name(self.name)
 
     @property
     def has_default(self) -> bool:
@@ -79,6 +78,12 @@ class CommandParam:
 
     def __repr__(self) -> str:
         return f"CommandParam({self.name!r}, {self.role!r}, {self.info.name!r})"
+
+
+def option_name(name: str) -> str:
+    """``--dry-run`` for ``dry_run``; a trailing ``_`` (``type_``, ``from_``: the PEP 8 way
+    around a keyword or builtin) is not part of the option."""
+    return "--" + (name.rstrip("_") or name).replace("_", "-")
 
 
 def _annotation(param: ParamInfo) -> Any:
@@ -123,9 +128,10 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
         raise RegistrationError(f"{where}: {exc}.") from exc
     has_env = any(isinstance(m, Env) for m in info.metadata)
     role = _role(param, info, has_env)
+    if has_env and role == SERVICE:
+        raise RegistrationError(
+            f"{where}: Env() needs a command-line type, not the service {info.name}.")
     planned = CommandParam(param, info, role, _default(param, info, role))
-    if role != SERVICE and param.name in _RESERVED_DESTS:
-        raise RegistrationError(f"{where}: the name '{param.name}' is reserved; rename it.")
     if role in (OPTION, FLAG) and planned.option in _RESERVED_OPTIONS:
         raise RegistrationError(f"{where}: '{planned.option}' is reserved for help; rename it.")
     return planned
@@ -142,11 +148,28 @@ def plan_params(command: str, handler: Callable[..., Any]) -> tuple[CommandParam
         params = get_params(handler)
     except (NameError, TypeError, ValueError) as exc:
         raise RegistrationError(f"Cannot register command '{command}': {exc}") from exc
-    return tuple(_plan(command, param) for param in params)
+    planned = tuple(_plan(command, param) for param in params)
+    seen: dict[str, str] = {}
+    for param in planned:
+        if param.role not in (OPTION, FLAG):
+            continue
+        spellings = [param.option] + (["--no-" + param.option[2:]] if param.role == FLAG else [])
+        for spelling in spellings:
+            other = seen.get(spelling)
+            if other is not None:
+                raise RegistrationError(
+                    f"Cannot register command '{command}': parameters '{other}' and "
+                    f"'{param.name}' would both be {spelling}; rename one.")
+            seen[spelling] = param.name
+    return planned
 
 
 def describe_type(param: CommandParam) -> str:
     """A readable type for help: ``int``, ``list[str]``..."""
     if param.info.kind == "many":
+        if param.role == OPTION and param.info.nargs == "+":
+            return f"{param.info.name}, repeat the option for more"
+        if isinstance(param.info.nargs, int):
+            return f"{param.info.nargs} {param.info.name} values"
         return f"{param.info.name}, one or more"
     return param.info.name or type_name(param.info.annotation)
