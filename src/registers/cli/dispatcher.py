@@ -173,10 +173,19 @@ class Dispatcher:
         positional = [rest.pop(p.name) for p in entry.params if p.positional_only]
         return entry.handler(*positional, **rest)
 
+    def _run_pre(self, entry: CommandEntry, kwargs: dict[str, Any]) -> None:
+        assert self.middleware is not None
+        secrets = [p.name for p in entry.params if p.secret]
+        if secrets:
+            from .middleware import declare_secrets
+
+            declare_secrets(secrets)
+        self.middleware.run_pre(entry.path, kwargs)
+
     def _dispatch_sync(self, entry: CommandEntry, args: Mapping[str, Any]) -> Any:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
-            self.middleware.run_pre(entry.path, kwargs)
+            self._run_pre(entry, kwargs)
         result = self.call(entry, kwargs)
         if is_awaitable(result):  # a sync wrapper around a coroutine function
             return self._finish(entry, result)
@@ -193,7 +202,7 @@ class Dispatcher:
     async def _dispatch_async(self, entry: CommandEntry, args: Mapping[str, Any]) -> Any:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
-            self.middleware.run_pre(entry.path, kwargs)
+            self._run_pre(entry, kwargs)
         result = await self.call(entry, kwargs)
         if self.middleware is not None:
             self.middleware.run_post(entry.path, result)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from contextvars import ContextVar
     from typing import Any
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOGGER_NAME",
     "MiddlewareChain",
+    "declare_secrets",
     "is_secret_name",
     "logging_middleware_post",
     "logging_middleware_pre",
@@ -41,9 +42,37 @@ def is_secret_name(name: str) -> bool:
     return any(word in lowered for word in SECRET_WORDS)
 
 
-def redact(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``kwargs`` with the values of secret parameters replaced by ``***``."""
-    return {k: REDACTED if is_secret_name(k) else v for k, v in kwargs.items()}
+def redact(kwargs: Mapping[str, Any], secrets: Iterable[str] | None = None) -> dict[str, Any]:
+    """A copy of ``kwargs`` with the values of secret parameters replaced by ``***``.
+
+    Secret are parameters whose names say so (:func:`is_secret_name`), those in
+    ``secrets``, and, while a command runs, the parameters it declared secret
+    (``Env(..., secret=True)``, ``Prompt(..., hide_input=True)``).
+    """
+    declared = frozenset(secrets) if secrets is not None else _declared_secrets()
+    return {k: REDACTED if k in declared or is_secret_name(k) else v for k, v in kwargs.items()}
+
+
+_secrets: ContextVar[frozenset[str]] | None = None
+
+
+def _secret_var() -> ContextVar[frozenset[str]]:
+    global _secrets
+    if _secrets is None:
+        from contextvars import ContextVar
+
+        _secrets = ContextVar("registers_cli_secret_params", default=frozenset())
+    return _secrets
+
+
+def _declared_secrets() -> frozenset[str]:
+    return _secret_var().get() if _secrets is not None else frozenset()
+
+
+def declare_secrets(names: Iterable[str]) -> None:
+    """Mark ``names`` secret for :func:`redact` in the current context (the dispatcher
+    calls this with the running command's secret parameters before the pre-hooks)."""
+    _secret_var().set(frozenset(names))
 
 
 class MiddlewareChain:
