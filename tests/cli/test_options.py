@@ -191,7 +191,8 @@ def test_deprecated_true_on_a_grouped_command(cli: CommandRegistry) -> None:
     @cli.group("db").register(deprecated=True)
     def reset() -> None: ...
 
-    assert cli.invoke("db reset").stderr == "app db reset: warning: command 'db reset' is deprecated\n"
+    warning = "app db reset: warning: command 'db reset' is deprecated\n"
+    assert cli.invoke("db reset").stderr == warning
 
 
 # -- mutually exclusive -------------------------------------------------------------------

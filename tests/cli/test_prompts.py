@@ -114,7 +114,9 @@ def test_secret_defaults_are_never_shown(cli: CommandRegistry) -> None:
     assert "dev-token" not in cli.invoke("connect --help").stdout
 
 
-def test_env_supplies_a_prompted_value(cli: CommandRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_supplies_a_prompted_value(
+    cli: CommandRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     @cli.register()
     def deploy(token: Annotated[str, Env("APP_TOKEN"), Prompt("Token", hide_input=True)]) -> str:
         return token
@@ -276,7 +278,9 @@ def test_confirm_needs_a_question(cli: CommandRegistry, question: Any) -> None:
         cli.register(confirm=question)(lambda: None)
 
 
-def test_ctrl_c_at_a_prompt_exits_130(cli: CommandRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_at_a_prompt_exits_130(
+    cli: CommandRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from registers.cli import terminal
 
     def interrupt(question: str, hide_input: bool) -> str:
