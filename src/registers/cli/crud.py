@@ -20,8 +20,8 @@ Password fields are never options (they would land in shell history): ``create``
 them at a hidden, confirmed prompt, and ``update --change-password`` asks for the new one;
 they are hashed by ``registers.db`` on write. Without a terminal a required password is a
 usage error (``invoke(input=...)`` feeds the prompt in tests). Fields the command line
-cannot express directly (``dict``, nested models, lists of objects) take JSON text. A ``bool`` field is ``--flag`` /
-``--no-flag``.
+cannot express directly (``dict``, nested models, lists of objects) take JSON text. A
+``bool`` field is ``--flag`` / ``--no-flag``.
 
 Errors are one line each on stderr, prefixed like argparse's (``app users get: error:``):
 pydantic validation errors (one line per error) and ``InvalidQueryError`` exit with status
