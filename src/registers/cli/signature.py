@@ -19,7 +19,14 @@ from .utils.reflection import (
     ParamInfo,
     get_params,
 )
-from .utils.typing import TypeInfo, UnsupportedAnnotation, classify, type_name
+from .utils.typing import (
+    TypeInfo,
+    UnsupportedAnnotation,
+    classify,
+    strip_optional,
+    type_name,
+    unwrap_annotated,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -182,6 +189,18 @@ def _role(param: ParamInfo, info: TypeInfo, has_env: bool) -> str:
     return ARGUMENT
 
 
+def _classify(annotation: Any) -> TypeInfo:
+    """``classify``, letting ``File()`` take generic file types such as ``IO[str]``."""
+    try:
+        return classify(annotation)
+    except UnsupportedAnnotation:
+        bare, metadata = unwrap_annotated(annotation)
+        if not any(isinstance(m, File) for m in metadata):
+            raise
+        bare, optional = strip_optional(bare)
+        return TypeInfo("service", bare, optional=optional, metadata=metadata)
+
+
 def _file_kind(annotation: Any) -> str | None:
     """``"text"``, ``"binary"`` or ``"any"`` for a file annotation, else ``None``."""
     origin = getattr(annotation, "__origin__", None)
@@ -273,7 +292,7 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
             "mapping; declare each argument as a named parameter."
         )
     try:
-        info = classify(_annotation(param))
+        info = _classify(_annotation(param))
     except UnsupportedAnnotation as exc:
         raise RegistrationError(f"{where}: {exc}.") from exc
     spec = _find(info, File)
