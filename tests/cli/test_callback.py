@@ -96,7 +96,7 @@ def test_a_bad_root_option_value_is_a_usage_error(cli: CommandRegistry) -> None:
 
     result = cli.invoke("--jobs many run")
     assert (result.exit_code, result.stderr) == (
-        2, "app: error: argument --jobs: invalid int value: 'many'\n")
+        2, "app: error: argument --jobs: invalid int value: 'many'\nTry 'app --help' for help.\n")
 
 
 def test_root_options_without_a_command_show_help(app: CommandRegistry) -> None:

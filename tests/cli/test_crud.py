@@ -48,11 +48,20 @@ def ok(result: InvokeResult) -> Any:
 
 
 def error(result: InvokeResult, code: int) -> str:
-    """The one stderr line of a failed run (no traceback, nothing on stdout)."""
+    """The one stderr line of a failed run (no traceback, nothing on stdout).
+
+    A usage error (status 2) is followed by the "Try '<prog> <command> --help'" line.
+    """
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    return result.stderr.rstrip("\n")
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    if code == 2:
+        assert len(lines) == 2 and lines[1].startswith("Try 'app ")
+        assert lines[1].endswith(" --help' for help.")
+    else:
+        assert len(lines) == 1
+    return lines[0]
 
 
 def add(app: CommandRegistry, name: str, email: str, *extra: str) -> Any:
@@ -176,6 +185,7 @@ def test_create_reports_each_validation_error_on_its_own_line(app: CommandRegist
         "app users create: error: argument --name: String should have at most 20 characters",
         "app users create: error: argument --meta[x]: Input should be a valid integer, "
         "unable to parse string as an integer",
+        "Try 'app users create --help' for help.",
     ]
 
 
@@ -379,7 +389,8 @@ def test_required_options_and_defaults_show_in_help(app: CommandRegistry) -> Non
     out = app.invoke(["users", "create", "--help"]).stdout
     assert "Full name [required] (type: str)" in out
     assert "--age INT             (type: int; default: 0)" in out
-    assert "Asks for password at a hidden prompt (stored hashed, never printed)." in out
+    assert ("Asks for password at a hidden prompt (stored hashed, never printed)."
+            in " ".join(out.split()))
     assert "JSON text" in out and "--password" not in out
     update = app.invoke(["users", "update", "--help"]).stdout
     assert "--change-password" in update and "Ask for a new password (hidden" in update

@@ -40,7 +40,8 @@ def test_a_missing_input_file_is_a_usage_error(copy_app: CommandRegistry, tmp_pa
     result = copy_app.invoke(["upper", str(tmp_path / "nope.txt")])
     assert result.exit_code == 2
     assert result.stderr == (f"app upper: error: argument source: can't open "
-                             f"'{tmp_path / 'nope.txt'}': no such file\n")
+                             f"'{tmp_path / 'nope.txt'}': no such file\n"
+                             "Try 'app upper --help' for help.\n")
 
 
 def test_a_directory_is_a_usage_error(copy_app: CommandRegistry, tmp_path: Path) -> None:

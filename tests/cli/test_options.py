@@ -89,7 +89,8 @@ def test_option_without_a_default_is_a_required_option(cli: CommandRegistry) -> 
     assert cli.invoke("login -u ada").stdout == "ada\n"
     bad = cli.invoke("login")
     assert (bad.exit_code, bad.stderr) == (
-        2, "app login: error: the following arguments are required: -u/--user\n")
+        2, "app login: error: the following arguments are required: -u/--user\n"
+           "Try 'app login --help' for help.\n")
     assert "(type: str; required)" in cli.invoke("login --help").stdout
 
 
@@ -144,7 +145,8 @@ def test_hidden_commands_run_but_are_not_listed_or_suggested(cli: CommandRegistr
     assert cli.invoke("internal").stdout == "ran\n"
     listing = cli.invoke("--help").stdout
     assert "public" in listing and "internal" not in listing
-    assert cli.invoke("internl").stderr == "Unknown command 'internl'.\n"
+    unknown = cli.invoke("internl").stderr
+    assert unknown == "Unknown command 'internl'.\nTry 'app --help' for help.\n"
     assert cli.get("internal").hidden is True
 
 
@@ -216,7 +218,8 @@ def test_mutually_exclusive_options_are_a_usage_error(
 ) -> None:
     _formats(cli)
     result = cli.invoke(f"export {argv}")
-    assert (result.exit_code, result.stderr) == (2, f"app export: error: {stderr}\n")
+    assert (result.exit_code, result.stderr) == (
+        2, f"app export: error: {stderr}\nTry 'app export --help' for help.\n")
 
 
 @pytest.mark.parametrize("argv", ["", "--json", "--csv --quiet", "--json -vv --limit 3"])

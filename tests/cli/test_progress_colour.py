@@ -138,7 +138,8 @@ def _app() -> CommandRegistry:
 def test_tests_run_without_colour(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     bad = _app().invoke("add x")
-    assert bad.stderr == "app add: error: argument a: invalid int value: 'x'\n"
+    assert bad.stderr == ("app add: error: argument a: invalid int value: 'x'\n"
+                          "Try 'app add --help' for help.\n")
     assert "\x1b[" not in _app().invoke("--help").stdout
 
 
@@ -149,7 +150,9 @@ def test_force_color_colours_help_usage_errors_and_framework_errors(
     monkeypatch.setenv("FORCE_COLOR", "1")
     cli = _app()
     assert cli.invoke("add x").stderr == (
-        "app add: \x1b[31;1merror:\x1b[0m argument a: invalid int value: 'x'\n")
+        "app add: \x1b[31;1merror:\x1b[0m argument a: invalid int value: 'x'\n"
+        "Try 'app add --help' for help.\n")
     assert cli.invoke("--help").stdout.startswith("\x1b[1musage:\x1b[0m app")
     assert "\x1b[1mcommands:\x1b[0m" in cli.invoke("--help").stdout
-    assert cli.invoke("ad").stderr == "\x1b[31mUnknown command 'ad'. Did you mean 'add'?\x1b[0m\n"
+    assert cli.invoke("ad").stderr == (
+        "\x1b[31mUnknown command 'ad'. Did you mean 'add'?\x1b[0m\nTry 'app --help' for help.\n")

@@ -46,7 +46,8 @@ def test_without_a_terminal_a_missing_prompted_value_is_a_usage_error(
     result = cli.invoke("login --user ada")
     assert result.exit_code == 2
     assert result.stderr == ("app login: error: the following arguments are required: "
-                             "--password (no terminal to prompt on; give --password)\n")
+                             "--password (no terminal to prompt on; give --password)\n"
+                             "Try 'app login --help' for help.\n")
 
 
 def test_confirmation_mismatch_asks_again(cli: CommandRegistry) -> None:
@@ -137,7 +138,8 @@ def test_prompt_only_parameters_are_never_options(cli: CommandRegistry) -> None:
     assert "--secret" not in cli.invoke("rotate --help").stdout
     result = cli.invoke("rotate")
     assert result.stderr == ("app rotate: error: the following arguments are required: "
-                             "--secret (no terminal to prompt on)\n")
+                             "--secret (no terminal to prompt on)\n"
+                             "Try 'app rotate --help' for help.\n")
 
 
 def test_prompt_help_says_it_prompts(cli: CommandRegistry) -> None:

@@ -51,10 +51,12 @@ def test_version(app: CommandRegistry) -> None:
 
 def test_missing_and_extra_arguments_are_usage_errors(app: CommandRegistry) -> None:
     missing = app.invoke("")
+    try_line = "Try 'greet --help' for help.\n"
     assert (missing.exit_code, missing.stderr) == (
-        2, "greet: error: the following arguments are required: name\n")
+        2, "greet: error: the following arguments are required: name\n" + try_line)
     extra = app.invoke("Ann Bob")
-    assert (extra.exit_code, extra.stderr) == (2, "greet: error: unrecognized arguments: Bob\n")
+    assert (extra.exit_code, extra.stderr) == (
+        2, "greet: error: unrecognized arguments: Bob\n" + try_line)
 
 
 def test_a_command_without_arguments_runs_with_none(tmp_path: object) -> None:

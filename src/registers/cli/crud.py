@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -43,13 +41,13 @@ from registers.db.exceptions import InvalidQueryError, RecordNotFoundError, Regi
 from registers.db.registry import DatabaseRegistry
 from registers.db.typing_utils import ColumnSpec
 
-from .exceptions import FrameworkError, RegistrationError, UsageError
+from .exceptions import CommandError, RegistrationError
 from .params import Prompt
 from .utils.typing import UnsupportedAnnotation, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .registry import CommandEntry, CommandRegistry
+    from .registry import CommandRegistry
 
 __all__ = ["COMMANDS", "register_crud"]
 
@@ -164,22 +162,22 @@ class _Command:
                  doc: str, options: Mapping[str, str]) -> None:
         self._run = run
         self._options = options  # field name or alias -> "--option" / "argument name"
-        self.registry: CommandRegistry | None = None  # where crud() was called
-        self.entry: CommandEntry | None = None
         self.__signature__ = inspect.Signature(params)
         self.__doc__ = doc
 
     def __call__(self, **kwargs: Any) -> Any:
+        # run() prefixes each line with the program and the command path of the run, so
+        # the message is right wherever these commands were merged
         try:
             return self._run(kwargs)
         except ValidationError as exc:
-            raise UsageError(self._lines(self._validation_lines(exc))) from exc
+            raise CommandError(*self._validation_lines(exc), exit_code=2) from exc
         except InvalidQueryError as exc:
-            raise UsageError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message, exit_code=2) from exc
         except RegistryError as exc:
-            raise FrameworkError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message) from exc
         except _InputError as exc:
-            raise UsageError(self._lines([str(exc)])) from exc
+            raise CommandError(str(exc), exit_code=2) from exc
 
     def _validation_lines(self, exc: ValidationError) -> list[str]:
         lines: list[str] = []
@@ -193,15 +191,6 @@ class _Command:
             lines.append(f"argument {where}: {error['msg']}")
         return lines or [str(exc).splitlines()[0]]
 
-    def prefix(self) -> str:
-        """``"app users create"``: how this command's messages start."""
-        prog = self.registry.root.prog if self.registry is not None else None
-        path = self.entry.path if self.entry is not None else ""
-        return f"{prog or os.path.basename(sys.argv[0])} {path}".strip()
-
-    def _lines(self, messages: Iterable[str]) -> str:
-        prefix = self.prefix()
-        return "\n".join(f"{prefix}: error: {' '.join(m.splitlines())}" for m in messages)
 
 
 class _Crud:
@@ -344,8 +333,7 @@ class _Crud:
         def run(values: dict[str, Any]) -> Any:
             key = values.pop(self.key.name)
             cleared = values.pop(_UNSET, None) or []
-            asked = {f.name: self._ask_new(f, command) for f in secrets
-                     if values.pop(f.change_flag)}
+            asked = {f.name: self._ask_new(f) for f in secrets if values.pop(f.change_flag)}
             changes = self.given(values)
             changes.update(asked)
             changes.update(dict.fromkeys(cleared))
@@ -356,19 +344,17 @@ class _Crud:
                 raise _InputError(f"nothing to update: give at least one of {spellings}")
             return self.show(self._apply(key, changes))
 
-        command = _Command(run, params,
-                           f"Change fields of one {self.model.__name__} and print it.",
-                           self.options)
-        return command
+        return _Command(run, params,
+                        f"Change fields of one {self.model.__name__} and print it.",
+                        self.options)
 
-    def _ask_new(self, field: _Field, command: _Command) -> Any:
+    def _ask_new(self, field: _Field) -> Any:
         from .terminal import ask, interactive
 
         flag = "--" + field.change_flag.replace("_", "-")
         if not interactive():
             raise _InputError(f"argument {flag}: no terminal to prompt on")
-        return ask(f"New {field.name.replace('_', ' ')}", hide_input=True, confirm=True,
-                   where=command.prefix())
+        return ask(f"New {field.name.replace('_', ' ')}", hide_input=True, confirm=True)
 
     def _apply(self, key: Any, changes: dict[str, Any]) -> BaseModel:
         """Validate ``changes`` against the whole model, then write them in one transaction."""
@@ -436,7 +422,6 @@ def register_crud(
     crud = _Crud(manager)
     for kind, name in names:
         handler = crud.command(kind)
-        handler.registry = registry
         assert handler.__doc__ is not None
-        handler.entry = target.add_command(handler, name, description=handler.__doc__)
+        target.add_command(handler, name, description=handler.__doc__)
     return target

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .exceptions import FrameworkError, RegistrationError, UsageError
+from .exceptions import CommandError, FrameworkError, RegistrationError
 from .params import open_file
 from .parser import YES_DEST
 from .signature import PROMPT
@@ -53,10 +53,10 @@ def _fill(param: CommandParam, values: dict[str, Any], prefix: str, key: str) ->
         if param.has_default and not param.required:
             return  # the handler's default, as if the option were left out
         how = "" if param.role == PROMPT else f"; give {param.option}"
-        raise UsageError(
-            f"{prefix}: error: the following arguments are required: {param.display} "
-            f"(no terminal to prompt on{how})"
-        )
+        error = CommandError(f"the following arguments are required: {param.display} "
+                             f"(no terminal to prompt on{how})", exit_code=2)
+        error.where = prefix
+        raise error
     convert = param.info.convert if param.info.convert is not None else str
     default = param.default if param.has_default and not param.required else REQUIRED
     values[key] = ask(prompt.text, convert=convert, hide_input=prompt.hide_input,
@@ -70,7 +70,8 @@ def prompt_missing(
     """Ask for every ``Prompt`` parameter of ``entry`` missing from ``values`` (in order).
 
     Raises:
-        UsageError: A value is missing, there is no default and stdin is not a terminal.
+        CommandError: A value is missing, there is no default and stdin is not a
+            terminal (exit status 2).
         Aborted: Input ended at a prompt.
     """
     for param in entry.params:
@@ -88,7 +89,7 @@ def prepare(
     """Warn, prompt and confirm for ``entry``; ``values`` gains the answers.
 
     Raises:
-        UsageError: A prompted value is missing and stdin is not a terminal (exit 2).
+        CommandError: A prompted value is missing and stdin is not a terminal (exit 2).
         Aborted: Confirmation refused or impossible, or input ended (exit 1).
     """
     prefix = where(registry, entry)
@@ -105,10 +106,9 @@ def prepare(
     if not entry.confirm or confirmed:
         return
     if not interactive():
-        raise Aborted(f"{prefix}: aborted: not confirmed (stdin is not a terminal; pass "
-                      "--yes to confirm)")
+        raise Aborted("not confirmed (stdin is not a terminal; pass --yes to confirm)", prefix)
     if not confirm(entry.confirm, where=prefix):
-        raise Aborted(f"{prefix}: aborted: not confirmed")
+        raise Aborted("not confirmed", prefix)
 
 
 def open_files(entry: CommandEntry, values: dict[str, Any], stack: ExitStack) -> None:

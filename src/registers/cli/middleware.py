@@ -7,14 +7,15 @@ handler runs (a pre-hook that raises stops the command); post-hooks as
 The built-in :func:`logging_middleware_pre` / :func:`logging_middleware_post` log at DEBUG
 on the ``registers.cli`` logger. Their timing state lives in a context variable holding a
 stack, so concurrent threads, asyncio tasks and re-entrant (nested) commands each measure
-their own invocation. Values of secret parameters are logged as ``***``.
+their own invocation. Values of secret parameters are logged as ``***`` (see
+:func:`redact`).
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Mapping
     from contextvars import ContextVar
     from typing import Any
 
@@ -23,56 +24,92 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOGGER_NAME",
+    "BoundArguments",
     "MiddlewareChain",
-    "declare_secrets",
     "is_secret_name",
     "logging_middleware_post",
     "logging_middleware_pre",
     "redact",
+    "redact_url",
+    "redact_value",
 ]
 
 LOGGER_NAME = "registers.cli"
 REDACTED = "***"
-SECRET_WORDS = ("password", "secret", "token", "key", "credential")
+# a name containing one of these holds a secret ...
+SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "key", "credential",
+                "cookie")
+# ... and so does a name with one of these as a word ("pin", "user_pin", "otpCode", but
+# not "spinner", "author" or "footprint")
+SECRET_NAME_WORDS = frozenset({"pwd", "pin", "otp", "totp", "hotp", "auth", "authorization",
+                               "session", "sessionid", "sid", "dsn", "cvv", "cvc", "ssn"})
+
+
+def _words(name: str) -> list[str]:
+    import re
+
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a parameter called ``name`` holds a secret (its value is never shown)."""
-    lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
+    """Whether a parameter (or dict key) called ``name`` holds a secret.
 
-
-def redact(kwargs: Mapping[str, Any], secrets: Iterable[str] | None = None) -> dict[str, Any]:
-    """A copy of ``kwargs`` with the values of secret parameters replaced by ``***``.
-
-    Secret are parameters whose names say so (:func:`is_secret_name`), those in
-    ``secrets``, and, while a command runs, the parameters it declared secret
-    (``Env(..., secret=True)``, ``Prompt(..., hide_input=True)``).
+    True when the name contains password, passwd, passphrase, secret, token, key,
+    credential or cookie, or has pwd, pin, otp, auth, authorization, session, sid, dsn,
+    cvv, cvc or ssn as a word (``user_pin``, ``otpCode``, ``auth-header``).
     """
-    declared = frozenset(secrets) if secrets is not None else _declared_secrets()
-    return {k: REDACTED if k in declared or is_secret_name(k) else v for k, v in kwargs.items()}
+    lowered = name.lower()
+    if any(word in lowered for word in SECRET_WORDS):
+        return True
+    return any(word in SECRET_NAME_WORDS for word in _words(name))
 
 
-_secrets: ContextVar[frozenset[str]] | None = None
+def redact_url(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` URL replaced."""
+    if "://" not in text or "@" not in text:
+        return text
+    import re
+
+    return re.sub(r"(://[^/:@\s]*:)[^@/\s]*(@)", rf"\g<1>{REDACTED}\g<2>", text)
 
 
-def _secret_var() -> ContextVar[frozenset[str]]:
-    global _secrets
-    if _secrets is None:
-        from contextvars import ContextVar
+def redact_value(value: Any, secret: bool = False) -> Any:
+    """``value`` for showing: ``***`` when secret, secret keys of dicts redacted (nested),
+    passwords in URLs masked."""
+    if secret:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v, isinstance(k, str) and is_secret_name(k))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v) for v in value)
+    return value
 
-        _secrets = ContextVar("registers_cli_secret_params", default=frozenset())
-    return _secrets
+
+def redact(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``kwargs`` safe to log.
+
+    The values of secret parameters (by name, see :func:`is_secret_name`, or declared with
+    ``Env(..., secret=True)``) become ``***``, so do secret keys of nested dicts, and
+    passwords in URLs are masked. A parameter declared ``Env(..., secret=False)`` is shown.
+    """
+    declared: Mapping[str, bool] = getattr(kwargs, "secrets", {})
+    return {
+        k: redact_value(v, declared.get(k, is_secret_name(k))) for k, v in kwargs.items()
+    }
 
 
-def _declared_secrets() -> frozenset[str]:
-    return _secret_var().get() if _secrets is not None else frozenset()
+class BoundArguments(dict):  # type: ignore[type-arg]
+    """The keyword arguments of one call, with which of them are secret (for hooks)."""
 
+    __slots__ = ("secrets",)
 
-def declare_secrets(names: Iterable[str]) -> None:
-    """Mark ``names`` secret for :func:`redact` in the current context (the dispatcher
-    calls this with the running command's secret parameters before the pre-hooks)."""
-    _secret_var().set(frozenset(names))
+    def __init__(self, *args: Any, secrets: Mapping[str, bool] | None = None) -> None:
+        super().__init__(*args)
+        self.secrets: Mapping[str, bool] = secrets or {}
 
 
 class MiddlewareChain:

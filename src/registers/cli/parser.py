@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from .exceptions import UnknownCommandError
@@ -26,11 +27,14 @@ if TYPE_CHECKING:
     from .signature import CommandParam
 
 __all__ = [
+    "COMMAND_DEST",
     "ROOT_PREFIX",
     "YES_DEST",
     "RegistryParser",
     "build_parser",
+    "command_index",
     "format_command_table",
+    "help_width",
     "parse_command",
     "split_root_values",
 ]
@@ -41,9 +45,63 @@ ROOT_PREFIX = "registers.root:"
 YES_DEST = "registers:yes"
 
 SHELLS = ("bash", "zsh", "fish")
+# The namespace attribute holding the command path: not an identifier, so a handler
+# parameter (even one named ``command``) can never collide with it.
+COMMAND_DEST = "registers:command"
 _PASS_THROUGH = frozenset({"-h", "--help", "--version", "--completion", "--"})
-_TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
+TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
+FALSY = frozenset({"0", "false", "no", "off", "n"})
 _METAVARS = {"str": "TEXT"}
+# Every spelling Python's int/float/Decimal/Fraction accept for a negative number
+# (-1, -1_000, -.5, -1.5e3, -1E-3, -3/4, -inf, -nan): a value, never an option name.
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?(?:/\d[\d_]*)?"
+    r"|inf|infinity|nan)$",
+    re.IGNORECASE,
+)
+
+
+def help_width() -> int:
+    """Columns for help text: ``$COLUMNS``, else the terminal's width, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), 40)
+    try:
+        if sys.stdout.isatty():
+            return max(os.get_terminal_size(sys.stdout.fileno()).columns, 40)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help wrapped to :func:`help_width`; description paragraphs re-flowed.
+
+    A paragraph whose lines are indented (an example, a table) is kept as written.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         help_width() - 2 if width is None else width)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(fill_paragraphs(text, width, indent).splitlines())
+
+
+def fill_paragraphs(text: str, width: int, indent: str = "") -> str:
+    """Re-flow each blank-line separated paragraph of ``text`` to ``width`` columns."""
+    import textwrap
+
+    out: list[str] = []
+    for paragraph in re.split(r"\n[ \t]*\n", text.strip("\n")):
+        lines = paragraph.splitlines()
+        if any(line[:1].isspace() for line in lines):
+            out.append("\n".join(indent + line for line in lines))
+            continue
+        out.append(textwrap.fill(" ".join(line.strip() for line in lines), width,
+                                 initial_indent=indent, subsequent_indent=indent))
+    return "\n\n".join(out)
 
 
 def _normalize_options(tokens: list[str]) -> list[str]:
@@ -63,16 +121,23 @@ class RegistryParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that knows its registry.
 
     It maps an alias in any spelling (``-g``, ``--greet``, ``g``) to its command, reports an
-    unknown command with a suggestion, accepts underscore spellings of options, and prints
-    usage errors as one line (exit status 2).
+    unknown command with a suggestion, accepts underscore spellings of options, never takes
+    a prefix for an option (``--verb`` is not ``--verbose``), takes negative numbers in any
+    notation as values, lets a command's options and positionals be intermixed, and prints
+    a usage error as one line plus a ``Try '<prog> --help' for help.`` line (exit status 2).
     """
 
     def __init__(self, *args: Any, registry: CommandRegistry | None = None, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
         self.registry = registry
         self.group_parsers: dict[str, RegistryParser] = {}  # filled on the root parser
         self.command_parsers: dict[str, argparse.ArgumentParser] = {}
         self.root_options: dict[str, bool] = {}  # root callback spelling -> takes a value
+        self._intermixing = False
+        self.single = False  # the whole program is one command (CommandRegistry.single)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -81,6 +146,13 @@ class RegistryParser(argparse.ArgumentParser):
         index = command_index(tokens, self.root_options)
         if self.registry is not None and index is not None:
             tokens[index] = self._command_token(tokens[index])
+        if (self.registry is None or self.single) and not self._intermixing:
+            # a command's parser: options may come before, between or after positionals
+            self._intermixing = True
+            try:
+                return super().parse_known_intermixed_args(tokens, namespace)
+            finally:
+                self._intermixing = False
         return super().parse_known_args(tokens, namespace)
 
     def _command_token(self, token: str) -> str:
@@ -95,21 +167,48 @@ class RegistryParser(argparse.ArgumentParser):
         error = UnknownCommandError(
             prefix + token, prefix + suggestion if suggestion is not None else None
         )
-        self.exit(2, style(error.message, RED, sys.stderr) + "\n")
+        self.exit(2, f"{style(error.message, RED, sys.stderr)}\n{self.try_help()}\n")
 
-    def error(self, message: str) -> Any:  # one line, exit status 2
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse swallows write errors (help into a full disk would exit 0, silently);
+        # run() reports them like any other output error
+        if message:
+            stream = file or sys.stderr
+            try:
+                stream.write(message)
+                stream.flush()
+            except OSError as exc:
+                exc.registers_output = True  # type: ignore[attr-defined]
+                raise
+
+    def try_help(self) -> str:
+        """The line after every usage error: ``Try 'app greet --help' for help.``"""
+        return f"Try '{self.prog} --help' for help."
+
+    def error(self, message: str) -> Any:  # one line plus the Try line, exit status 2
         write_error_line(sys.stderr, self.prog, message)
-        self.exit(2)
+        self.exit(2, f"{self.try_help()}\n")
 
-    def format_help(self) -> str:
-        if self.registry is not None and not self.registry.single_command:
-            table = format_command_table(self.registry)
-            self.epilog = f"commands:\n{table}" if table else "No commands are registered."
-        return super().format_help()
+    def suggest_option(self, token: str) -> str | None:
+        """The option of this parser closest to a mistyped ``token``, if one is close."""
+        import difflib
+
+        name = token.partition("=")[0]
+        if not name.startswith("-") or self._negative_number_matcher.match(name):
+            return None
+        known = [o for o in self._option_string_actions if o.startswith("--") or len(o) == 2]
+        matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        return matches[0] if matches else None
 
     def print_help(self, file: Any = None) -> None:
         stream = sys.stdout if file is None else file
         self._print_message(_colour_help(self.format_help(), stream), stream)
+
+    def format_help(self) -> str:
+        if self.registry is not None and not self.single:
+            table = format_command_table(self.registry, width=help_width() - 2)
+            self.epilog = f"commands:\n{table}" if table else "No commands are registered."
+        return super().format_help()
 
 
 def _colour_help(text: str, stream: Any) -> str:
@@ -168,18 +267,24 @@ def split_root_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Collect(argparse.Action):
-    """Store several values in the handler's collection type; repeated options extend."""
+    """Collect values in the handler's collection type.
+
+    A positional list takes all its values at once. A list option takes one value per
+    occurrence (``--tag a --tag b``); a fixed-size tuple option takes its N values per
+    occurrence and, like any other option given twice, the last occurrence wins.
+    """
 
     def __init__(self, option_strings: list[str], dest: str, collection: type = list,
-                 **kwargs: Any) -> None:
+                 repeat: bool = False, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, **kwargs)
         self.collection = collection
+        self.repeat = repeat
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        items = list(values)
-        previous = getattr(namespace, self.dest, None)
-        if self.option_strings and isinstance(previous, (list, tuple, set, frozenset)):
+        items = list(values) if isinstance(values, list) else [values]
+        previous = getattr(namespace, self.dest, None)  # options default to SUPPRESS
+        if self.repeat and previous is not None:
             items = [*previous, *items]
         setattr(namespace, self.dest, self.collection(items))
 
@@ -193,7 +298,8 @@ class _Completion(argparse.Action):
 
         registry = getattr(parser, "registry", None)
         assert registry is not None
-        sys.stdout.write(completion_script(registry, str(values), prog=parser.prog))
+        parser._print_message(completion_script(registry, str(values), prog=parser.prog),
+                              sys.stdout)
         parser.exit(0)
 
 
@@ -225,6 +331,10 @@ def _help(param: CommandParam) -> str:
         shown_default = (param.has_default and param.default is not None
                          and param.role != FLAG and param.file is None)
     default = _show(param.default) if shown_default and not param.secret else ""
+    if default and "://" in default:
+        from .middleware import redact_url
+
+        default = redact_url(default)
     if default:  # an empty list or string is no default worth showing
         details.append(f"default: {default}")
     if param.role == FLAG and param.default is True:
@@ -266,11 +376,32 @@ def _metavar(param: CommandParam) -> str:
     return _METAVARS.get(param.info.name, param.info.name.upper())
 
 
-def _collect_kwargs(param: CommandParam) -> dict[str, Any]:
+def _converter(param: CommandParam) -> Any:
+    convert = param.info.convert
+    if not param.secret or convert is None:
+        return convert
+    return hide_value(convert)
+
+
+def hide_value(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap ``convert`` so a rejected value is not echoed in the error (secrets)."""
+
+    def hidden(text: str) -> Any:
+        try:
+            return convert(text)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace(repr(text), "***")) from None
+
+    hidden.__name__ = getattr(convert, "__name__", "value")
+    return hidden
+
+
+def _collect_kwargs(param: CommandParam, option: bool = False) -> dict[str, Any]:
     if param.info.kind != "many":
-        return {"type": param.info.convert}
-    return {"type": param.info.convert, "nargs": param.info.nargs, "action": _Collect,
-            "collection": param.info.container}
+        return {"type": _converter(param)}
+    repeat = option and param.info.nargs == "+"
+    return {"type": _converter(param), "nargs": None if repeat else param.info.nargs,
+            "action": _Collect, "collection": param.info.container, "repeat": repeat}
 
 
 _DEPRECATED: dict[type, type] = {}
@@ -311,26 +442,21 @@ def _add_argument(parser: Any, param: CommandParam, root: bool = False) -> argpa
 def _add_option(parser: Any, param: CommandParam, root: bool = False) -> argparse.Action:
     kwargs: dict[str, Any] = {"dest": _dest(param, root), "default": argparse.SUPPRESS,
                               "help": _help(param)}
-    env_value = os.environ.get(param.env) if param.env else None
-    if env_value is not None:
-        kwargs["default"] = env_value  # a string default: argparse converts it like input
-    elif _must_give(param):
+    # an environment value is read after parsing (parse_command), so its errors name it
+    if _must_give(param) and not (param.env and os.environ.get(param.env)):
         kwargs["required"] = True
     if param.count:
         kwargs.pop("required", None)
         action: argparse.Action = parser.add_argument(*param.names, action="count", **kwargs)
         return action
     kwargs["metavar"] = _metavar(param)
-    action = parser.add_argument(*param.names, **kwargs, **_collect_kwargs(param))
+    action = parser.add_argument(*param.names, **kwargs, **_collect_kwargs(param, option=True))
     return action
 
 
 def _add_flag(parser: Any, param: CommandParam, root: bool = False) -> argparse.Action:
     kwargs: dict[str, Any] = {"dest": _dest(param, root), "default": argparse.SUPPRESS,
                               "help": _help(param)}
-    env_value = os.environ.get(param.env) if param.env else None
-    if env_value is not None:
-        kwargs["default"] = env_value.strip().lower() in _TRUTHY
     negatable = param.default is not False
     kind: Any = argparse.BooleanOptionalAction if negatable else "store_true"
     action: argparse.Action = parser.add_argument(*param.names, action=kind, **kwargs)
@@ -365,6 +491,11 @@ def add_params(
             _warn_when_used(action, param.deprecated)
 
 
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true", dest=YES_DEST, default=argparse.SUPPRESS,
+                        help="answer yes to the confirmation question")
+
+
 _ADDERS: dict[str, Callable[[Any, CommandParam, bool], argparse.Action]] = {
     ARGUMENT: _add_argument,
     OPTION: _add_option,
@@ -385,15 +516,12 @@ def _add_command(
     parser = sub.add_parser(
         entry.name,
         description=(entry.description or None),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.set_defaults(command=entry.path)
+    parser.set_defaults(**{COMMAND_DEST: entry.path})
     root.command_parsers[entry.path] = parser
     add_params(parser, entry.params, container, entry.exclusive)
     if entry.confirm:
-        parser.add_argument("--yes", action="store_true", dest=YES_DEST,
-                            default=argparse.SUPPRESS,
-                            help="answer yes to the confirmation question")
+        _add_yes(parser)
 
 
 def _add_children(
@@ -404,7 +532,7 @@ def _add_children(
     root: RegistryParser,
 ) -> None:
     sub = parser.add_subparsers(
-        dest="command" if registry.parent is None else argparse.SUPPRESS,
+        dest=COMMAND_DEST if registry.parent is None else argparse.SUPPRESS,
         metavar="COMMAND",
         help=argparse.SUPPRESS,
         parser_class=RegistryParser,
@@ -422,9 +550,8 @@ def _add_children(
             registry=group,
             description=group.description,
             usage="%(prog)s COMMAND [ARGS]...",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        child.set_defaults(command=group.path)
+        child.set_defaults(**{COMMAND_DEST: group.path})
         root.group_parsers[group.path] = child
         _add_children(child, group, container, None, root)
 
@@ -459,7 +586,6 @@ def build_parser(
         description=registry.description,
         registry=registry,
         usage=f"%(prog)s [-h]{options} [--completion SHELL] COMMAND [ARGS]...",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     if registry.version:
         version = registry.version.replace("%", "%%")
@@ -492,18 +618,16 @@ def _build_single(
     parser = RegistryParser(
         prog=registry.prog,
         description=entry.description or registry.description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.single = True
     if registry.version:
         version = registry.version.replace("%", "%%")
         parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
-    parser.set_defaults(command=entry.path)
+    parser.set_defaults(**{COMMAND_DEST: entry.path})
     parser.command_parsers[entry.path] = parser
     add_params(parser, entry.params, container, entry.exclusive)
     if entry.confirm:
-        parser.add_argument("--yes", action="store_true", dest=YES_DEST,
-                            default=argparse.SUPPRESS,
-                            help="answer yes to the confirmation question")
+        _add_yes(parser)
     return parser
 
 
@@ -513,27 +637,22 @@ def parse_command(
     """Parse ``tokens`` into ``(command path, arguments)``, exiting 2 on a usage error.
 
     With no command (or a group without a sub-command) the relevant help goes to stderr
-    and the process exits with status 2.
+    and the process exits with status 2. Options not given on the command line are filled
+    from their environment variable (``Env``) when it is set and not empty.
     """
-    if registry.single_command is not None:
-        parser = build_parser(registry, container)
-        namespace, extra = parser.parse_known_args(tokens)
-        if extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        values = dict(vars(namespace))
-        return values.pop("command"), values
-    index = command_index(tokens, _root_spellings(registry))
+    single = registry.single_command is not None
+    index = None if single else command_index(tokens, _root_spellings(registry))
     first = registry.resolve_name(tokens[index]) if index is not None else None
     parser = build_parser(registry, container, only=(first,) if first else ())
-    if not tokens:
+    if not tokens and not single:
         parser.print_help(sys.stderr)
         parser.exit(2)
     namespace, extra = parser.parse_known_args(tokens)
     values = dict(vars(namespace))
-    path = values.pop("command", None)
+    path = values.pop(COMMAND_DEST, None)
     if extra:
         owner = parser.command_parsers.get(path) or parser.group_parsers.get(path) or parser
-        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        _unrecognized(owner, extra)
     if path is None:
         parser.print_help(sys.stderr)
         parser.exit(2)
@@ -541,7 +660,64 @@ def parse_command(
     if group_parser is not None:
         group_parser.print_help(sys.stderr)
         group_parser.exit(2)
+    command_parser = parser.command_parsers[path]
+    _fill_env(command_parser, registry.get(path).params, values, container, "")
+    callback = registry.root_callback
+    if callback is not None:
+        _fill_env(parser, callback.params, values, container, ROOT_PREFIX)
     return path, values
+
+
+def _fill_env(
+    parser: argparse.ArgumentParser,
+    params: Iterable[CommandParam],
+    values: dict[str, Any],
+    container: DIContainer | None,
+    prefix: str,
+) -> None:
+    for param in params:
+        key = prefix + param.name
+        if param.env and key not in values and not _is_injected(param, container):
+            text = os.environ.get(param.env, "")
+            if text:  # an empty variable counts as unset
+                values[key] = _from_env(parser, param, param.env, text)
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    if isinstance(parser, RegistryParser):
+        for token in extra:
+            suggestion = parser.suggest_option(token)
+            if suggestion is not None:
+                message += f". Did you mean '{suggestion}'?"
+                break
+    parser.error(message)
+
+
+def _from_env(parser: argparse.ArgumentParser, param: CommandParam, name: str, text: str) -> Any:
+    """Convert an environment variable's text like the command line would, or exit 2."""
+    shown = "***" if param.secret else repr(text)
+    where = f"environment variable {name}"
+    if param.role == FLAG:
+        folded = text.strip().lower()
+        if folded in TRUTHY or folded in FALSY:
+            return folded in TRUTHY
+        spellings = "/".join(sorted(TRUTHY)) + " or " + "/".join(sorted(FALSY))
+        parser.error(f"{where}: invalid boolean value: {shown} (use {spellings})")
+    convert = _converter(param)
+    assert convert is not None
+    try:
+        if param.info.kind != "many":
+            return convert(text)
+        # Click's rule: whitespace separates list items, os.pathsep for paths
+        items = text.split(os.pathsep) if param.info.name == "path" else text.split()
+        nargs = param.info.nargs
+        if isinstance(nargs, int) and len(items) != nargs:
+            parser.error(f"{where}: expected {nargs} values, got {len(items)}")
+        container = param.info.container or list
+        return container(convert(item) for item in items)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"{where}: {exc}")
 
 
 def _root_spellings(registry: CommandRegistry) -> dict[str, bool]:
@@ -565,25 +741,31 @@ def _command_rows(registry: CommandRegistry) -> list[tuple[str, str]]:
     return rows
 
 
-def format_command_table(registry: CommandRegistry, indent: int = 2) -> str:
+def format_command_table(registry: CommandRegistry, indent: int = 2,
+                         width: int | None = None) -> str:
     """The command listing used by ``--help`` and ``list_commands()``.
 
     Each line shows the name and aliases as written (``greet, -g, --greet``) and the
-    command's summary.
+    command's summary, wrapped to ``width`` columns (default: :func:`help_width` - 2).
     """
+    import textwrap
+
     rows = _command_rows(registry)
     if not rows:
         return ""
-    width = min(max(len(left) for left, _ in rows), 30)
+    total = help_width() - 2 if width is None else width
+    column = min(max(len(left) for left, _ in rows), 30)
+    hang = " " * (indent + column + 2)
     lines: list[str] = []
     for left, summary in rows:
         if not summary:
             lines.append(" " * indent + left)
-        elif len(left) > width:
+            continue
+        wrapped = textwrap.wrap(" ".join(summary.split()), max(total - len(hang), 20))
+        if len(left) > column:
             lines.append(" " * indent + left)
-            lines.append(" " * (indent + width + 2) + summary)
-        else:
-            lines.append(f"{' ' * indent}{left.ljust(width)}  {summary}")
+            lines.extend(hang + part for part in wrapped)
+            continue
+        lines.append(f"{' ' * indent}{left.ljust(column)}  {wrapped[0]}")
+        lines.extend(hang + part for part in wrapped[1:])
     return "\n".join(lines)
-
-

@@ -53,8 +53,7 @@ FLAG = "flag"
 SERVICE = "service"
 PROMPT = "prompt"  # asked for at a prompt only, never on the command line
 
-# the namespace attribute holding the command path, and options every parser owns
-_RESERVED_DESTS = frozenset({"command"})
+# options every command parser owns
 _RESERVED_OPTIONS = frozenset({"-h", "--help"})
 _SHORT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _LONG_CHARS = _SHORT_CHARS | frozenset("0123456789-")
@@ -302,8 +301,6 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
     has_env = any(isinstance(m, Env) for m in info.metadata)
     role = _role(param, info, has_env)
     planned = CommandParam(param, info, role, _default(param, info, role))
-    if role != SERVICE and param.name in _RESERVED_DESTS:
-        raise RegistrationError(f"{where}: the name '{param.name}' is reserved; rename it.")
     for name in planned.names:
         if name in _RESERVED_OPTIONS:
             raise RegistrationError(f"{where}: '{name}' is reserved for help; rename it.")
@@ -405,5 +402,9 @@ def check_exclusive(
 def describe_type(param: CommandParam) -> str:
     """A readable type for help: ``int``, ``list[str]``..."""
     if param.info.kind == "many":
+        if param.role == OPTION and param.info.nargs == "+":
+            return f"{param.info.name}, repeat the option for more"
+        if isinstance(param.info.nargs, int):
+            return f"{param.info.nargs} {param.info.name} values"
         return f"{param.info.name}, one or more"
     return param.info.name or type_name(param.info.annotation)

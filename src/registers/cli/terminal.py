@@ -15,7 +15,7 @@ import os
 import sys
 from argparse import ArgumentTypeError
 
-from .exceptions import FrameworkError
+from .exceptions import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,8 +30,21 @@ _YES = frozenset({"y", "yes"})
 _NO = frozenset({"n", "no"})
 
 
-class Aborted(FrameworkError):
-    """The user declined, or input ended at a prompt: exit status 1, one line."""
+class Aborted(CommandError):
+    """The user declined, or input ended at a prompt: exit status 1, one line.
+
+    Shown as ``<prog> <command>: aborted: <reason>``; ``run()`` fills in ``where`` when
+    the raiser did not.
+    """
+
+    def __init__(self, reason: str, where: str | None = None) -> None:
+        super().__init__(reason)
+        self.where = where
+
+    def show(self, file: TextIO | None = None) -> None:
+        stream = file if file is not None else sys.stderr
+        prefix = f"{self.where}: " if self.where else ""
+        print(style(f"{prefix}aborted: {self.lines[0]}", RED, stream), file=stream)
 
 
 def _isatty(stream: Any) -> bool:
@@ -90,10 +103,6 @@ def _real_terminal(stream: Any) -> bool:
         return False
 
 
-def _prefix(where: str) -> str:
-    return f"{where}: " if where else ""
-
-
 def _error(message: str) -> None:
     print(style("Error:", RED, sys.stderr), message, file=sys.stderr)
 
@@ -143,7 +152,7 @@ def ask(
                 continue
             return value
     except EOFError:
-        raise Aborted(f"{_prefix(where)}aborted: end of input at prompt {text!r}") from None
+        raise Aborted(f"end of input at prompt {text!r}", where or None) from None
 
 
 def confirm(question: str, *, where: str = "") -> bool:
@@ -161,7 +170,7 @@ def confirm(question: str, *, where: str = "") -> bool:
                 return False
             _error("answer y or n.")
     except EOFError:
-        raise Aborted(f"{_prefix(where)}aborted: end of input at prompt {question!r}") from None
+        raise Aborted(f"end of input at prompt {question!r}", where or None) from None
 
 
 def write_error_line(stream: TextIO, prefix: str, message: str, level: str = "error") -> None:
