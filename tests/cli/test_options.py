@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from registers.cli import CommandRegistry, Env, FrameworkError, Option
+from registers.cli import CommandRegistry, Env, FrameworkError, Option, Prompt
 from registers.cli.exceptions import RegistrationError
 
 
@@ -261,6 +261,14 @@ def _not_str(v: Annotated[int, Option(5)] = 0) -> None: ...  # type: ignore[arg-
 def _help_long(v: Annotated[int, Option("--help")] = 0) -> None: ...
 
 
+def _req_flag(force: Annotated[bool, Option(required=True)] = False) -> None: ...
+def _metavar_flag(force: Annotated[bool, Option(metavar="F")] = False) -> None: ...
+def _req_count(v: Annotated[int, Option(count=True, required=True)] = 0) -> None: ...
+def _prompt_only_option(
+    s: Annotated[str, Option("-s"), Prompt("S", option=False)] = "",
+) -> None: ...
+
+
 class _Service:
     pass
 
@@ -282,6 +290,10 @@ def _on_service(s: Annotated[_Service, Option("-s")]) -> None: ...
     (_digit_short, "parameter 'v': invalid option name '-1'"),
     (_not_str, "parameter 'v': option name 5 is not a string"),
     (_on_service, "parameter 's': Option() on _Service"),
+    (_req_flag, "parameter 'force': required=True does not apply to a flag"),
+    (_metavar_flag, "parameter 'force': metavar= does not apply to a flag"),
+    (_req_count, "parameter 'v': required=True does not apply to count=True"),
+    (_prompt_only_option, "parameter 's': Option() on a Prompt(option=False) parameter"),
 ])
 def test_bad_options_raise_at_registration_naming_the_parameter(
     cli: CommandRegistry, handler: Any, message: str

@@ -258,6 +258,17 @@ def _check_metadata(where: str, param: ParamInfo, info: TypeInfo) -> None:
                 f"{where}: count=True needs an int parameter, not "
                 f"{type_name(info.annotation)}."
             )
+        if info.kind == "flag" and (option.required or option.metavar):
+            what = "required=True" if option.required else "metavar="
+            raise RegistrationError(f"{where}: {what} does not apply to a flag.")
+        if option.count and (option.required or option.metavar):
+            what = "required=True" if option.required else "metavar="
+            raise RegistrationError(f"{where}: {what} does not apply to count=True.")
+        if prompt is not None and not prompt.option:
+            raise RegistrationError(
+                f"{where}: Option() on a Prompt(option=False) parameter, which is never an "
+                "option."
+            )
     if prompt is not None:
         if info.kind == "many":
             raise RegistrationError(
