@@ -353,3 +353,24 @@ def test_merge_keeps_the_new_command_settings(cli: CommandRegistry) -> None:
     entry = cli.get("run")
     assert (entry.hidden, entry.deprecated, entry.confirm, entry.exclusive) == (
         True, True, "Sure?", (("a", "b"),))
+
+
+@pytest.mark.parametrize("argv", ["run x -h", "run -h", "run -vh", "run --help x"])
+def test_help_inside_a_command_shows_the_full_usage(cli: CommandRegistry, argv: str) -> None:
+    @cli.register()
+    def run(target: str, verbose: Annotated[int, Option("-v", count=True)] = 0,
+            limit: int = 3) -> None: ...
+
+    out = cli.invoke(argv).stdout
+    assert out.startswith("usage: app run [-h] [-v] [--limit INT] target\n")
+
+
+def test_options_between_positionals_still_parse(cli: CommandRegistry) -> None:
+    @cli.register()
+    def copy(source: str, target: str, verbose: Annotated[int, Option("-v", count=True)] = 0,
+             mode: Annotated[str, Option("-m")] = "a") -> str:
+        return f"{source} {target} {verbose} {mode}"
+
+    assert cli.invoke("copy -v a -m b c -v").stdout == "a c 2 b\n"
+    bad = cli.invoke("copy a")
+    assert bad.stderr.startswith("app copy: error: the following arguments are required: target")

@@ -146,14 +146,28 @@ class RegistryParser(argparse.ArgumentParser):
         index = command_index(tokens, self.root_options)
         if self.registry is not None and index is not None:
             tokens[index] = self._command_token(tokens[index])
-        if (self.registry is None or self.single) and not self._intermixing:
+        if (self.registry is None or self.single) and not self._intermixing \
+                and self._get_positional_actions():
             # a command's parser: options may come before, between or after positionals
-            self._intermixing = True
-            try:
-                return super().parse_known_intermixed_args(tokens, namespace)
-            finally:
-                self._intermixing = False
+            return self._parse_intermixed(tokens, namespace)
         return super().parse_known_args(tokens, namespace)
+
+    def _parse_intermixed(
+        self, tokens: list[str], namespace: argparse.Namespace | None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._intermixing = True
+        # argparse formats the whole usage up front, only for error messages that print it;
+        # ours never do, and with many options that formatting is most of the parse time
+        # (start-up, P1). Help needs the real usage, so it keeps the slow path.
+        placeholder = self.usage is None and not _asks_help(tokens)
+        if placeholder:
+            self.usage = "%(prog)s"
+        try:
+            return super().parse_known_intermixed_args(tokens, namespace)
+        finally:
+            self._intermixing = False
+            if placeholder:
+                self.usage = None
 
     def _command_token(self, token: str) -> str:
         assert self.registry is not None
@@ -209,6 +223,16 @@ class RegistryParser(argparse.ArgumentParser):
             table = format_command_table(self.registry, width=help_width() - 2)
             self.epilog = f"commands:\n{table}" if table else "No commands are registered."
         return super().format_help()
+
+
+def _asks_help(tokens: list[str]) -> bool:
+    """Whether ``tokens`` may ask for help (``--help``, or ``-h`` alone or in a cluster)."""
+    for token in tokens:
+        if token == "--":
+            return False
+        if token == "--help" or (token[:1] == "-" and token[1:2] != "-" and "h" in token):
+            return True
+    return False
 
 
 def _colour_help(text: str, stream: Any) -> str:
