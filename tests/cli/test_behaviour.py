@@ -66,6 +66,23 @@ def test_double_dash_ends_options(app: CommandRegistry) -> None:
     assert app.invoke(["files", "a", "--", "--force"]).return_value["names"] == ["a", "--force"]
 
 
+@pytest.mark.parametrize(
+    ("argv", "tag"),
+    [(["add", "T", "--tag", "-x"], ["-x"]), (["add", "--tag", "-", "T"], ["-"]),
+     (["add", "T", "--tag", "-x=1", "--tag", "--weird"], ["-x=1", "--weird"])],
+)
+def test_option_value_may_start_with_a_dash(
+    app: CommandRegistry, argv: list[str], tag: list[str]
+) -> None:
+    assert app.invoke(argv).return_value["tag"] == tag
+
+
+def test_an_option_is_not_taken_as_the_value_of_another(app: CommandRegistry) -> None:
+    result = app.invoke(["add", "T", "--tag", "--verbose"])
+    assert result.exit_code == 2
+    assert "argument --tag: expected one argument" in result.stderr
+
+
 # -- no prefix abbreviations --------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ def _app() -> CommandRegistry:
 def test_script_names_commands_aliases_options_and_choices(shell: str) -> None:
     result = _app().invoke(["--completion", shell])
     assert result.exit_code == 0
-    for word in ("greet", "deploy", "color", "loud", "red blue"):
+    for word in ("greet", "deploy", "color", "loud", "'red'", "'blue'"):
         assert word in result.stdout
 
 

@@ -57,7 +57,7 @@ def error(result: InvokeResult, code: int) -> str:
     lines = result.stderr.splitlines()
     assert "Traceback" not in result.stderr
     if code == 2:
-        assert len(lines) == 2 and lines[1].startswith("Try 'app ")
+        assert len(lines) == 2 and lines[1].startswith("Try '")
         assert lines[1].endswith(" --help' for help.")
     else:
         assert len(lines) == 1
@@ -433,3 +433,29 @@ def test_a_manager_works_like_its_model(sqlite_url: str) -> None:
     cli = CommandRegistry(prog="app")
     cli.crud(model.objects, group="u")
     assert ok(cli.invoke("u list")) == []
+
+
+def test_merged_crud_commands_report_the_running_program_and_path(user_model: Any) -> None:
+    crud_registry = CommandRegistry(prog="inner")
+    crud_registry.crud(user_model)
+    cli = CommandRegistry(prog="outer")
+    ops = cli.group("ops")
+    ops.merge(crud_registry)
+    assert error(cli.invoke("ops users get 9"), 1).startswith("outer ops users get: error: no User")
+    line = error(cli.invoke("ops users create --name Ada"), 2)
+    assert line == "outer ops users create: error: the following arguments are required: --email"
+
+
+def test_model_with_a_field_named_command(database_url: str) -> None:
+    @database_registry(database_url)
+    class Job(BaseModel):
+        id: int | None = None
+        command: str
+        retries: int = 0
+
+    cli = CommandRegistry(prog="app")
+    cli.crud(Job)
+    created = ok(cli.invoke(["jobs", "create", "--command", "make test"]))
+    assert created == {"id": 1, "command": "make test", "retries": 0}
+    assert ok(cli.invoke(["jobs", "list", "--command", "make test"]))[0]["id"] == 1
+    assert ok(cli.invoke(["jobs", "update", "1", "--command", "make"]))["command"] == "make"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def test_require_on_a_missing_row_is_one_line_exit_1(
 def test_validation_error_of_a_command_is_one_line_exit_1(cli: CommandRegistry) -> None:
     @cli.register()
     def make(x: str, name: str) -> str:
-        return Point(x=x, name=name).model_dump_json()  # type: ignore[arg-type]
+        return Point(x=x, name=name).model_dump_json()
 
     result = cli.invoke(["make", "abc", "toolong"])
     assert result.exit_code == 1
@@ -92,10 +93,18 @@ def test_handler_returning_none_exits_1(cli: CommandRegistry) -> None:
 
 def test_most_specific_handler_wins_and_group_handlers_come_first(cli: CommandRegistry) -> None:
     seen: list[str] = []
-    cli.error_handler(Exception)(lambda exc: seen.append("root Exception") or 1)
-    cli.error_handler(LookupError)(lambda exc: seen.append("root LookupError") or 2)
+
+    def record(label: str, status: int) -> Callable[[BaseException], int]:
+        def handler(exc: BaseException) -> int:
+            seen.append(label)
+            return status
+
+        return handler
+
+    cli.error_handler(Exception)(record("root Exception", 1))
+    cli.error_handler(LookupError)(record("root LookupError", 2))
     ops = cli.group("ops")
-    ops.error_handler(KeyError)(lambda exc: seen.append("group KeyError") or 3)
+    ops.error_handler(KeyError)(record("group KeyError", 3))
 
     @cli.register()
     def top() -> None:
@@ -120,7 +129,7 @@ def test_user_exception_handler_replaces_the_builtin_one(cli: CommandRegistry) -
 
     @cli.register()
     def make() -> None:
-        Point(x="no", name="a")  # type: ignore[arg-type]
+        Point(x="no", name="a")
 
     result = cli.invoke(["make"])
     assert (result.exit_code, result.stderr) == (9, "custom\n")

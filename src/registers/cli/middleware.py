@@ -46,10 +46,24 @@ SECRET_NAME_WORDS = frozenset({"pwd", "pin", "otp", "totp", "hotp", "auth", "aut
 
 
 def _words(name: str) -> list[str]:
-    import re
-
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+    """``"userPin"`` -> ``["user", "pin"]``; ``"otp_code"`` -> ``["otp", "code"]``."""
+    words: list[str] = []
+    current = ""
+    previous = ""
+    for char in name:
+        if not char.isalnum():
+            if current:
+                words.append(current)
+            current = ""
+        elif char.isupper() and (previous.islower() or previous.isdigit()):
+            words.append(current)
+            current = char
+        else:
+            current += char
+        previous = char
+    if current:
+        words.append(current)
+    return [word.lower() for word in words]
 
 
 def is_secret_name(name: str) -> bool:

@@ -52,13 +52,34 @@ _PASS_THROUGH = frozenset({"-h", "--help", "--version", "--completion", "--"})
 TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
 FALSY = frozenset({"0", "false", "no", "off", "n"})
 _METAVARS = {"str": "TEXT"}
-# Every spelling Python's int/float/Decimal/Fraction accept for a negative number
-# (-1, -1_000, -.5, -1.5e3, -1E-3, -3/4, -inf, -nan): a value, never an option name.
-_NEGATIVE_NUMBER = re.compile(
-    r"^-(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d[\d_]*)?(?:/\d[\d_]*)?"
-    r"|inf|infinity|nan)$",
-    re.IGNORECASE,
-)
+
+
+class _NegativeNumber:
+    """argparse's "looks like a negative number" test, for every notation Python reads.
+
+    ``-1``, ``-1_000``, ``-.5``, ``-1.5e3``, ``-1E-3``, ``-3/4``, ``-inf``, ``-nan``: a value,
+    never an option name. (No regular expression: this runs on the start-up path.)
+    """
+
+    @staticmethod
+    def match(text: str) -> bool:
+        if len(text) < 2 or text[0] != "-" or text[1] in "-+" or text[1].isspace():
+            return False
+        number, slash, denominator = text[1:].partition("/")
+        if slash:
+            return number.isdigit() and denominator.isdigit()
+        if number[-1].isspace():
+            return False
+        try:
+            float(number)
+        except ValueError:
+            return False
+        return True
+
+    fullmatch = match
+
+
+_NEGATIVE_NUMBER = _NegativeNumber()
 
 
 def help_width() -> int:
@@ -131,7 +152,7 @@ class RegistryParser(argparse.ArgumentParser):
         kwargs["allow_abbrev"] = False
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = _NEGATIVE_NUMBER
+        self._negative_number_matcher = _NEGATIVE_NUMBER  # type: ignore[assignment]
         self.registry = registry
         self.group_parsers: dict[str, RegistryParser] = {}  # filled on the root parser
         self.command_parsers: dict[str, argparse.ArgumentParser] = {}
@@ -146,6 +167,8 @@ class RegistryParser(argparse.ArgumentParser):
         index = command_index(tokens, self.root_options)
         if self.registry is not None and index is not None:
             tokens[index] = self._command_token(tokens[index])
+        if (self.registry is None or self.single) and not self._intermixing:
+            tokens = self._attach_dash_values(tokens)
         if (self.registry is None or self.single) and not self._intermixing \
                 and self._get_positional_actions():
             # a command's parser: options may come before, between or after positionals
@@ -168,6 +191,29 @@ class RegistryParser(argparse.ArgumentParser):
             self._intermixing = False
             if placeholder:
                 self.usage = None
+
+    def _attach_dash_values(self, tokens: list[str]) -> list[str]:
+        """``--name -x`` gives ``-x`` to ``--name`` (as Click does), unless ``-x`` is an option.
+
+        argparse would refuse any value that starts with ``-``.
+        """
+        fixed: list[str] = []
+        index = 0
+        while index < len(tokens):
+            token = tokens[index]
+            if token == "--":
+                return fixed + tokens[index:]
+            action = self._option_string_actions.get(token)
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if (action is not None and action.nargs is None and following is not None
+                    and following.startswith("-") and following != "--"
+                    and following.partition("=")[0] not in self._option_string_actions):
+                fixed.append(f"{token}={following}")
+                index += 2
+                continue
+            fixed.append(token)
+            index += 1
+        return fixed
 
     def _command_token(self, token: str) -> str:
         assert self.registry is not None
