@@ -1160,3 +1160,11 @@ class AsyncOperations:
         adb = _async_databases.get(self.database.key)
         if adb is not None:
             await adb.dispose()
+
+
+def get_async_engine(url: str) -> AsyncEngine:
+    """The async SQLAlchemy engine ``registers`` uses for ``url`` on the running loop."""
+    from registers.db.engine import get_database
+    from registers.db.typing_utils import normalize_url
+
+    return _async_database(get_database(normalize_url(url, ""))).engine()
