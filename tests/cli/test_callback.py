@@ -251,3 +251,59 @@ def test_merge_adopts_the_other_programs_callback(cli: CommandRegistry) -> None:
         other = CommandRegistry()
         other.callback()(_short_v)
         cli.merge(other)
+
+
+# -- property: wherever the root options are, the command word is found ------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORDS = st.sampled_from(["deploy", "db", "api", "-", "x.toml", "--", "-v"])
+
+
+@st.composite
+def _root_tokens(draw: st.DrawFn) -> tuple[list[str], int, Path, bool]:
+    """Root options in any spelling; returns (tokens, verbosity, config, dry_run)."""
+    tokens: list[str] = []
+    verbose, config, dry = 0, Path("app.toml"), False
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["v", "vv", "verbose", "c", "c=", "cx", "dry"]))
+        if kind in ("v", "vv"):
+            tokens.append("-" + kind)
+            verbose += len(kind)
+        elif kind == "verbose":
+            tokens.append("--verbose")
+            verbose += 1
+        elif kind == "dry":
+            tokens.append("--dry-run")
+            dry = True
+        else:
+            value = draw(_WORDS.filter(lambda w: w not in ("--", "-v")))
+            tokens += {"c": ["-c", value], "c=": [f"--config={value}"], "cx": [f"-c{value}"]}[kind]
+            config = Path(value)
+    return tokens, verbose, config, dry
+
+
+@settings(max_examples=150, deadline=None)
+@given(_root_tokens())
+def test_the_command_word_is_found_after_any_root_options(
+    drawn: tuple[list[str], int, Path, bool],
+) -> None:
+    tokens, verbose, config, dry = drawn
+    cli = CommandRegistry(prog="app")
+
+    @cli.callback()
+    def settings_(
+        verbose: Annotated[int, Option("-v", count=True)] = 0,
+        config: Annotated[Path, Option("-c")] = Path("app.toml"),
+        dry_run: bool = False,
+    ) -> Settings:
+        return Settings(verbose, config, dry_run)
+
+    @cli.register()
+    def deploy(service: str, settings: Settings) -> tuple[str, int, str, bool]:
+        return service, settings.verbose, str(settings.config), settings.dry_run
+
+    result = cli.invoke([*tokens, "deploy", "api"])
+    assert result.exit_code == 0, (tokens, result.stderr)
+    assert result.return_value == ("api", verbose, str(config), dry)
