@@ -80,6 +80,7 @@ def test_answers_are_converted_and_bad_ones_asked_again(cli: CommandRegistry) ->
 
     result = cli.invoke("pick", input="two\n2\ngreen\nBLUE\n")
     assert result.stdout == "2 BLUE\n"
+    assert "Colour (red, blue): green\n" in result.stderr
     assert "Error: invalid int value: 'two'." in result.stderr
     assert "Error: invalid choice: 'green' (choose from red, blue)." in result.stderr
 

@@ -59,7 +59,9 @@ def _fill(param: CommandParam, values: dict[str, Any], prefix: str, key: str) ->
         raise error
     convert = param.info.convert if param.info.convert is not None else str
     default = param.default if param.has_default and not param.required else REQUIRED
-    values[key] = ask(prompt.text, convert=convert, hide_input=prompt.hide_input,
+    choices = param.info.choices
+    text = f"{prompt.text} ({', '.join(choices)})" if choices else prompt.text
+    values[key] = ask(text, convert=convert, hide_input=prompt.hide_input,
                       confirm=prompt.confirm, default=default,
                       show_default=_show_default(param), where=prefix)
 
