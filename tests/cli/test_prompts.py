@@ -85,6 +85,16 @@ def test_answers_are_converted_and_bad_ones_asked_again(cli: CommandRegistry) ->
     assert "Error: invalid choice: 'green' (choose from red, blue)." in result.stderr
 
 
+def test_a_rejected_hidden_answer_is_not_echoed(cli: CommandRegistry) -> None:
+    @cli.register()
+    def unlock(pin: Annotated[int, Prompt("PIN", hide_input=True)]) -> int:
+        return pin
+
+    result = cli.invoke("unlock", input="12x4\n1234\n")
+    assert result.return_value == 1234
+    assert "12x4" not in result.stderr and "Error: invalid int value: ***." in result.stderr
+
+
 def test_an_empty_answer_takes_the_default_shown_in_brackets(cli: CommandRegistry) -> None:
     @cli.register()
     def greet(name: Annotated[str, Prompt("Name")] = "World") -> str:

@@ -14,7 +14,7 @@ import sys
 
 from .exceptions import CommandError, FrameworkError, RegistrationError
 from .params import open_file
-from .parser import YES_DEST
+from .parser import YES_DEST, hide_value
 from .signature import PROMPT
 from .terminal import REQUIRED, Aborted, ask, confirm, interactive, write_error_line
 from .utils.reflection import EMPTY
@@ -58,6 +58,8 @@ def _fill(param: CommandParam, values: dict[str, Any], prefix: str, key: str) ->
         error.where = prefix
         raise error
     convert = param.info.convert if param.info.convert is not None else str
+    if param.secret:  # a rejected secret is never echoed back
+        convert = hide_value(convert)
     default = param.default if param.has_default and not param.required else REQUIRED
     choices = param.info.choices
     text = f"{prompt.text} ({', '.join(choices)})" if choices else prompt.text
