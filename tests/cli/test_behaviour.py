@@ -414,3 +414,40 @@ def test_command_line_beats_a_bad_env_value(
 ) -> None:
     monkeypatch.setenv("APP_DEBUG", "ture")
     assert envapp.invoke(["deploy", "--debug"]).return_value["debug"] is True
+
+
+# -- parameter names ----------------------------------------------------------------------------
+
+
+def test_trailing_underscore_is_not_part_of_the_option(cli: CommandRegistry) -> None:
+    @cli.register()
+    def find(type_: str = "f", from_: int = 0) -> tuple[str, int]:
+        return (type_, from_)
+
+    assert cli.invoke(["find", "--type", "d", "--from", "-3"]).return_value == ("d", -3)
+    assert "--type TEXT" in cli.invoke(["find", "--help"]).stdout
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["def cmd(type: str = 'a', type_: str = 'b') -> None: ...",
+     "def cmd(dry_run: bool = True, no_dry_run: str = 'x') -> None: ..."],
+)
+def test_two_parameters_with_one_option_are_refused_at_registration(
+    cli: CommandRegistry, source: str
+) -> None:
+    from registers.cli.exceptions import RegistrationError
+
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    with pytest.raises(RegistrationError, match="would both be --"):
+        cli.register("cmd")(namespace["cmd"])
+
+
+def test_env_on_an_injected_service_is_refused(cli: CommandRegistry) -> None:
+    from registers.cli.exceptions import RegistrationError
+
+    def cmd(clock: Annotated[Clock, Env("APP_CLOCK")]) -> None: ...
+
+    with pytest.raises(RegistrationError, match="parameter 'clock': Env"):
+        cli.register("cmd")(cmd)

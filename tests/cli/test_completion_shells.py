@@ -212,3 +212,22 @@ def test_installed_program_name_is_completed_as_is() -> None:
     for shell in ("bash", "zsh", "fish"):
         script = cli.invoke(["--completion", shell]).stdout
         assert "'my-tool'" in script and "'my-tool.py'" not in script
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_option_equals_value_completes_the_value(app: Path, shell: str) -> None:
+    binary = _shell(shell)
+    script = _script(app, shell)
+    if shell == "bash":  # bash splits the word at "="
+        probe = (f"{script}\nCOMP_WORDS=(app.py greet x --color = b); COMP_CWORD=5; "
+                 "_registers_app_py; printf '%s\\n' \"${COMPREPLY[@]}\"")
+        assert _run([binary, "--norc", "-c", probe], app.parent) == ["blue"]
+    elif shell == "zsh":
+        probe = (f"{script}\ncompadd() {{ [[ $1 == -- ]] && shift; print -rl -- \"$@\" }}\n"
+                 "words=(app.py greet x --mood=it); CURRENT=4; _registers_app_py_zsh")
+        assert _run([binary, "-f", "-c", probe], app.parent) == ["--mood=it's"]
+    else:
+        (app.parent / "comp.fish").write_text(script)
+        out = _run([binary, "--no-config", "-c",
+                    "source comp.fish; complete -C 'app.py greet x --color=b'"], app.parent)
+        assert out == ["--color=blue"]

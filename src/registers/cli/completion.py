@@ -191,8 +191,14 @@ def _sh_core(registry: CommandRegistry, func: str) -> str:
         prev="$w"
     done
     _registers_reply=()
+    _registers_prefix=""
+    case "$cur" in
+        --*=*) prev="${{cur%%=*}}"; _registers_prefix="$prev="; cur="${{cur#*=}}" ;;
+    esac
     if [ -n "$prev" ] && {func}_values "$ctx" "$prev"; then
         :
+    elif [ -n "$_registers_prefix" ]; then
+        return 0
     else
         case "$cur" in
             -*) {func}_options "$ctx" ;;
@@ -202,7 +208,7 @@ def _sh_core(registry: CommandRegistry, func: str) -> str:
     _registers_all=("${{_registers_reply[@]}}")
     _registers_reply=()
     for c in "${{_registers_all[@]}}"; do
-        case "$c" in "$cur"*) _registers_reply+=("$c") ;; esac
+        case "$c" in "$cur"*) _registers_reply+=("$_registers_prefix$c") ;; esac
     done
 }}
 """
@@ -215,10 +221,12 @@ def _bash(registry: CommandRegistry, prog: str) -> str:
 # install: eval "$({_one_line(prog)} --completion bash)"   (e.g. in ~/.bashrc)
 {_sh_core(registry, func)}
 {func}() {{
-    local _registers_files=0 c q
+    local _registers_files=0 _registers_prefix="" c q n=$((COMP_CWORD - 1))
     local -a _registers_reply
     COMPREPLY=()
-    {func}_complete "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[@]:1:COMP_CWORD-1}}"
+    # bash splits --color=red at "=": complete the value of the option before it
+    [ "$n" -ge 1 ] && [ "${{COMP_WORDS[n]}}" = "=" ] && n=$((n - 1))
+    {func}_complete "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[@]:1:n}}"
     [ "$_registers_files" = 1 ] && return 0  # -o default: bash completes file names
     for c in "${{_registers_reply[@]}}"; do
         printf -v q '%q' "$c"
@@ -236,7 +244,7 @@ def _zsh(registry: CommandRegistry, prog: str) -> str:
 # install: eval "$({_one_line(prog)} --completion zsh)"   (e.g. in ~/.zshrc)
 {_sh_core(registry, func)}
 {func}_zsh() {{
-    local _registers_files=0
+    local _registers_files=0 _registers_prefix=""
     local -a _registers_reply
     {func}_complete "${{words[CURRENT]}}" "${{(@)words[2,CURRENT-1]}}"
     if (( _registers_files )); then
@@ -313,6 +321,11 @@ function {func}_complete
     for w in $tokens
         set -l next ({func}_step "$ctx" "$w"); and set ctx $next
         set prev $w
+    end
+    if string match -q -r -- '^--[^=]+=' "$cur"
+        set -l option (string split -m 1 -- = "$cur")
+        {func}_values "$ctx" "$option[1]" | string replace -r -- '^' "$option[1]="
+        return
     end
     if test -n "$prev"; and {func}_values "$ctx" "$prev"
         return

@@ -43,6 +43,7 @@ from registers.db.typing_utils import ColumnSpec
 
 from .exceptions import CommandError, RegistrationError
 from .params import Prompt
+from .signature import option_name
 from .utils.typing import UnsupportedAnnotation, classify
 
 TYPE_CHECKING = False
@@ -80,7 +81,7 @@ class _Field:
 
     @property
     def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return option_name(self.name)
 
     def help(self, *notes: str) -> str:
         extra = [n for n in notes if n]
@@ -208,7 +209,7 @@ class _Crud:
     def _option_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for name, info in self.model.model_fields.items():
-            spelling = self.key.name if name == self.key.name else "--" + name.replace("_", "-")
+            spelling = self.key.name if name == self.key.name else option_name(name)
             names[name] = spelling
             for alias in (info.alias, info.validation_alias):
                 if isinstance(alias, str):

@@ -120,9 +120,10 @@ class CommandParam:
 
     @property
     def option(self) -> str:
-        """The long option spelling, ``--dry-run`` for ``dry_run`` (or the one declared)."""
+        """The long option spelling: ``--dry-run`` for ``dry_run``, ``--type`` for ``type_``
+        (or the long name declared with ``Option``)."""
         long_names = [n for n in self.names if n.startswith("--")]
-        return long_names[0] if long_names else "--" + self.name.replace("_", "-")
+        return long_names[0] if long_names else option_name(self.name)
 
     @property
     def display(self) -> str:
@@ -138,6 +139,12 @@ class CommandParam:
         return f"CommandParam({self.name!r}, {self.role!r}, {self.info.name!r})"
 
 
+def option_name(name: str) -> str:
+    """``--dry-run`` for ``dry_run``; a trailing ``_`` (``type_``, ``from_``: the PEP 8 way
+    around a keyword or builtin) is not part of the option."""
+    return "--" + (name.rstrip("_") or name).replace("_", "-")
+
+
 def _find(info: TypeInfo, kind: type[T]) -> T | None:
     return next((m for m in info.metadata if isinstance(m, kind)), None)
 
@@ -146,7 +153,7 @@ def _spellings(name: str, declared: tuple[str, ...]) -> tuple[str, ...]:
     """Short names first, then the long ones; the parameter's own long name by default."""
     shorts = tuple(n for n in declared if not n.startswith("--"))
     longs = tuple(n for n in declared if n.startswith("--"))
-    return shorts + (longs or ("--" + name.replace("_", "-"),))
+    return shorts + (longs or (option_name(name),))
 
 
 def _check_names(where: str, names: tuple[str, ...]) -> None:
@@ -311,6 +318,9 @@ def _plan(command: str, param: ParamInfo) -> CommandParam:
     _check_metadata(where, param, info)
     has_env = any(isinstance(m, Env) for m in info.metadata)
     role = _role(param, info, has_env)
+    if has_env and role == SERVICE:
+        raise RegistrationError(
+            f"{where}: Env() needs a command-line type, not the service {info.name}.")
     planned = CommandParam(param, info, role, _default(param, info, role))
     for name in planned.names:
         if name in _RESERVED_OPTIONS:
@@ -332,6 +342,18 @@ def plan_params(command: str, handler: Callable[..., Any]) -> tuple[CommandParam
     except (NameError, TypeError, ValueError) as exc:
         raise RegistrationError(f"Cannot register command '{command}': {exc}") from exc
     planned = tuple(_plan(command, param) for param in params)
+    seen: dict[str, str] = {}
+    for param in planned:
+        if param.role not in (OPTION, FLAG):
+            continue
+        spellings = [param.option] + (["--no-" + param.option[2:]] if param.role == FLAG else [])
+        for spelling in spellings:
+            other = seen.get(spelling)
+            if other is not None:
+                raise RegistrationError(
+                    f"Cannot register command '{command}': parameters '{other}' and "
+                    f"'{param.name}' would both be {spelling}; rename one.")
+            seen[spelling] = param.name
     check_spellings(f"Cannot register command '{command}'", planned)
     return planned
 
