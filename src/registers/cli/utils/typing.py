@@ -103,6 +103,7 @@ class TypeInfo:
         "choices",
         "container",
         "convert",
+        "found",
         "kind",
         "metadata",
         "name",
@@ -132,6 +133,7 @@ class TypeInfo:
         self.nargs = nargs
         self.optional = optional
         self.metadata = metadata
+        self.found: dict[type, Any] | None = None  # metadata by class (signature.py caches)
 
 
 def _typing_attr(name: str) -> Any:
