@@ -451,3 +451,20 @@ def test_env_on_an_injected_service_is_refused(cli: CommandRegistry) -> None:
 
     with pytest.raises(RegistrationError, match="parameter 'clock': Env"):
         cli.register("cmd")(cmd)
+
+
+def test_build_parser_namespace_keeps_the_documented_command_attribute(
+    cli: CommandRegistry,
+) -> None:
+    from registers.cli import build_parser
+
+    @cli.register()
+    def seed(count: int) -> None: ...
+
+    @cli.register()
+    def shell(command: str) -> None: ...
+
+    parser = build_parser(cli)
+    assert parser.parse_args(["seed", "3"]).command == "seed"
+    assert parser.parse_args(["shell", "ls -l"]).command == "ls -l"  # the parameter
+    assert parser.parse_args([]).command is None

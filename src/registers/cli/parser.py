@@ -46,7 +46,9 @@ YES_DEST = "registers:yes"
 
 SHELLS = ("bash", "zsh", "fish")
 # The namespace attribute holding the command path: not an identifier, so a handler
-# parameter (even one named ``command``) can never collide with it.
+# parameter (even one named ``command``) can never collide with it. The namespace also has
+# the documented ``command`` attribute (the same path), except for a command that has a
+# parameter of that name: there ``command`` is the parameter.
 COMMAND_DEST = "registers:command"
 _PASS_THROUGH = frozenset({"-h", "--help", "--version", "--completion", "--"})
 TRUTHY = frozenset({"1", "true", "yes", "on", "y"})
@@ -588,6 +590,8 @@ def _add_command(
         description=(entry.description or None),
     )
     parser.set_defaults(**{COMMAND_DEST: entry.path})
+    if not any(p.name == "command" for p in entry.params):
+        parser.set_defaults(command=entry.path)
     root.command_parsers[entry.path] = parser
     add_params(parser, entry.params, container, entry.exclusive)
     if entry.confirm:
@@ -621,7 +625,7 @@ def _add_children(
             description=group.description,
             usage="%(prog)s COMMAND [ARGS]...",
         )
-        child.set_defaults(**{COMMAND_DEST: group.path})
+        child.set_defaults(**{COMMAND_DEST: group.path, "command": group.path})
         root.group_parsers[group.path] = child
         _add_children(child, group, container, None, root)
 
@@ -642,7 +646,8 @@ def build_parser(
 
     Returns:
         A parser whose namespace has ``command`` (the canonical path, ``None`` when no
-        command was given) and one attribute per parameter given on the command line.
+        command was given; for a command with a parameter named ``command``, that
+        parameter) and one attribute per parameter given on the command line.
     """
     single = registry.single_command
     if single is not None:
@@ -668,6 +673,7 @@ def build_parser(
         default=argparse.SUPPRESS,
         help="print a completion script for SHELL (bash, zsh, fish) and exit",
     )
+    root.set_defaults(command=None)
     if callback is not None:
         add_params(root, callback.params, container, callback.exclusive, root=True)
         root.root_options = _root_spellings(registry)
@@ -731,7 +737,10 @@ def parse_command(
         group_parser.print_help(sys.stderr)
         group_parser.exit(2)
     command_parser = parser.command_parsers[path]
-    _fill_env(command_parser, registry.get(path).params, values, container, "")
+    entry = registry.get(path)
+    if values.get("command") is None or not any(p.name == "command" for p in entry.params):
+        values.pop("command", None)  # the documented attribute, not a parameter's value
+    _fill_env(command_parser, entry.params, values, container, "")
     callback = registry.root_callback
     if callback is not None:
         _fill_env(parser, callback.params, values, container, ROOT_PREFIX)
