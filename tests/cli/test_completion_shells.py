@@ -231,3 +231,38 @@ def test_option_equals_value_completes_the_value(app: Path, shell: str) -> None:
         out = _run([binary, "--no-config", "-c",
                     "source comp.fish; complete -C 'app.py greet x --color=b'"], app.parent)
         assert out == ["--color=blue"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "completed"),
+    [("app.py gr", "app.py greet"), ("app.py -d sv", "app.py -d svc"),
+     ("app.py greet x --mood it", "app.py greet x --mood it\\'s")],
+)
+def test_zsh_completes_through_its_real_completion_system(
+    app: Path, typed: str, completed: str
+) -> None:
+    """An interactive zsh on a pseudo-terminal (zsh/zpty), compinit loaded, TAB pressed."""
+    zsh = _shell("zsh")
+    (app.parent / "comp.zsh").write_text(_script(app, "zsh"))
+    # wait for the completed line (quotes and backslashes as "?"), then check it exactly
+    pattern = "*" + "".join("?" if c in "\\'*?[]" else c for c in completed) + "*"
+    driver = textwrap.dedent(
+        f"""
+        zmodload zsh/zpty
+        zpty -b z 'zsh -f -i'
+        zpty -w z 'PS1="> "; autoload -Uz compinit; compinit -u -D'
+        zpty -w z 'source ./comp.zsh; print RE""ADY'
+        zpty -r z out '*READY*'
+        zpty -w -n z {_zsh_word(typed + chr(9))}
+        zpty -r z out {_zsh_word(pattern)} && print -r -- "$out"
+        zpty -d z
+        """
+    )
+    result = subprocess.run([zsh, "-f", "-c", driver], capture_output=True, text=True,
+                            cwd=app.parent, timeout=60)
+    assert completed in result.stdout, result.stdout + result.stderr
+    assert not (app.parent / "PWNED").exists()
+
+
+def _zsh_word(text: str) -> str:
+    return "$'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\t", "\\t") + "'"
