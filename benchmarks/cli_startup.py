@@ -5,7 +5,7 @@ variants in each round (paired runs, so machine noise hits all of them alike), a
 the median wall time of each and the ratio to hand-written argparse (target <= 1.25x).
 Click and Typer are measured too when installed. A second pair measures a command with 30
 options (``argparse30`` vs ``registers30``, plain defaults, and ``registers30opt``, the same
-30 options declared with ``Option("-a", ...)`` short names, a counted ``-v`` and a hidden
+30 options declared with ``Option("-a", ...)`` short names, a counted one and a hidden
 one), against ``argparse30`` (``registers30opt`` against ``argparse30typing``, the same
 script plus the ``from typing import Annotated`` an annotations-first program makes itself).
 Wall time is the P1 measure; the child's CPU time is printed too, being steadier on a loaded
