@@ -11,14 +11,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConstraintViolation", "Dialect", "classify_integrity_error", "is_transient"]
+__all__ = [
+    "ConstraintViolation",
+    "Dialect",
+    "classify_integrity_error",
+    "is_check_violation",
+    "is_transient",
+]
 
 
 @dataclass(frozen=True)
 class ConstraintViolation:
     """What an integrity error was about, as far as the driver reports it."""
 
-    kind: str  # "primary", "unique", "foreign_key", "not_null", "other"
+    kind: str  # "primary", "unique", "foreign_key", "not_null", "check", "other"
     constraint: str | None = None
     columns: tuple[str, ...] = ()
 
@@ -50,16 +56,18 @@ class Dialect:
         key: str,
         key_is_int: bool = True,
         returning: bool = True,
+        keep: Sequence[str] = (),
     ) -> str:
         """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
 
         SQLite and PostgreSQL return the key with RETURNING; MySQL reports it through
-        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``).
+        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``). ``keep`` columns are
+        written by the insert only (``auto_now_add`` times).
         """
         q = self.quote
         cols = ", ".join(q(c) for c in columns)
         values = self.params(len(columns))
-        updates = [c for c in columns if c not in conflict]
+        updates = [c for c in columns if c not in conflict and c not in keep]
         head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
         if self.family == "mysql":
             sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
@@ -107,6 +115,10 @@ class Dialect:
             return f"{column} LIKE BINARY {p} ESCAPE '!'", [pattern]
         return f"{column} LIKE {p} ESCAPE '!'", [pattern]
 
+    def match(self, columns: Sequence[str]) -> str:
+        """``a = ? AND b = ?``: a row matching one value per column."""
+        return " AND ".join(f"{self.quote(c)} = {self.placeholder}" for c in columns)
+
     def insert_defaults(self, quoted_table: str) -> str:
         """An INSERT of a row made only of defaults (a generated key)."""
         if self.family == "mysql":
@@ -133,8 +145,17 @@ def is_transient(family: str, exc: BaseException) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
+def is_check_violation(family: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is a CHECK violation the driver does not raise as an IntegrityError
+    (PyMySQL reports MariaDB's 4025 and MySQL's 3819 as OperationalError)."""
+    return family == "mysql" and bool(exc.args) and exc.args[0] in (4025, 3819)
+
+
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
+# MariaDB: CONSTRAINT `ck_x` failed for `db`.`t`; MySQL 8: Check constraint 'ck_x' is violated.
+_MYSQL_CHECK = re.compile(r"constraint [`']([^`']+)[`'] (?:failed|is violated)", re.IGNORECASE)
 
 
 def classify_integrity_error(family: str, exc: BaseException, table: str) -> ConstraintViolation:
@@ -150,6 +171,9 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
             return ConstraintViolation("primary", None, columns)
         if name.endswith("UNIQUE") or message.startswith("UNIQUE constraint failed"):
             return ConstraintViolation("unique", None, columns)
+        if name.endswith("CHECK") or message.startswith("CHECK constraint failed"):
+            match = _SQLITE_CHECK.search(message)
+            return ConstraintViolation("check", match.group(1).strip() if match else None)
         if name.endswith("FOREIGNKEY") or "FOREIGN KEY" in message:
             return ConstraintViolation("foreign_key")
         if name.endswith("NOTNULL") or "NOT NULL" in message:
@@ -165,6 +189,8 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
             return ConstraintViolation("unique", constraint)
         if sqlstate == "23503":
             return ConstraintViolation("foreign_key", constraint)
+        if sqlstate == "23514":
+            return ConstraintViolation("check", constraint)
         if sqlstate == "23502":
             column = getattr(diag, "column_name", None)
             return ConstraintViolation("not_null", constraint, (column,) if column else ())
@@ -181,4 +207,7 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
         return ConstraintViolation("foreign_key")
     if code in (1048, 1364):
         return ConstraintViolation("not_null")
+    if code in (4025, 3819):
+        match = _MYSQL_CHECK.search(message)
+        return ConstraintViolation("check", match.group(1) if match else None)
     return ConstraintViolation("other")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from registers.db.dialects import classify_integrity_error
+from registers.db.dialects import classify_integrity_error, is_check_violation
 from registers.db.exceptions import (
     ConstraintError,
     DatabaseError,
@@ -47,8 +47,11 @@ class ErrorTranslator:
     """Turns a driver exception raised for one table into the documented ``RegistryError``."""
 
     def __init__(self, model_name: str, table_name: str, family: str, key: str,
-                 hidden: Sequence[str], integrity_error: type[BaseException]) -> None:
+                 hidden: Sequence[str], integrity_error: type[BaseException],
+                 unique_names: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.model_name = model_name
+        # uq_... constraint name -> its fields (names can be shortened: never parse them)
+        self.unique_names = dict(unique_names or {})
         self.table_name = table_name
         self.family = family
         self.key = key
@@ -62,7 +65,7 @@ class ErrorTranslator:
         exc = driver_error(exc)
         if isinstance(exc, RegistryError):
             return exc
-        if isinstance(exc, self.integrity_error):
+        if isinstance(exc, self.integrity_error) or is_check_violation(self.family, exc):
             return self._constraint(exc, action, data)
         message = first_line(exc)
         lowered = message.lower()
@@ -91,9 +94,10 @@ class ErrorTranslator:
         violation = classify_integrity_error(self.family, exc, self.table_name)
         columns = violation.columns
         constraint = violation.constraint or ""
-        prefix = f"uq_{self.table_name}_"
-        if violation.kind == "unique" and constraint.startswith(prefix):
-            columns = (constraint[len(prefix):],)
+        if violation.kind == "unique" and constraint:
+            # MySQL names the key as `table.name` on some versions.
+            known = self.unique_names.get(constraint.rsplit(".", 1)[-1])
+            columns = known if known is not None else columns
         context = {"model": self.model_name, "table": self.table_name}
         if violation.kind == "primary" or (violation.kind == "unique" and columns == (self.key,)):
             value = data.get(self.key) if data else None
@@ -102,18 +106,31 @@ class ErrorTranslator:
                 field=self.key, value=value, **context,
             )
         if violation.kind == "unique":
-            field = columns[0] if columns else None
-            shown = ""
-            if data and field and field in data and field not in self.hidden:
-                shown = f"={data[field]!r}"[:120]
-            return UniqueConstraintError(
-                f"{self.model_name}.{field or '?'}{shown} must be unique: "
-                f"a row with that value already exists in {self.where}",
-                field=field, **context,
-            )
+            return self._unique(columns, data)
         detail = f" on {', '.join(columns)}" if columns else ""
+        kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
+        named = f" {constraint}" if constraint else ""
         return ConstraintError(
-            f"cannot {action} {self.where}: {violation.kind.replace('_', ' ')} constraint "
-            f"failed{detail}",
+            f"cannot {action} {self.where}: {kind} constraint{named} failed{detail}",
             **context,
+        )
+
+    def _unique(self, columns: Sequence[str],
+                data: Mapping[str, Any] | None) -> UniqueConstraintError:
+        context = {"model": self.model_name, "table": self.table_name}
+        shown = ""
+        if data and columns and all(c in data and c not in self.hidden for c in columns):
+            values = [data[c] for c in columns]
+            shown = (f"={values[0]!r}" if len(values) == 1 else f"={tuple(values)!r}")[:120]
+        if len(columns) > 1:
+            return UniqueConstraintError(
+                f"{self.model_name}.({', '.join(columns)}){shown} must be unique together: "
+                f"a row with those values already exists in {self.where}",
+                field=columns[0], fields=tuple(columns), **context,
+            )
+        field = columns[0] if columns else None
+        return UniqueConstraintError(
+            f"{self.model_name}.{field or '?'}{shown} must be unique: "
+            f"a row with that value already exists in {self.where}",
+            field=field, fields=tuple(columns), **context,
         )

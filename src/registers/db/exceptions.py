@@ -107,7 +107,15 @@ class ImmutableFieldError(RegistryError):
 
 
 class UniqueConstraintError(ConstraintError):
-    """A write violated a UNIQUE constraint."""
+    """A write violated a UNIQUE constraint.
+
+    ``fields`` names every field of the constraint (several for a composite
+    ``unique_fields`` entry); ``field`` is the first of them.
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.fields = fields or ((self.field,) if self.field else ())
 
 
 class RecordNotFoundError(RegistryError):
