@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import os
 
-from .signature import ARGUMENT, FLAG, OPTION
+from .signature import ARGUMENT, FLAG, OPTION, spellings_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .registry import CommandEntry, CommandRegistry
+    from .signature import CommandParam
 
 __all__ = ["completion_script"]
 
-_PATH_TYPES = frozenset({"path"})
+_PATH_TYPES = frozenset({"path", "file"})
 
 
 class _Node:
@@ -47,24 +48,34 @@ class _Node:
 
 def _command_node(entry: CommandEntry) -> _Node:
     node = _Node(entry.path)
-    for param in entry.params:
+    _add_params(node, entry.params)
+    if entry.confirm:
+        node.options.append("--yes")
+        node.flags.append("--yes")
+    return node
+
+
+def _add_params(node: _Node, params: tuple[CommandParam, ...]) -> None:
+    for param in params:
+        if param.hidden:  # accepted, never offered
+            continue
         choices = list(param.info.choices or ())
         if param.role == ARGUMENT:
             node.positional_choices.extend(choices)
             continue
-        if param.role == FLAG:
-            spellings = [param.option] + (["--no-" + param.option[2:]] if param.default is not False
-                                          else [])
+        spellings = list(spellings_of(param))
+        if param.role == FLAG or param.count:
             node.options.extend(spellings)
             node.flags.extend(spellings)
         elif param.role == OPTION:
-            node.options.append(param.option)
-            if choices:
-                node.value_choices[param.option] = choices
-            elif param.info.name in _PATH_TYPES:
-                node.path_options.append(param.option)
-        node.help[param.option] = param.help
-    return node
+            node.options.extend(spellings)
+            for spelling in spellings:
+                if choices:
+                    node.value_choices[spelling] = choices
+                elif param.info.name in _PATH_TYPES:
+                    node.path_options.append(spelling)
+        for spelling in spellings:
+            node.help[spelling] = param.help
 
 
 def _nodes(registry: CommandRegistry, root: bool = True) -> list[_Node]:
@@ -72,14 +83,18 @@ def _nodes(registry: CommandRegistry, root: bool = True) -> list[_Node]:
     if root:
         node.options += ["--completion"] + (["--version"] if registry.version else [])
         node.value_choices["--completion"] = ["bash", "zsh", "fish"]
+        if registry.root_callback is not None:
+            _add_params(node, registry.root_callback.params)
     found = [node]
-    members: list[tuple[str, tuple[str, ...], str, str]] = [
-        (e.name, e.ops, e.path, e.help_text) for e in registry.commands.values()
-    ] + [(g.name, g.ops, g.path, g.help_text) for g in registry.groups.values()]
-    for name, ops, path, summary in members:
+    members: list[tuple[str, tuple[str, ...], str, str, bool]] = [
+        (e.name, e.ops, e.path, e.help_text, e.hidden) for e in registry.commands.values()
+    ] + [(g.name, g.ops, g.path, g.help_text, False) for g in registry.groups.values()]
+    for name, ops, path, summary, hidden in members:
         node.help[name] = summary
         for spelling in (name, *ops):
             node.children[spelling] = path
+            if hidden:  # still followed when typed, never offered
+                continue
             if not spelling.startswith("-") or spelling == name:
                 node.words.append(spelling)
             else:

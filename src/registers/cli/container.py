@@ -105,6 +105,16 @@ class DIContainer:
                 return candidate
         return None
 
+    def copy(self) -> DIContainer:
+        """A container with the same providers; registering in the copy leaves this one alone.
+
+        Singleton factories already called share their instance; the others are called
+        separately by each container.
+        """
+        copied = DIContainer()
+        copied._providers = dict(self._providers)
+        return copied
+
     def has(self, type_: Any) -> bool:
         """Whether ``type_`` (or a registered subclass of it) can be resolved."""
         return self._find(type_) is not None

@@ -16,10 +16,12 @@ Each command is an ordinary registered command whose handler carries a generated
   ``--unset`` sets nullable fields to null.
 
 Records are printed as JSON without password fields (neither plain text nor hash).
-Password fields are read from their option (``--password``); they are hashed by
-``registers.db`` on write. Fields the command line cannot express directly (``dict``,
-nested models, lists of objects) take JSON text. A ``bool`` field is ``--flag`` /
-``--no-flag``.
+Password fields are never options (they would land in shell history): ``create`` asks for
+them at a hidden, confirmed prompt, and ``update --change-password`` asks for the new one;
+they are hashed by ``registers.db`` on write. Without a terminal a required password is a
+usage error (``invoke(input=...)`` feeds the prompt in tests). Fields the command line
+cannot express directly (``dict``, nested models, lists of objects) take JSON text. A
+``bool`` field is ``--flag`` / ``--no-flag``.
 
 Errors are one line each on stderr, prefixed like argparse's (``app users get: error:``):
 pydantic validation errors (one line per error) and ``InvalidQueryError`` exit with status
@@ -40,6 +42,7 @@ from registers.db.registry import DatabaseRegistry
 from registers.db.typing_utils import ColumnSpec
 
 from .exceptions import CommandError, RegistrationError
+from .params import Prompt
 from .signature import option_name
 from .utils.typing import UnsupportedAnnotation, classify
 
@@ -93,6 +96,24 @@ class _Field:
         """A keyword-only option; ``None`` (not given) is always allowed."""
         return inspect.Parameter(self.name, _KEYWORD, default=default,
                                  annotation=Annotated[self.annotation | None, help_text])
+
+    @property
+    def label(self) -> str:
+        """The field as a prompt names it: ``"Password"`` for ``password``."""
+        return self.name.replace("_", " ").capitalize()
+
+    def prompted(self) -> inspect.Parameter:
+        """A password field: asked at a hidden, confirmed prompt, never an option."""
+        prompt = Prompt(self.label if self.required else f"{self.label} (empty for none)",
+                        hide_input=True, confirm=True, option=False)
+        default = inspect.Parameter.empty if self.required else None
+        return inspect.Parameter(self.name, _KEYWORD, default=default,
+                                 annotation=Annotated[self.annotation, prompt])
+
+    @property
+    def change_flag(self) -> str:
+        """``update``'s flag asking for a new value of this password field."""
+        return "change_" + self.name
 
 
 def _cli_type(column: ColumnSpec) -> tuple[Any, bool]:
@@ -172,6 +193,7 @@ class _Command:
         return lines or [str(exc).splitlines()[0]]
 
 
+
 class _Crud:
     """The five commands of one model, sharing its manager and field plan."""
 
@@ -226,8 +248,14 @@ class _Crud:
     def _create(self) -> _Command:
         writable = [f for f in self.fields
                     if not (f is self.key and self.manager.managed_key)]
-        params = [f.parameter(f.help("required" if f.required else ""), f.default)
+        params = [f.prompted() if f.hashed else
+                  f.parameter(f.help("required" if f.required else ""), f.default)
                   for f in writable]
+        asked = [f.name for f in writable if f.hashed]
+        doc = f"Create a {self.model.__name__} and print it."
+        if asked:
+            doc += (f" Asks for {', '.join(asked)} at a hidden prompt (stored hashed, never "
+                    "printed).")
 
         def run(values: dict[str, Any]) -> Any:
             data = self.given(values)
@@ -238,8 +266,7 @@ class _Crud:
                 )
             return self.show(self.manager.create(**data))
 
-        return _Command(run, params, f"Create a {self.model.__name__} and print it.",
-                        self.options)
+        return _Command(run, params, doc, self.options)
 
     def _list(self) -> _Command:
         filters = [f for f in self.fields if f.filterable and f.name not in _LIST_OPTIONS]
@@ -284,7 +311,20 @@ class _Crud:
                         f"Delete one {self.model.__name__} by key and print it.", self.options)
 
     def _update(self) -> _Command:
-        params = [self.key_parameter()] + [f.parameter(f.help()) for f in self.values]
+        params = [self.key_parameter()]
+        params += [f.parameter(f.help()) for f in self.values if not f.hashed]
+        secrets = [f for f in self.values if f.hashed]
+        for field in secrets:
+            if field.change_flag in self.model.model_fields:
+                raise RegistrationError(
+                    f"Cannot register CRUD commands for {self.model.__name__}: field "
+                    f"'{field.change_flag}' takes the name of the flag that changes "
+                    f"'{field.name}'."
+                )
+            params.append(inspect.Parameter(field.change_flag, _KEYWORD, default=False,
+                                            annotation=Annotated[bool, (
+                                                f"Ask for a new {field.name} (hidden, "
+                                                "confirmed; stored hashed, never printed)")]))
         nullable = tuple(f.name for f in self.values if f.nullable)
         if nullable and _UNSET not in self.model.model_fields:
             choices = Literal.__getitem__(nullable)
@@ -294,16 +334,28 @@ class _Crud:
         def run(values: dict[str, Any]) -> Any:
             key = values.pop(self.key.name)
             cleared = values.pop(_UNSET, None) or []
+            asked = {f.name: self._ask_new(f) for f in secrets if values.pop(f.change_flag)}
             changes = self.given(values)
+            changes.update(asked)
             changes.update(dict.fromkeys(cleared))
             if not changes:
-                spellings = ", ".join(f.option for f in self.values)
+                spellings = ", ".join(
+                    "--" + (f.change_flag if f.hashed else f.name).replace("_", "-")
+                    for f in self.values)
                 raise _InputError(f"nothing to update: give at least one of {spellings}")
             return self.show(self._apply(key, changes))
 
         return _Command(run, params,
                         f"Change fields of one {self.model.__name__} and print it.",
                         self.options)
+
+    def _ask_new(self, field: _Field) -> Any:
+        from .terminal import ask, interactive
+
+        flag = "--" + field.change_flag.replace("_", "-")
+        if not interactive():
+            raise _InputError(f"argument {flag}: no terminal to prompt on")
+        return ask(f"New {field.name.replace('_', ' ')}", hide_input=True, confirm=True)
 
     def _apply(self, key: Any, changes: dict[str, Any]) -> BaseModel:
         """Validate ``changes`` against the whole model, then write them in one transaction."""

@@ -193,7 +193,8 @@ class Dispatcher:
             return result
         return self._dispatch_sync(entry, args)
 
-    def _call(self, entry: CommandEntry, kwargs: dict[str, Any]) -> Any:
+    def call(self, entry: CommandEntry, kwargs: dict[str, Any]) -> Any:
+        """Call ``entry``'s handler with bound ``kwargs`` (positional-only ones by position)."""
         if not any(p.positional_only for p in entry.params):
             return entry.handler(**kwargs)
         rest = dict(kwargs)
@@ -204,7 +205,7 @@ class Dispatcher:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
             self.middleware.run_pre(entry.path, kwargs)
-        result = self._call(entry, kwargs)
+        result = self.call(entry, kwargs)
         if is_awaitable(result):  # a sync wrapper around a coroutine function
             return self._finish(entry, result)
         if self.middleware is not None:
@@ -228,7 +229,7 @@ class Dispatcher:
         if self.middleware is not None:
             self.middleware.run_pre(entry.path, kwargs)
         seen = []
-        async for item in self._call(entry, kwargs):
+        async for item in self.call(entry, kwargs):
             seen.append(item)
             yield item
         if self.middleware is not None:
@@ -244,7 +245,7 @@ class Dispatcher:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
             self.middleware.run_pre(entry.path, kwargs)
-        result = await self._call(entry, kwargs)
+        result = await self.call(entry, kwargs)
         if self.middleware is not None:
             self.middleware.run_post(entry.path, result)
         return result

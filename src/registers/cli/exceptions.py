@@ -57,7 +57,10 @@ class FrameworkError(Exception):
 
     def show(self, file: TextIO | None = None) -> None:
         """Write the message as one line to ``file`` (stderr by default)."""
-        print(self.message, file=file if file is not None else sys.stderr)
+        stream = file if file is not None else sys.stderr
+        from .terminal import RED, style
+
+        print(style(self.message, RED, stream), file=stream)
 
 
 class RegistrationError(FrameworkError):
