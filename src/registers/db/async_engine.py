@@ -152,15 +152,7 @@ class AsyncDatabase:
                 )
                 sa.event.listen(engine.sync_engine, "connect", self._sqlite_pragmas)
                 return engine
-            options = self.database.options
-            engine = create_async_engine(
-                self.url,
-                pool_size=options.pool_size,
-                max_overflow=options.max_overflow,
-                pool_timeout=options.pool_timeout,
-                pool_pre_ping=True,
-                pool_recycle=1800,
-            )
+            engine = create_async_engine(self.url, **self.database.options.pool_arguments())
             install_connect_hooks(engine.sync_engine, self.database)
             if driver == "aiomysql":
                 sa.event.listen(engine.sync_engine, "connect", _aiomysql_bytes)

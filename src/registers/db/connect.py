@@ -69,6 +69,14 @@ class DatabaseOptions:
     def busy_timeout_ms(self) -> int:
         return int(self.busy_timeout * 1000)
 
+    def pool_arguments(self) -> dict[str, Any]:
+        """``create_engine`` / ``create_async_engine`` keywords of a server pool: the
+        configured size and checkout timeout, a liveness ping on checkout (the pool serves
+        ``transaction()`` blocks, which cannot be resent), recycled after 30 minutes."""
+        return {"pool_size": self.pool_size, "max_overflow": self.max_overflow,
+                "pool_timeout": self.pool_timeout, "pool_pre_ping": True,
+                "pool_recycle": 1800}
+
 
 DEFAULT_OPTIONS = DatabaseOptions()
 

@@ -117,15 +117,7 @@ class Database:
                 return sa.create_engine(
                     self.url, creator=self._sqlite_connect, poolclass=sa.pool.NullPool
                 )
-            options = self.options
-            engine = sa.create_engine(
-                self.url,
-                pool_size=options.pool_size,
-                max_overflow=options.max_overflow,
-                pool_timeout=options.pool_timeout,
-                pool_pre_ping=True,
-                pool_recycle=1800,
-            )
+            engine = sa.create_engine(self.url, **self.options.pool_arguments())
             install_connect_hooks(engine, self)
             return engine
         except ImportError as exc:
