@@ -17,12 +17,14 @@
 from __future__ import annotations
 
 from registers.db.aio import adispose_all
+from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
 from registers.db.engine import dispose_all, dispose_engine, get_engine, metadata_for
 from registers.db.exceptions import (
     ConfigurationError,
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     ImmutableFieldError,
     InvalidPrimaryKeyAssignmentError,
@@ -49,7 +51,9 @@ __all__ = [
     "ConfigurationError",
     "ConstraintError",
     "DatabaseError",
+    "DatabaseOptions",
     "DatabaseRegistry",
+    "DatabaseUnavailableError",
     "DuplicateKeyError",
     "F",
     "HasMany",
@@ -67,6 +71,7 @@ __all__ = [
     "SchemaManager",
     "UniqueConstraintError",
     "adispose_all",
+    "configure_database",
     "database_registry",
     "db_field",
     "defer_creation",

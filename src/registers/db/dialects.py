@@ -7,6 +7,7 @@ to be spelt differently per backend, the difference lives here.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "classify_integrity_error",
     "is_check_violation",
     "is_transient",
+    "is_unavailable",
 ]
 
 
@@ -149,6 +151,59 @@ def is_check_violation(family: str, exc: BaseException) -> bool:
     """Whether ``exc`` is a CHECK violation the driver does not raise as an IntegrityError
     (PyMySQL reports MariaDB's 4025 and MySQL's 3819 as OperationalError)."""
     return family == "mysql" and bool(exc.args) and exc.args[0] in (4025, 3819)
+
+
+# PostgreSQL SQLSTATEs meaning the server cannot serve this session: class 08 (connection
+# exception), 53300 too_many_connections, 57P01-57P05 (shutdown, crash, cannot connect now,
+# database dropped, idle session timeout).
+_PG_UNAVAILABLE_PREFIXES = ("08", "53300", "57P0")
+# MySQL/MariaDB codes: client side 2002/2003 cannot connect, 2005 unknown host, 2006 gone
+# away, 2013 lost connection, 2055 lost at system error, 2026 SSL; server side 1040 too
+# many connections, 1053 shutdown, 1077 normal shutdown, 1081 cannot create socket,
+# 1129/1130 host blocked or not allowed, 1152/1159/1161 aborted / net read or write
+# timeout, 1927 connection killed, 4031 disconnected by the server for inactivity.
+_MYSQL_UNAVAILABLE = frozenset({
+    2002, 2003, 2005, 2006, 2013, 2026, 2055, 1040, 1053, 1077, 1081, 1129, 1130,
+    1152, 1159, 1161, 1927, 4031,
+})
+_CLOSED_MESSAGES = ("connection is closed", "the connection is lost", "server closed the",
+                    "connection already closed", "consuming input failed",
+                    "sending query failed", "connection refused", "read_timeout")
+
+
+def is_unavailable(family: str, exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (no verdict on the data).
+
+    True for SQLAlchemy's pool timeout and invalidated connections, socket errors, and the
+    driver errors of a refused, lost, timed-out, killed or overloaded connection. False for
+    everything the server decided (constraint, syntax, statement timeout, deadlock...).
+    """
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection within pool_timeout
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    if family == "sqlite":
+        return False
+    if family == "postgresql":
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate is not None:
+            return str(sqlstate).startswith(_PG_UNAVAILABLE_PREFIXES)
+        name = type(exc).__name__
+        if name in ("OperationalError", "InterfaceError", "ConnectionTimeout",
+                    "ConnectionFailure"):
+            return True  # no SQLSTATE: the client library failed, not the server
+        return any(m in str(exc).lower() for m in _CLOSED_MESSAGES)
+    code = exc.args[0] if exc.args else None
+    if code in _MYSQL_UNAVAILABLE:
+        return True
+    # PyMySQL raises InterfaceError(0, '') on a connection it already closed
+    return type(exc).__name__ == "InterfaceError"
 
 
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")

@@ -11,12 +11,20 @@ with the driver's exception chained as ``__cause__``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registers.db.dialects import classify_integrity_error, is_check_violation
+import sqlalchemy as sa
+
+from registers.db.dialects import (
+    classify_integrity_error,
+    is_check_violation,
+    is_transient,
+    is_unavailable,
+)
 from registers.db.exceptions import (
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     InvalidQueryError,
     RegistryError,
@@ -24,7 +32,16 @@ from registers.db.exceptions import (
     UniqueConstraintError,
 )
 
-__all__ = ["ErrorTranslator", "connect_error", "driver_error", "first_line"]
+if TYPE_CHECKING:
+    from registers.db.connect import DatabaseOptions
+
+__all__ = [
+    "ErrorTranslator",
+    "connect_error",
+    "driver_error",
+    "first_line",
+    "transaction_error",
+]
 
 
 def driver_error(exc: BaseException) -> BaseException:
@@ -38,9 +55,29 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def connect_error(shown_url: str, exc: BaseException) -> DatabaseError:
-    """The error for a connection that could not be opened to ``shown_url``."""
-    return DatabaseError(f"cannot connect to {shown_url}: {first_line(driver_error(exc))}")
+def connect_error(shown_url: str, exc: BaseException,
+                  options: DatabaseOptions | None = None) -> DatabaseUnavailableError:
+    """The error for a connection that could not be opened to ``shown_url`` (refused,
+    timed out, rejected...) or checked out of a full pool: the database cannot be
+    reached, whatever the driver said."""
+    detail = first_line(driver_error(exc))
+    if isinstance(exc, sa.exc.TimeoutError) and options is not None:
+        detail = (f"no free connection within pool_timeout={options.pool_timeout:g}s "
+                  f"(pool_size={options.pool_size} + max_overflow={options.max_overflow} "
+                  "all in use)")
+    return DatabaseUnavailableError(f"cannot connect to {shown_url}: {detail}")
+
+
+def transaction_error(shown_url: str, family: str, exc: BaseException, action: str,
+                      busy_timeout: float) -> DatabaseError:
+    """The error for a ``transaction()`` block that could not ``action`` (``"begin a
+    transaction on"``, ``"commit the transaction on"``) the database at ``shown_url``."""
+    original = driver_error(exc)
+    cls = DatabaseUnavailableError if is_unavailable(family, exc) else DatabaseError
+    detail = first_line(original)
+    if family == "sqlite" and is_transient(family, original):
+        detail += f" (waited busy_timeout={busy_timeout:g}s for the lock)"
+    return cls(f"cannot {action} {shown_url}: {detail}")
 
 
 class ErrorTranslator:
@@ -70,6 +107,16 @@ class ErrorTranslator:
         message = first_line(exc)
         lowered = message.lower()
         context = {"model": self.model_name, "table": self.table_name}
+        if is_unavailable(self.family, exc):
+            return DatabaseUnavailableError(
+                f"cannot {action} {self.where}: the database cannot be reached ({message})",
+                **context,
+            )
+        if "readonly database" in lowered:
+            return DatabaseError(
+                f"cannot {action} {self.where}: the database is opened read-only ({message})",
+                **context,
+            )
         if isinstance(exc, UnicodeEncodeError):
             return InvalidQueryError(
                 f"cannot {action} {self.where}: text is not valid UTF-8 ({exc.reason})",

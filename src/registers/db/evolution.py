@@ -14,7 +14,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter, ValidationError
@@ -25,9 +25,6 @@ from registers.db.exceptions import MigrationError
 from registers.db.metadata import IDENTIFIER_LIMIT
 from registers.db.typing_utils import ColumnSpec, is_optional
 
-if TYPE_CHECKING:
-    from registers.db.schema import SchemaManager
-
 __all__ = ["ColumnAdder"]
 
 _FROM_MODEL: Any = type("_FromModel", (), {"__repr__": lambda self: "<from the model>"})()
@@ -37,16 +34,17 @@ _FROM_MODEL: Any = type("_FromModel", (), {"__repr__": lambda self: "<from the m
 class ColumnAdder:
     """Adds one column to a :class:`~registers.db.schema.SchemaManager`'s table."""
 
-    def __init__(self, schema: SchemaManager) -> None:
-        self.schema = schema
+    def __init__(self, schema: Any) -> None:
+        """``schema``: the table's :class:`~registers.db.schema.SchemaManager` (typed
+        loosely: schema.py imports this module, not the other way round)."""
         self.config = schema.config
         self.database = schema.database
         self.table = schema.table
         self.model_name = schema.model_name
         self.database_dialect = schema.database_dialect
         self.live_columns = schema.live_columns
-        self._connection = schema._connection
-        self._fail = schema._fail
+        self._connection = schema.connection
+        self._fail = schema.fail
 
     def add(self, name: str, annotation: Any, nullable: bool | None, default: Any) -> None:
         """:meth:`SchemaManager.add_column`: plan everything, then run the DDL."""
@@ -118,7 +116,7 @@ class ColumnAdder:
             default = None
             if field_info is not None and spec is model_spec:
                 if field_info.default_factory is not None:
-                    factory = field_info.default_factory  # type: ignore[assignment]
+                    factory = field_info.default_factory
                 elif not field_info.is_required():
                     default = field_info.default
         adapter: TypeAdapter[Any] = TypeAdapter(spec.value_annotation())

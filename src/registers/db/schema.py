@@ -146,7 +146,7 @@ class SchemaManager:
         return self.database.engine
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[sa.Connection]:
+    def connection(self, write: bool) -> Iterator[sa.Connection]:
         """The caller's transaction connection if inside ``transaction()``, else a new one.
 
         Inside a block, DDL joins the block (on SQLite a second connection would wait
@@ -165,7 +165,7 @@ class SchemaManager:
             with self._engine.connect() as conn:
                 yield conn
 
-    def _fail(
+    def fail(
         self, action: str, exc: Exception, cls: type[SchemaError] = SchemaError
     ) -> SchemaError:
         return cls(
@@ -178,7 +178,7 @@ class SchemaManager:
     def create(self) -> None:
         """Create the table and its indexes if missing (idempotent)."""
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
                 self.table.create(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
             try:
@@ -186,22 +186,22 @@ class SchemaManager:
             except SchemaError:
                 created_meanwhile = False
             if not created_meanwhile:
-                raise self._fail("create", exc) from exc
+                raise self.fail("create", exc) from exc
 
     def drop(self) -> None:
         """Drop the table if it exists."""
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
                 self.table.drop(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("drop", exc) from exc
+            raise self.fail("drop", exc) from exc
 
     def exists(self) -> bool:
         try:
-            with self._connection(write=False) as conn:
+            with self.connection(write=False) as conn:
                 return bool(sa.inspect(conn).has_table(self.table.name))
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("inspect", exc) from exc
+            raise self.fail("inspect", exc) from exc
 
     def truncate(self) -> None:
         """Delete every row, keeping the table."""
@@ -210,7 +210,7 @@ class SchemaManager:
             self.config and self.config.managed_key
         )
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
                 # MySQL's TRUNCATE restarts AUTO_INCREMENT: put it back, so no key is
                 # handed out twice (SQLite's AUTOINCREMENT and PostgreSQL's sequence
                 # already keep counting).
@@ -228,7 +228,7 @@ class SchemaManager:
                         (),
                     )
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("truncate", exc) from exc
+            raise self.fail("truncate", exc) from exc
 
     def database_dialect(self) -> Any:
         from registers.db.dialects import Dialect
@@ -238,7 +238,7 @@ class SchemaManager:
 
     def live_columns(self) -> dict[str, dict[str, Any]]:
         try:
-            with self._connection(write=False) as conn:
+            with self.connection(write=False) as conn:
                 inspector = sa.inspect(conn)
                 if not inspector.has_table(self.table.name):
                     raise SchemaError(
@@ -248,7 +248,7 @@ class SchemaManager:
                     )
                 return {c["name"]: dict(c) for c in inspector.get_columns(self.table.name)}
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("inspect", exc) from exc
+            raise self.fail("inspect", exc) from exc
 
     def add_column(
         self,
@@ -331,7 +331,7 @@ class SchemaManager:
     def _constraint_diff(self) -> list[ColumnDifference]:
         """UNIQUE constraints, indexes, CHECKs and foreign keys: model vs live table."""
         try:
-            with self._connection(write=False) as conn:
+            with self.connection(write=False) as conn:
                 inspector = sa.inspect(conn)
                 name = self.table.name
                 live_uniques = inspector.get_unique_constraints(name)
@@ -339,7 +339,7 @@ class SchemaManager:
                 live_checks = inspector.get_check_constraints(name)
                 live_fks = inspector.get_foreign_keys(name)
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("inspect", exc) from exc
+            raise self.fail("inspect", exc) from exc
         differences: list[ColumnDifference] = []
 
         def compare(kind: str, expected: dict[Any, str], actual: dict[Any, str],
