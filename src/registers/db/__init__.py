@@ -19,7 +19,13 @@ from __future__ import annotations
 from registers.db.aio import adispose_all
 from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
-from registers.db.engine import dispose_all, dispose_engine, get_engine, metadata_for
+from registers.db.engine import (
+    dispose_all,
+    dispose_engine,
+    get_database,
+    get_engine,
+    metadata_for,
+)
 from registers.db.exceptions import (
     ConfigurationError,
     ConstraintError,
@@ -77,6 +83,7 @@ __all__ = [
     "defer_creation",
     "dispose_all",
     "dispose_engine",
+    "get_database",
     "get_engine",
     "hash_password",
     "is_password_hash",

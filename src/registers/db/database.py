@@ -1,0 +1,538 @@
+"""One database's connections: :class:`Database` (engine, pool, thread connections,
+SQLite pragmas, the ambient transaction).
+
+SQLAlchemy owns what it is good at here (URL parsing, dialects, the pool of
+``transaction()`` blocks, DDL). The manager's hot path talks to DBAPI connections directly:
+
+* SQLite files: each thread keeps one connection (``isolation_level=None``; WAL,
+  ``foreign_keys=ON``, a busy timeout). Write transactions start with ``BEGIN IMMEDIATE``
+  so concurrent writers queue on the busy timeout instead of failing with
+  "database is locked".
+* ``sqlite:///:memory:``: one shared connection per URL, serialised by a lock.
+* PostgreSQL / MySQL: each thread keeps one autocommit connection for manager operations
+  (one round trip per statement); ``transaction()`` blocks use the pool.
+
+The ambient transaction (:meth:`Database.transaction`) lives in a context variable, so a
+``with Model.objects.transaction():`` block scopes every manager of the same database in
+the current thread or asyncio task; nested blocks are savepoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from registers.db.connect import (
+    DEFAULT_OPTIONS,
+    DatabaseOptions,
+    after_connect,
+    database_options,
+    psycopg_connect,
+    server_connect_arguments,
+)
+from registers.db.errors import connect_error, driver_error, first_line, transaction_error
+from registers.db.exceptions import ConfigurationError, RegistryError
+from registers.db.sqlite_setup import configure_sqlite
+
+__all__ = [
+    "IDLE_CHECK_SECONDS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Database",
+    "database_identity",
+    "install_connect_hooks",
+]
+
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def database_identity(url: str) -> str:
+    """Which database ``url`` names, the same string for every spelling of it.
+
+    The driver (``postgresql://`` and ``postgresql+psycopg://``), the user and password,
+    a missing default port, and the spelling of a SQLite file's path (``app.db``,
+    ``./app.db``, an absolute path, a symbolic link) do not matter; host, port, database
+    and query options (a PostgreSQL ``search_path``, for instance) do. In-memory and URI
+    SQLite databases are only ever the same as themselves.
+    """
+    try:
+        parsed = sa.make_url(url)
+        backend = parsed.get_backend_name()
+    except Exception:
+        return url
+    family = "mysql" if backend in ("mysql", "mariadb") else backend
+    query = "&".join(
+        f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in parsed.query.items())
+    )
+    if family == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or path.startswith("file:") or "mode=memory" in url:
+            return url
+        if query and "uri=true" in query.lower():
+            return url
+        return "sqlite:///" + os.path.normcase(os.path.realpath(path))
+    host = (parsed.host or "localhost").lower()
+    port: int | str = parsed.port or _DEFAULT_PORTS.get(family) or ""
+    return f"{family}://{host}:{port}/{parsed.database or ''}" + (f"?{query}" if query else "")
+
+SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
+# A server connection idle for longer than this is pinged before its next statement.
+IDLE_CHECK_SECONDS = 5.0
+# what sqlite3.connect takes from a SQLite URL; every other query parameter of a
+# ``?uri=true`` URL belongs to the SQLite URI (as in SQLAlchemy's pysqlite dialect)
+_PYSQLITE_ARGS = frozenset(
+    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread",
+     "cached_statements"}
+)
+
+
+@dataclass
+class _Transaction:
+    connection: Any  # the DBAPI connection the managers use
+    sa_connection: sa.Connection
+
+
+class Database:
+    """Everything ``registers`` keeps for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.url: sa.URL = sa.make_url(url)
+            self.dialect_name = self.url.get_dialect().name
+        except Exception as exc:
+            raise ConfigurationError(f"unsupported database URL {url!r}: {exc}") from exc
+        self.key = url
+        self.identity = database_identity(url)  # fixed now: a relative path means today's cwd
+        self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
+        self.is_sqlite = self.family == "sqlite"
+        database = self.url.database or ""
+        self.is_memory = self.is_sqlite and (database in ("", ":memory:") or "mode=memory" in url)
+        self.options: DatabaseOptions = database_options(url)
+        self.engine = self._create_engine()
+        self.dialect = self.engine.dialect
+        self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        # What the driver raises for a failed statement. OverflowError: sqlite3 refuses
+        # ints beyond 64 bits before the database sees them; UnicodeEncodeError: text
+        # that is not valid UTF-8 (lone surrogates).
+        self.driver_errors: tuple[type[BaseException], ...] = (
+            self.dialect.loaded_dbapi.Error, OverflowError, UnicodeEncodeError,
+        )
+        self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+            f"registers_tx_{id(self)}", default=None
+        )
+        self._local = threading.local()
+        self._thread_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._memory_lock = threading.RLock()
+        self._memory_connection: sqlite3.Connection | None = None
+        self.metadata = sa.MetaData()
+
+    # --- engine ---------------------------------------------------------------------
+
+    def _create_engine(self) -> sa.Engine:
+        try:
+            if self.is_sqlite:
+                if self.is_memory:
+                    return sa.create_engine(
+                        self.url,
+                        creator=self._memory_creator,
+                        poolclass=sa.pool.StaticPool,
+                    )
+                return sa.create_engine(
+                    self.url, creator=self._sqlite_connect, poolclass=sa.pool.NullPool
+                )
+            engine = sa.create_engine(self.url, **self.options.pool_arguments())
+            install_connect_hooks(engine, self)
+            return engine
+        except ImportError as exc:
+            extra = "postgres" if self.family == "postgresql" else "mysql"
+            raise ConfigurationError(
+                f"the driver for {self.url.drivername!r} is not installed: "
+                f"pip install 'registers[{extra}]' ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(f"cannot use database URL {self.key!r}: {exc}") from exc
+
+    def reconfigure(self, options: DatabaseOptions) -> None:
+        """Use ``options`` from now on: open connections are closed, the pool resized."""
+        self.options = options
+        self.dispose()
+        if self.is_sqlite:
+            return
+        old = self.engine.pool
+        self.engine.pool = sa.pool.QueuePool(
+            old._creator,
+            pool_size=options.pool_size,
+            max_overflow=options.max_overflow,
+            timeout=options.pool_timeout,
+            pre_ping=True,
+            recycle=1800,
+            echo=old.echo,
+            logging_name=old._orig_logging_name,
+            reset_on_return=old._reset_on_return,
+            _dispatch=old.dispatch,
+            dialect=old._dialect,
+        )
+
+    def sqlite_target(self) -> tuple[str, bool]:
+        """What ``sqlite3.connect`` opens for this SQLite URL: (path, whether it is a URI).
+
+        With ``?uri=true`` the other query parameters are SQLite URI parameters
+        (``mode=ro``, ``cache=shared``, ``immutable=1``...), as SQLAlchemy reads them.
+        """
+        path = self.url.database or ""
+        uri = str(self.url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
+        if not uri:
+            return path, False
+        if not path.startswith("file:"):
+            path = f"file:{path}"
+        extra = {k: v for k, v in self.url.query.items() if k not in _PYSQLITE_ARGS}
+        if extra:
+            sep = "&" if "?" in path else "?"
+            path += sep + "&".join(f"{k}={v}" for k, v in sorted(extra.items()))
+        return path, True
+
+    @property
+    def sqlite_read_only(self) -> bool:
+        """Whether this SQLite URL opens the file read-only (``mode=ro``, ``immutable=1``)."""
+        path, uri = self.sqlite_target()
+        return uri and ("mode=ro" in path or "immutable=1" in path)
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        path, uri = self.sqlite_target()
+        conn = sqlite3.connect(
+            path,
+            timeout=self.options.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=uri,
+        )
+        try:
+            configure_sqlite(conn, memory=self.is_memory, options=self.options,
+                             read_only=self.sqlite_read_only)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _memory_creator(self) -> sqlite3.Connection:
+        with self._memory_lock:
+            if self._memory_connection is None:
+                self._memory_connection = self._sqlite_connect()
+            return self._memory_connection
+
+    # --- connections ----------------------------------------------------------------
+
+    def current_transaction(self) -> _Transaction | None:
+        return self._tx.get()
+
+    def acquire(self) -> tuple[Any, bool]:
+        """A DBAPI connection for one operation, and whether this operation owns it.
+
+        Inside a transaction block the block's connection is returned (not owned).
+        Otherwise it is the thread's own connection (see :meth:`autocommit_connection`);
+        an operation of several statements brackets them with :meth:`begin` and
+        :meth:`commit`.
+        """
+        tx = self._tx.get()
+        if tx is not None:
+            return tx.connection, False
+        if self.is_memory:
+            self._memory_lock.acquire()
+            return self._memory_creator(), True
+        holder = getattr(self._local, "holder", None)
+        if holder is not None and holder.pid == os.getpid():
+            if not self.is_sqlite:
+                self._check_idle(holder)
+                holder = self._local.holder
+            return holder.connection, True
+        if self.is_sqlite:
+            return self._new_thread_connection(), True
+        return self._new_server_connection().connection, True
+
+    def shown_url(self) -> str:
+        """The URL for messages (password hidden)."""
+        return self.url.render_as_string(hide_password=True)
+
+    def connect_error(self, exc: BaseException) -> RegistryError:
+        """The error for a connection that could not be opened or checked out."""
+        if self.is_sqlite:
+            detail = first_line(driver_error(exc))
+            return ConfigurationError(f"cannot open SQLite database {self.url.database!r}: "
+                                      f"{detail}")
+        return connect_error(self.shown_url(), exc, self.options)
+
+    def autocommit_connection(self) -> Any:
+        """The thread's own DBAPI connection, in autocommit, when a single statement may
+        run on it directly (outside ``transaction()``); else None.
+
+        The shortest path there is: one round trip per statement, no pool checkout, no
+        liveness ping, no BEGIN/ROLLBACK. SQLite files keep one connection per thread
+        (None here until :meth:`acquire` opened it, and None while a statement listener
+        is registered: the SQLite fast path skips the cursor that listeners see).
+        PostgreSQL and MySQL get one per thread on first use, detached from the pool and
+        closed with the thread. A server connection idle for longer than
+        ``IDLE_CHECK_SECONDS`` is pinged before use, so one left stale by a server
+        restart is replaced instead of failing the next write.
+        """
+        if self.is_memory or self._tx.get() is not None:
+            return None
+        holder = getattr(self._local, "holder", None)
+        if self.is_sqlite:
+            if holder is None or self.engine.dispatch.before_cursor_execute:
+                return None
+            return holder.connection
+        if holder is None or holder.pid != os.getpid():
+            holder = self._new_server_connection()
+        else:
+            self._check_idle(holder)
+            holder = self._local.holder
+        return holder.connection
+
+    def _check_idle(self, holder: _ConnectionHolder) -> None:
+        """Replace the thread's server connection if it sat idle and no longer answers."""
+        now = time.monotonic()
+        if now - holder.used > IDLE_CHECK_SECONDS and not self._alive(holder.connection):
+            self.discard_autocommit_connection()
+            holder = self._new_server_connection()
+        holder.used = now
+
+    def discard_autocommit_connection(self) -> None:
+        """Forget (and close) the thread's autocommit connection, e.g. after it died."""
+        holder = getattr(self._local, "holder", None)
+        self._local.holder = None
+        if holder is not None:
+            holder.close()
+
+    def is_disconnect(self, exc: BaseException, connection: Any) -> bool:
+        """Whether ``exc`` means ``connection`` is gone (server restarted, link cut)."""
+        try:
+            return bool(self.dialect.is_disconnect(exc, connection, None))  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - a dialect that cannot tell
+            return False
+
+    def _alive(self, connection: Any) -> bool:
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            cursor.close()
+            return True
+        except Exception:
+            return False
+
+    def _new_server_connection(self) -> _ConnectionHolder:
+        try:
+            fairy = self.engine.raw_connection()
+        except Exception as exc:  # the pool raises the driver's own errors
+            raise self.connect_error(exc) from exc
+        fairy.detach()  # ours for the thread's lifetime, not the pool's
+        connection = fairy.dbapi_connection
+        assert connection is not None
+        self.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+        holder = _ConnectionHolder(connection)
+        self._local.holder = holder
+        self._thread_connections.add(holder)
+        return holder
+
+    def _new_thread_connection(self) -> sqlite3.Connection:
+        try:
+            conn = self._sqlite_connect()
+        except sqlite3.Error as exc:
+            raise ConfigurationError(
+                f"cannot open SQLite database {self.url.database!r}: {exc}"
+            ) from exc
+        holder = _ConnectionHolder(conn)
+        self._local.holder = holder
+        self._thread_connections.add(holder)
+        return conn
+
+    def release(self, conn: Any, owned: bool) -> None:
+        """Give back a connection from :meth:`acquire` (after commit or rollback)."""
+        if owned and self.is_memory:
+            self._memory_lock.release()
+
+    def may_retry(self, started: float) -> bool:
+        """Whether a write that began at ``started`` (``time.monotonic()``) and hit a
+        transient error may try again. On SQLite a busy error already waited out the busy
+        timeout, so retrying stops once ``busy_timeout`` has passed in total: the caller
+        waits about ``busy_timeout`` (at most twice that), not once per attempt."""
+        return not self.is_sqlite or time.monotonic() - started < self.options.busy_timeout
+
+    def begin(self, conn: Any) -> None:
+        """Start a write transaction on an owned connection."""
+        _run(conn, "BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+
+    def commit(self, conn: Any) -> None:
+        if self.is_sqlite:
+            _sqlite_end(conn, "COMMIT")
+        else:
+            _run(conn, "COMMIT")
+
+    def rollback(self, conn: Any) -> None:
+        try:
+            if self.is_sqlite:
+                _sqlite_end(conn, "ROLLBACK")
+            else:
+                _run(conn, "ROLLBACK")
+        except Exception:  # the original error matters more than a failed rollback
+            # a server connection that cannot even roll back is broken: never reuse it
+            holder = getattr(self._local, "holder", None)
+            if not self.is_sqlite and holder is not None and holder.connection is conn:
+                self.discard_autocommit_connection()
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Scope every manager operation on this database to one transaction.
+
+        Yields a SQLAlchemy ``Connection`` in that transaction, for raw SQL
+        (``conn.execute(sa.text(...))``). Nested blocks become savepoints; an exception
+        rolls back the innermost block and propagates.
+        """
+        tx = self._tx.get()
+        if tx is not None:
+            yield from self._savepoint(tx)
+            return
+        if self.is_memory:
+            self._memory_lock.acquire()
+        try:
+            connection = self._connect()
+            try:
+                root = connection.begin()
+                dbapi_connection = connection.connection.dbapi_connection
+                if self.is_sqlite:
+                    # IMMEDIATE takes the write lock now (waiting on the busy timeout),
+                    # so the block can never fail later on a lock upgrade.
+                    dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            except BaseException as exc:
+                connection.close()
+                if isinstance(exc, Exception) and self._is_driver_error(exc):
+                    raise self._tx_error(exc, "begin a transaction on") from exc
+                raise
+            token = self._tx.set(_Transaction(dbapi_connection, connection))
+            try:
+                yield connection
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    root.rollback()
+                raise
+            else:
+                try:
+                    root.commit()
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        root.rollback()
+                    if self._is_driver_error(exc):
+                        raise self._tx_error(exc, "commit the transaction on") from exc
+                    raise
+            finally:
+                self._tx.reset(token)
+                with contextlib.suppress(Exception):  # a broken connection is discarded
+                    connection.close()
+        finally:
+            if self.is_memory:
+                self._memory_lock.release()
+
+    def _tx_error(self, exc: BaseException, action: str) -> RegistryError:
+        return transaction_error(self.shown_url(), self.family, exc, action,
+                                 self.options.busy_timeout)
+
+    def _is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, (sa.exc.SQLAlchemyError, self.dialect.loaded_dbapi.Error,
+                                OSError))
+
+    def _connect(self) -> sa.Connection:
+        try:
+            return self.engine.connect()
+        except Exception as exc:
+            raise self.connect_error(exc) from exc
+
+    def _savepoint(self, tx: _Transaction) -> Iterator[sa.Connection]:
+        nested = tx.sa_connection.begin_nested()
+        try:
+            yield tx.sa_connection
+        except BaseException:
+            nested.rollback()
+            raise
+        else:
+            nested.commit()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def close_connections(self) -> None:
+        for holder in list(self._thread_connections):
+            holder.close()
+        self._thread_connections = weakref.WeakSet()
+        self._local = threading.local()
+
+    def dispose(self) -> None:
+        """Close every connection of this database (the pool and per-thread ones)."""
+        self.close_connections()
+        if self._memory_connection is not None:
+            self._memory_connection.close()
+            self._memory_connection = None
+        self.engine.dispose()
+
+
+class _ConnectionHolder:
+    """A thread's own connection; closed when the thread (and its locals) go away."""
+
+    __slots__ = ("__weakref__", "connection", "pid", "used")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+        self.used = time.monotonic()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():
+            self.close()
+
+
+def _run(conn: Any, statement: str) -> None:
+    """Send a transaction-control statement on a DBAPI connection (no listener sees it)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
+    if conn.in_transaction:
+        conn.execute(statement)
+
+
+def install_connect_hooks(engine: sa.Engine, database: Database) -> None:
+    """Make ``engine`` (sync, or an async engine's ``sync_engine``) open connections with
+    the bounds of ``database.options``, read at each connect."""
+    family = database.family
+
+    def do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        options = database.options
+        driver = dialect.driver
+        server_connect_arguments(family, driver, dialect.is_async, options, cparams)
+        if driver == "psycopg" and not dialect.is_async:
+            return psycopg_connect(options, cargs, cparams)
+        return None
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        after_connect(family, engine.dialect.driver, database.options, dbapi_connection)
+
+    sa.event.listen(engine, "do_connect", do_connect)
+    sa.event.listen(engine, "connect", on_connect)
