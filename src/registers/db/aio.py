@@ -74,6 +74,7 @@ from registers.db.exceptions import (
     InvalidQueryError,
     RecordNotFoundError,
 )
+from registers.db.query import Q
 from registers.db.security import is_password_hash
 
 if TYPE_CHECKING:
@@ -755,13 +756,13 @@ class AsyncOperations:
             (q(self.table_name), self.key),
         )
 
-    async def aupdate_where(self: DatabaseRegistry[M], criteria: Mapping[str, Any],
+    async def aupdate_where(self: DatabaseRegistry[M], criteria: Mapping[str, Any] | Q,
                             **updates: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
         from registers.db.registry import PERSISTED_KEY
 
         hashed_updates = updates
-        if isinstance(criteria, Mapping) and criteria:  # else _update_statement refuses
+        if isinstance(criteria, (Mapping, Q)) and criteria:  # else _update_statement refuses
             hashed_updates = await self._ahash_updates(updates)
         update, set_sql, set_params, where, where_params = self._update_statement(
             criteria, hashed_updates
@@ -808,9 +809,9 @@ class AsyncOperations:
 
         return bool(await self._awrite(work, atomic=False))
 
-    async def adelete_where(self: DatabaseRegistry[Any], **criteria: Any) -> int:
+    async def adelete_where(self: DatabaseRegistry[Any], *q: Q, **criteria: Any) -> int:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_where`."""
-        sql, params = self._delete_where_statement(criteria)
+        sql, params = self._delete_where_statement(criteria, q)
 
         async def work(conn: _Conn) -> int:
             return (await _execute(conn, sql, params)).rowcount
@@ -933,8 +934,7 @@ class AsyncOperations:
         if key_params is not None:
             rows = await self._aread(self.sql_get, key_params)
             return self._to_model(rows[0]) if rows else None
-        found = await self.afilter(limit=1, order_by=self.key, **criteria)
-        return found[0] if found else None
+        return await self.afirst(*args, **criteria)
 
     async def arequire(self: DatabaseRegistry[M], *args: Any, **criteria: Any) -> M:
         """Like :meth:`aget`, but raise :class:`RecordNotFoundError` when nothing matches."""
@@ -943,12 +943,16 @@ class AsyncOperations:
             raise self._not_found(args, criteria)
         return found
 
-    async def afilter(self: DatabaseRegistry[M], *, limit: int | None = None,
+    async def afilter(self: DatabaseRegistry[M], *q: Q, limit: int | None = None,
                       offset: int | None = None, order_by: str | Sequence[str] | None = None,
                       **criteria: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.filter`."""
-        sql, params = self._select(criteria, order_by, limit, offset)
+        sql, params = self._select(criteria, order_by, limit, offset, q=q)
         return self._to_models(await self._aread(sql, params))
+
+    async def aexclude(self: DatabaseRegistry[M], *q: Q, **criteria: Any) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.exclude`."""
+        return await self.afilter(~Q(*q, **criteria))
 
     async def aall(self: DatabaseRegistry[M]) -> list[M]:
         """Every row, in key order."""
@@ -958,63 +962,41 @@ class AsyncOperations:
         """Alias of :meth:`aall`."""
         return await self.afilter(order_by=self.key)
 
-    async def afirst(self: DatabaseRegistry[M], *, order_by: str | Sequence[str] | None = None,
-                     **criteria: Any) -> M | None:
+    async def afirst(self: DatabaseRegistry[M], *q: Q,
+                     order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
         """The first matching row by key order (or ``order_by``), or None."""
-        sql, params = self._select(criteria, order_by or self.key, 1, None)
+        sql, params = self._select(criteria, order_by or self.key, 1, None, q=q)
         rows = await self._aread(sql, params)
         return self._to_model(rows[0]) if rows else None
 
-    async def alast(self: DatabaseRegistry[M], *, order_by: str | Sequence[str] | None = None,
-                    **criteria: Any) -> M | None:
+    async def alast(self: DatabaseRegistry[M], *q: Q,
+                    order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
         """The last matching row by key order (or ``order_by``), or None."""
-        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True)
+        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True, q=q)
         rows = await self._aread(sql, params)
         return self._to_model(rows[0]) if rows else None
 
-    async def aexists(self: DatabaseRegistry[Any], **criteria: Any) -> bool:
-        """Whether any row matches ``criteria``."""
-        where, params = self.query.where(criteria)
-        sql = f"SELECT 1 FROM {self.dialect.quote(self.table_name)}{where} LIMIT 1"
-        return bool(await self._aread(sql, params))
+    async def aexists(self: DatabaseRegistry[Any], *q: Q, **criteria: Any) -> bool:
+        """Whether any row matches ``q`` and ``criteria``."""
+        return bool(await self._aread(*self._count_sql(q, criteria, exists=True)))
 
-    async def acount(self: DatabaseRegistry[Any], **criteria: Any) -> int:
-        """How many rows match ``criteria``."""
-        where, params = self.query.where(criteria)
-        sql = f"SELECT COUNT(*) FROM {self.dialect.quote(self.table_name)}{where}"
-        return int((await self._aread(sql, params))[0][0])
+    async def acount(self: DatabaseRegistry[Any], *q: Q, **criteria: Any) -> int:
+        """How many rows match ``q`` and ``criteria``."""
+        return int((await self._aread(*self._count_sql(q, criteria)))[0][0])
 
-    async def aiterate(self: DatabaseRegistry[M], *, batch_size: int = 1000,
-                       order_by: str | Sequence[str] | None = None,
-                       **criteria: Any) -> AsyncIterator[M]:
+    def aiterate(self: DatabaseRegistry[M], *q: Q, batch_size: int = 1000,
+                 order_by: str | Sequence[str] | None = None,
+                 **criteria: Any) -> AsyncIterator[M]:
         """Stream matching rows in batches (``async for user in User.objects.aiterate():``).
 
         Without ``order_by`` rows come in key order using keyset pagination.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        from registers.db.queryset import Query
+
+        query: Query[M] = Query(self).where(*q, **criteria)
         if order_by is not None:
-            offset = 0
-            while True:
-                batch = await self.afilter(limit=batch_size, offset=offset, order_by=order_by,
-                                           **criteria)
-                for model in batch:
-                    yield model
-                if len(batch) < batch_size:
-                    return
-                offset += batch_size
-        where, params = self.query.where(criteria)
-        q, p = self.dialect.quote, self.dialect.placeholder
-        glue = " AND " if where else " WHERE "
-        order = f" ORDER BY {q(self.key)} LIMIT {batch_size}"
-        next_sql = f"{self.sql_select}{where}{glue}{q(self.key)} > {p}{order}"
-        rows = await self._aread(f"{self.sql_select}{where}{order}", params)
-        while rows:
-            for model in self._to_models(rows):
-                yield model
-            if len(rows) < batch_size:
-                return
-            rows = await self._aread(next_sql, [*params, rows[-1][self._key_index]])
+            query = query.order_by(*([order_by] if isinstance(order_by, str) else order_by))
+        return query.aiterate(batch_size)
 
     # --- instances ------------------------------------------------------------------
 

@@ -307,7 +307,8 @@ def configure_sqlite(connection: Any, *, memory: bool = False) -> None:
     """Set up one SQLite DBAPI connection the way every ``registers`` connection is.
 
     WAL (files only), ``synchronous=NORMAL``, ``foreign_keys=ON``, the busy timeout, and the
-    ``registers_decimal`` function behind exact ``F()`` arithmetic on Decimal text. Used by
+    ``registers_decimal`` function behind exact ``F()`` arithmetic on Decimal text (and
+    ``registers_regexp`` behind the ``regex`` lookups). Used by
     the sync connections here and by the async engine's ``connect`` hook.
     """
     cursor = connection.cursor()
@@ -331,7 +332,9 @@ def sqlite_pragmas(*, memory: bool = False) -> list[str]:
 
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op)]
+    from registers.db.lookup_sql import sqlite_regexp
+
+    return [("registers_decimal", 3, _decimal_op), ("registers_regexp", 3, sqlite_regexp)]
 
 
 _DECIMAL_OPS = {

@@ -36,7 +36,8 @@ from registers.db.exceptions import (
     UniqueConstraintError,
 )
 from registers.db.metadata import RegistryConfig
-from registers.db.query import Expression, QueryCompiler
+from registers.db.query import Expression, Q, QueryCompiler, check_window
+from registers.db.queryset import Query
 from registers.db.schema import ColumnDifference, SchemaManager, build_table
 from registers.db.security import hash_password, is_password_hash
 from registers.db.typing_utils import _sqlite_float
@@ -95,7 +96,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         self.dialect = Dialect(
             self.database.family, self.database.dialect, self.database.placeholder
         )
-        self.query = QueryCompiler(self.model_name, self.table_name, config.columns, self.dialect)
+        self.query = QueryCompiler(self.model_name, self.table_name, config.columns, self.dialect,
+                                   model=model, key=config.key_field)
         self._prepare()
         if auto_create:
             self.create_schema()
@@ -641,8 +643,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
             (q(self.table_name), self.key),
         )
 
-    def update_where(self, criteria: Mapping[str, Any], **updates: Any) -> list[M]:
-        """Update every row matching ``criteria``; return the updated rows (by key order).
+    def update_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
+        """Update every row matching ``criteria`` (a dict or a ``Q``); return the updated
+        rows (by key order).
 
         Values may be :class:`~registers.db.query.F` expressions for atomic arithmetic:
         ``update_where({"id": 1}, hits=F("hits") + 1)``.
@@ -664,10 +667,10 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         return models
 
     def _update_statement(
-        self, criteria: Mapping[str, Any], updates: Mapping[str, Any]
+        self, criteria: Mapping[str, Any] | Q, updates: Mapping[str, Any]
     ) -> tuple[str, str, list[Any], str, list[Any]]:
         """Checked ``UPDATE ... SET ... WHERE ...``: (sql, set, set params, where, params)."""
-        if not isinstance(criteria, Mapping) or not criteria:
+        if not isinstance(criteria, (Mapping, Q)) or not criteria:
             raise InvalidQueryError(
                 f"update_where() on {self.model_name} needs non-empty criteria "
                 "(refusing to update every row)",
@@ -683,19 +686,27 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         update = f"UPDATE {self.dialect.quote(self.table_name)} SET {set_sql}{where}"
         return update, set_sql, set_params, where, where_params
 
-    def _delete_where_statement(self, criteria: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        if not criteria:
+    def _delete_where_statement(self, criteria: Mapping[str, Any],
+                                q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
+        if not criteria and not any(q):
             raise InvalidQueryError(
                 f"delete_where() on {self.model_name} needs criteria "
                 "(use truncate() to delete every row)",
                 model=self.model_name,
             )
-        where, params = self.query.where(criteria)
+        where, params = self.query.where(criteria, q)
         return f"DELETE FROM {self.dialect.quote(self.table_name)}{where}", params
 
     def _get_key_params(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Any:
-        """For ``get(key)``: the key's parameters; for ``get(**criteria)``: None."""
+        """For ``get(key)``: the key's parameters; for ``get(*q, **criteria)``: None."""
+        if args and all(isinstance(a, Q) for a in args):
+            return None
         if args:
+            if any(isinstance(a, Q) for a in args):
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} takes one key or Q objects, not both",
+                    model=self.model_name,
+                )
             if len(args) > 1 or criteria:
                 raise InvalidQueryError(
                     f"get() on {self.model_name} takes one key or keyword criteria, not both",
@@ -709,9 +720,11 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         return None
 
     def _not_found(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> RecordNotFoundError:
-        what = f"{self.key}={args[0]!r}" if args else ", ".join(
-            f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
-            for k, v in criteria.items())
+        keyed = args and not isinstance(args[0], Q)
+        what = f"{self.key}={args[0]!r}" if keyed else ", ".join([
+            *(repr(a) for a in args if not self._hashed),
+            *(f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
+              for k, v in criteria.items())])
         return RecordNotFoundError(
             f"no {self.model_name} with {what} in table {self.table_name!r}",
             model=self.model_name, table=self.table_name,
@@ -773,9 +786,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
                             atomic=False)
         return bool(count)
 
-    def delete_where(self, **criteria: Any) -> int:
-        """Delete every row matching ``criteria``; returns how many were deleted."""
-        sql, params = self._delete_where_statement(criteria)
+    def delete_where(self, *q: Q, **criteria: Any) -> int:
+        """Delete every row matching ``q`` and ``criteria``; returns how many were deleted."""
+        sql, params = self._delete_where_statement(criteria, q)
         return int(self._write(lambda conn: self._execute(conn, sql, params).rowcount,
                                atomic=False))
 
@@ -917,8 +930,7 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         if key_params is not None:
             rows = self._read(self.sql_get, key_params)
             return self._to_model(rows[0]) if rows else None
-        found = self.filter(limit=1, order_by=self.key, **criteria)
-        return found[0] if found else None
+        return self.first(*args, **criteria)
 
     def require(self, *args: Any, **criteria: Any) -> M:
         """Like :meth:`get`, but raise :class:`RecordNotFoundError` when nothing matches."""
@@ -928,27 +940,25 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         return found
 
     def _select(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
-                offset: int | None, reverse: bool = False) -> tuple[str, list[Any]]:
-        where, params = self.query.where(criteria)
-        sql = self.sql_select + where + self.query.order_by(order_by, reverse=reverse)
-        if limit is not None or offset is not None:
-            for name, value in (("limit", limit), ("offset", offset)):
-                if value is not None and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 0
-                ):
-                    raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
-            if limit is None:
-                limit = 2**62
-            sql += f" LIMIT {int(limit)}"
-            if offset:
-                sql += f" OFFSET {int(offset)}"
-        return sql, params
+                offset: int | None, reverse: bool = False,
+                q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
+        check_window(limit, offset)
+        compiled, params = self.query.compile(((q, criteria),), order_by, reverse=reverse)
+        return self.query.select(compiled, limit=limit, offset=offset), params
 
-    def filter(self, *, limit: int | None = None, offset: int | None = None,
+    def filter(self, *q: Q, limit: int | None = None, offset: int | None = None,
                order_by: str | Sequence[str] | None = None, **criteria: Any) -> list[M]:
-        """Rows matching ``criteria`` (``field=value`` or ``field__lookup=value``)."""
-        sql, params = self._select(criteria, order_by, limit, offset)
+        """Rows matching ``q`` and ``criteria`` (``field=value`` or ``field__lookup=value``)."""
+        sql, params = self._select(criteria, order_by, limit, offset, q=q)
         return self._to_models(self._read(sql, params))
+
+    def exclude(self, *q: Q, **criteria: Any) -> list[M]:
+        """Rows *not* matching ``q`` and ``criteria`` (NULL-aware, as Django's exclude)."""
+        return self.filter(~Q(*q, **criteria))
+
+    def where(self, *q: Q, **criteria: Any) -> Query[M]:
+        """A lazy, chainable :class:`~registers.db.queryset.Query` of matching rows."""
+        return Query(self).where(*q, **criteria)
 
     def all(self) -> list[M]:
         """Every row, in key order."""
@@ -956,59 +966,44 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     get_all = all
 
-    def first(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+    def first(self, *q: Q, order_by: str | Sequence[str] | None = None,
+              **criteria: Any) -> M | None:
         """The first matching row by key order (or ``order_by``), or None."""
-        sql, params = self._select(criteria, order_by or self.key, 1, None)
+        sql, params = self._select(criteria, order_by or self.key, 1, None, q=q)
         rows = self._read(sql, params)
         return self._to_model(rows[0]) if rows else None
 
-    def last(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+    def last(self, *q: Q, order_by: str | Sequence[str] | None = None,
+             **criteria: Any) -> M | None:
         """The last matching row by key order (or ``order_by``), or None."""
-        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True)
+        sql, params = self._select(criteria, order_by or self.key, 1, None, reverse=True, q=q)
         rows = self._read(sql, params)
         return self._to_model(rows[0]) if rows else None
 
-    def exists(self, **criteria: Any) -> bool:
-        where, params = self.query.where(criteria)
-        sql = f"SELECT 1 FROM {self.dialect.quote(self.table_name)}{where} LIMIT 1"
-        return bool(self._read(sql, params))
+    def _count_sql(self, q: Sequence[Q], criteria: Mapping[str, Any],
+                   exists: bool = False) -> tuple[str, list[Any]]:
+        compiled, params = self.query.compile(((q, criteria),))
+        if exists:
+            return self.query.exists(compiled), params
+        return self.query.count(compiled), params
 
-    def count(self, **criteria: Any) -> int:
-        where, params = self.query.where(criteria)
-        sql = f"SELECT COUNT(*) FROM {self.dialect.quote(self.table_name)}{where}"
-        return int(self._read(sql, params)[0][0])
+    def exists(self, *q: Q, **criteria: Any) -> bool:
+        return bool(self._read(*self._count_sql(q, criteria, exists=True)))
 
-    def iterate(self, *, batch_size: int = 1000, order_by: str | Sequence[str] | None = None,
-                **criteria: Any) -> Iterator[M]:
+    def count(self, *q: Q, **criteria: Any) -> int:
+        return int(self._read(*self._count_sql(q, criteria))[0][0])
+
+    def iterate(self, *q: Q, batch_size: int = 1000,
+                order_by: str | Sequence[str] | None = None, **criteria: Any) -> Iterator[M]:
         """Stream matching rows in batches of ``batch_size`` (memory stays flat).
 
         Without ``order_by`` rows come in key order using keyset pagination, so rows
         written meanwhile never shift a batch.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        query: Query[M] = Query(self).where(*q, **criteria)
         if order_by is not None:
-            offset = 0
-            while True:
-                batch = self.filter(limit=batch_size, offset=offset, order_by=order_by, **criteria)
-                yield from batch
-                if len(batch) < batch_size:
-                    return
-                offset += batch_size
-        where, params = self.query.where(criteria)
-        q, p = self.dialect.quote, self.dialect.placeholder
-        glue = " AND " if where else " WHERE "
-        order = f" ORDER BY {q(self.key)} LIMIT {batch_size}"
-        first_sql = f"{self.sql_select}{where}{order}"
-        next_sql = f"{self.sql_select}{where}{glue}{q(self.key)} > {p}{order}"
-        rows = self._read(first_sql, params)
-        while rows:
-            # One model at a time: the consumer decides what stays alive, so memory stays
-            # flat and the garbage collector never scans a whole batch of models.
-            yield from self._models(rows)
-            if len(rows) < batch_size:
-                return
-            rows = self._read(next_sql, [*params, rows[-1][self._key_index]])
+            query = query.order_by(*([order_by] if isinstance(order_by, str) else order_by))
+        return query.iterate(batch_size)
 
     # --- instances ------------------------------------------------------------------
 
