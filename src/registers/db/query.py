@@ -822,10 +822,11 @@ def _leaf_sql(st: _Statement, scope: _Scope, leaf: _Leaf, name: str, rest: str) 
         return _json_sql(st, scope, leaf, entry, parts)
     if parts and parts[0] in DATE_PARTS:
         return _date_sql(st, scope, leaf, entry, parts)
-    if len(parts) > 1 or (parts and parts[0] in _JSON_ONLY):
+    if len(parts) > 1 or (parts and parts[0] not in LOOKUPS):
         raise InvalidQueryError(
             f"{compiler.model_name}.{name} is not a relationship or a JSON field, so "
-            f"{leaf.key!r} cannot go past it ({compiler._choices()})",
+            f"{leaf.key!r} cannot go past it ({compiler._choices()}; "
+            f"lookups: {', '.join(LOOKUPS)})",
             model=compiler.model_name, field=name,
         )
     target = _Target(
@@ -1032,7 +1033,8 @@ def _json_sql(st: _Statement, scope: _Scope, leaf: _Leaf, entry: _Field,
     target = _Target(compiler.model_name, shown, expr, expr, True, category == "string",
                      lambda v, lk: _json_scalar(compiler, shown, lk, v))
     if category == "number" and lookup not in (*_COMPARISONS, "in", "not_in", "between"):
-        raise compiler._bad(shown, lookup, "numbers support eq ne lt lte gt gte in not_in between")
+        raise compiler._bad(shown, lookup, "expects a string (numbers support eq ne lt lte gt gte "
+                                            "in not_in between)")
     return _predicate(st, compiler, leaf, target, lookup)
 
 
