@@ -242,6 +242,12 @@ def _q_shape(node: Q, values: list[Any]) -> tuple[Any, ...]:
     return (node.connector, node.negated, tuple(children))
 
 
+def _shapes(groups: Sequence[Group], values: list[Any]) -> tuple[Any, ...]:
+    if len(groups) == 1:
+        return (_group_shape(groups[0], values),)
+    return tuple([_group_shape(group, values) for group in groups])
+
+
 def _group_shape(group: Group, values: list[Any]) -> tuple[Any, ...]:
     args, criteria = group
     children: list[Any] = []
@@ -437,6 +443,7 @@ class QueryCompiler:
         self._fields: dict[str, _Field] = {}
         self._hops: dict[str, _Hop] = {}
         self._cache: dict[Any, Compiled] = {}
+        self._selects: dict[Any, tuple[Compiled, str]] = {}
 
     # --- fields and relations -------------------------------------------------------
 
@@ -566,15 +573,19 @@ class QueryCompiler:
         reverse: bool = False,
         fields: Sequence[str] | None = None,
     ) -> tuple[Compiled, list[Any]]:
-        """The compiled filter for ``groups`` (AND-ed filter calls) and its parameters.
+        """The compiled filter for ``groups`` (AND-ed filter calls) and its values
+        (``compiled.params(values)`` validates and converts them for the driver).
 
-        The SQL is built once per shape and cached; the values are validated and
-        converted on every call.
+        The SQL is built once per shape and cached.
         """
         values: list[Any] = []
-        shape = tuple(_group_shape(group, values) for group in groups)
-        if order is not None and not isinstance(order, str):
+        shape = _shapes(groups, values)
+        if order is not None and type(order) is not str:
             order = tuple(order)
+        return self._compiled(shape, order, reverse, fields), values
+
+    def _compiled(self, shape: tuple[Any, ...], order: str | Sequence[str] | None,
+                  reverse: bool, fields: Sequence[str] | None) -> Compiled:
         key = (shape, order, reverse, None if fields is None else tuple(fields))
         compiled = self._cache.get(key)
         if compiled is None:
@@ -582,7 +593,43 @@ class QueryCompiler:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[key] = compiled
-        return compiled, compiled.params(values)
+        return compiled
+
+    def select_statement(
+        self,
+        groups: Sequence[Group],
+        order: str | Sequence[str] | None = None,
+        *,
+        reverse: bool = False,
+        fields: tuple[str, ...] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        distinct: bool = False,
+    ) -> tuple[str, list[Any], Compiled]:
+        """The whole ``SELECT`` for a filter, its parameters and its compiled form.
+
+        One dictionary lookup per call once the shape has been seen: the hot path of
+        ``first()``, ``filter()`` and ``Query`` reads.
+        """
+        if (limit is not None and type(limit) is not int) or (
+                offset is not None and type(offset) is not int):
+            check_window(limit, offset)  # raises: True would pass for 1 in the cache key
+        values: list[Any] = []
+        shape = _shapes(groups, values)
+        if order is not None and type(order) is not str:
+            order = tuple(order)
+        key = (shape, order, reverse, fields, limit, offset, distinct)
+        hit = self._selects.get(key)
+        if hit is None:
+            check_window(limit, offset)
+            compiled = self._compiled(shape, order, reverse, fields)
+            hit = (compiled, self.select(compiled, limit=limit, offset=offset, distinct=distinct))
+            if not offset:  # pagination by offset would fill the cache with one-offs
+                if len(self._selects) >= _CACHE_LIMIT:
+                    self._selects.clear()
+                self._selects[key] = hit
+        compiled, sql = hit
+        return sql, compiled.params(values), compiled
 
     def _compile(self, shape: tuple[Any, ...], order: str | Sequence[str] | None,
                  reverse: bool, fields: Sequence[str] | None) -> Compiled:
@@ -639,8 +686,8 @@ class QueryCompiler:
             q, criteria = (criteria, *q), {}
         if not criteria and not q:
             return "", []
-        compiled, params = self.compile(((q, criteria),))
-        return self.standalone_where(compiled), params
+        compiled, values = self.compile(((q, criteria),))
+        return self.standalone_where(compiled), compiled.params(values)
 
     def standalone_where(self, compiled: Compiled) -> str:
         if not compiled.qualified or not compiled.where:
@@ -701,7 +748,7 @@ class QueryCompiler:
     # --- ORDER BY (kept for callers building their own SELECT) -----------------------
 
     def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
-        compiled, _ = self.compile((), order, reverse=reverse)
+        compiled = self.compile((), order, reverse=reverse)[0]
         if compiled.qualified:
             raise InvalidQueryError(
                 f"order_by across a relation needs a query built by {self.model_name}.objects"

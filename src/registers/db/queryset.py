@@ -58,7 +58,11 @@ class Query(Generic[T]):
         self._mode = mode
 
     def _clone(self, **changes: Any) -> Query[Any]:
-        state = {name.lstrip("_"): getattr(self, name) for name in self.__slots__}
+        state: dict[str, Any] = {
+            "manager": self._manager, "groups": self._groups, "order": self._order,
+            "limit": self._limit, "offset": self._offset, "distinct": self._distinct,
+            "fields": self._fields, "mode": self._mode,
+        }
         state.update(changes)
         return Query(**state)
 
@@ -166,20 +170,25 @@ class Query(Generic[T]):
 
     # --- statements (shared by the sync and async runners) --------------------------
 
-    def _compiled(self, reverse: bool = False) -> tuple[Compiled, list[Any]]:
-        manager = self._manager
+    def _order_fields(self) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
         order: tuple[str, ...] | None = self._order
-        if order is None and not (self._mode != _MODELS and self._distinct):
-            order = (manager.key,)
-        fields = None if self._mode == _MODELS else self._fields
-        return manager.query.compile(self._groups, order, reverse=reverse, fields=fields)
+        models = self._mode == _MODELS
+        if order is None and (models or not self._distinct):
+            order = (self._manager.key,)
+        return order, None if models else self._fields
+
+    def _compiled(self) -> tuple[Compiled, list[Any]]:
+        order, fields = self._order_fields()
+        compiled, values = self._manager.query.compile(self._groups, order, fields=fields)
+        return compiled, compiled.params(values)
 
     def _select(self, reverse: bool = False, window: tuple[int | None, int | None] | None = None
                 ) -> tuple[str, list[Any], Callable[[list[Any]], list[Any]]]:
-        compiled, params = self._compiled(reverse)
+        order, fields = self._order_fields()
         limit, offset = window if window is not None else (self._limit, self._offset)
-        sql = self._manager.query.select(compiled, limit=limit, offset=offset,
-                                         distinct=self._distinct)
+        sql, params, compiled = self._manager.query.select_statement(
+            self._groups, order, reverse=reverse, fields=fields, limit=limit, offset=offset,
+            distinct=self._distinct)
         return sql, params, self._converter(compiled)
 
     def _converter(self, compiled: Compiled) -> Callable[[list[Any]], list[Any]]:
@@ -243,7 +252,8 @@ class Query(Generic[T]):
                    ) -> tuple[str, list[Any]]:
         self._refuse_sliced(action)
         manager = self._manager
-        compiled, params = manager.query.compile(self._groups)
+        compiled, values = manager.query.compile(self._groups)
+        params = compiled.params(values)
         where = manager.query.standalone_where(compiled)
         table = manager.dialect.quote(manager.table_name)
         if updates is None:
@@ -288,6 +298,13 @@ class Query(Generic[T]):
 
     def first(self) -> T | None:
         """The first row (by ``order_by``, else key order), or None."""
+        if self._mode == _MODELS and self._limit is None and not self._distinct:
+            # the hot path (``where(...).first()`` in a loop): one cached statement
+            manager = self._manager
+            sql, params, _ = manager.query.select_statement(
+                self._groups, self._order or (manager.key,), limit=1, offset=self._offset)
+            rows = manager._read(sql, params)
+            return manager._to_model(rows[0]) if rows else None
         sql, params, convert = self._select(window=self._first_window())
         found = convert(self._manager._read(sql, params))
         return found[0] if found else None

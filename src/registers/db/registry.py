@@ -36,7 +36,7 @@ from registers.db.exceptions import (
     UniqueConstraintError,
 )
 from registers.db.metadata import RegistryConfig
-from registers.db.query import Expression, Q, QueryCompiler, check_window
+from registers.db.query import Expression, Q, QueryCompiler
 from registers.db.queryset import Query
 from registers.db.schema import ColumnDifference, SchemaManager, build_table
 from registers.db.security import hash_password, is_password_hash
@@ -942,9 +942,9 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
     def _select(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
                 offset: int | None, reverse: bool = False,
                 q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
-        check_window(limit, offset)
-        compiled, params = self.query.compile(((q, criteria),), order_by, reverse=reverse)
-        return self.query.select(compiled, limit=limit, offset=offset), params
+        sql, params, _ = self.query.select_statement(
+            ((q, criteria),), order_by, reverse=reverse, limit=limit, offset=offset)
+        return sql, params
 
     def filter(self, *q: Q, limit: int | None = None, offset: int | None = None,
                order_by: str | Sequence[str] | None = None, **criteria: Any) -> list[M]:
@@ -958,7 +958,12 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     def where(self, *q: Q, **criteria: Any) -> Query[M]:
         """A lazy, chainable :class:`~registers.db.queryset.Query` of matching rows."""
-        return Query(self).where(*q, **criteria)
+        for arg in q:
+            if not isinstance(arg, Q):
+                raise InvalidQueryError(
+                    f"positional criteria must be Q objects, got {type(arg).__name__} {arg!r}"
+                )
+        return Query(self, ((q, criteria),) if q or criteria else ())
 
     def all(self) -> list[M]:
         """Every row, in key order."""
@@ -982,7 +987,8 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
 
     def _count_sql(self, q: Sequence[Q], criteria: Mapping[str, Any],
                    exists: bool = False) -> tuple[str, list[Any]]:
-        compiled, params = self.query.compile(((q, criteria),))
+        compiled, values = self.query.compile(((q, criteria),))
+        params = compiled.params(values)
         if exists:
             return self.query.exists(compiled), params
         return self.query.count(compiled), params
