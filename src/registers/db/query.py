@@ -745,15 +745,37 @@ class QueryCompiler:
             compiled.statements[key] = sql
         return sql
 
-    # --- ORDER BY (kept for callers building their own SELECT) -----------------------
+    # --- ORDER BY of this table's own fields (keyset pagination) ----------------------
+
+    def order_terms(self, order: str | Sequence[str] | None,
+                    reverse: bool = False) -> list[tuple[_Field, bool]]:
+        """The validated ``order_by`` entries: (field, descending) each."""
+        if order is None:
+            return []
+        items = [order] if isinstance(order, str) else list(order)
+        terms = []
+        for item in items:
+            if not isinstance(item, str) or not item.removeprefix("-"):
+                raise InvalidQueryError(f"order_by entries must be field names, got {item!r}")
+            descending = item.startswith("-") != reverse
+            terms.append((self.field(item.removeprefix("-")), descending))
+        return terms
+
+    def order_sql(self, terms: Sequence[tuple[_Field, bool]]) -> str:
+        """`` ORDER BY ...`` for ``terms``, NULLs first ascending and last descending on
+        every backend (SQLite and MariaDB do so natively; PostgreSQL is told)."""
+        if not terms:
+            return ""
+        nulls = self.dialect.family == "postgresql"
+        parts = [
+            f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
+            else f"{entry.compared}{' NULLS FIRST' if nulls else ''}"
+            for entry, descending in terms
+        ]
+        return " ORDER BY " + ", ".join(parts)
 
     def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
-        compiled = self.compile((), order, reverse=reverse)[0]
-        if compiled.qualified:
-            raise InvalidQueryError(
-                f"order_by across a relation needs a query built by {self.model_name}.objects"
-            )
-        return compiled.order
+        return self.order_sql(self.order_terms(order, reverse))
 
     # --- SET ------------------------------------------------------------------------
 
@@ -1152,7 +1174,11 @@ def _order_sql(st: _Statement, scope: _Scope, items: list[Any],
         exprs.append(expr)
         if reverse:
             descending = not descending
-        parts.append(f"{expr}{' DESC' if descending else ''}")
+        # one NULL rule on every backend (see QueryCompiler.order_sql)
+        if st.dialect.family == "postgresql":
+            parts.append(f"{expr} DESC NULLS LAST" if descending else f"{expr} NULLS FIRST")
+        else:
+            parts.append(f"{expr}{' DESC' if descending else ''}")
     return (" ORDER BY " + ", ".join(parts) if parts else ""), exprs
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from registers.db.exceptions import InvalidQueryError, RecordNotFoundError
 from registers.db.query import Compiled, Group, Q, check_window
+from registers.db.statements import Pages
 
 if TYPE_CHECKING:
     from registers.db.registry import DatabaseRegistry
@@ -183,7 +184,7 @@ class Query(Generic[T]):
         return compiled, compiled.params(values)
 
     def _select(self, reverse: bool = False, window: tuple[int | None, int | None] | None = None
-                ) -> tuple[str, list[Any], Callable[[list[Any]], list[Any]]]:
+                ) -> tuple[str, list[Any], Callable[[Sequence[Any]], list[Any]]]:
         order, fields = self._order_fields()
         limit, offset = window if window is not None else (self._limit, self._offset)
         sql, params, compiled = self._manager.query.select_statement(
@@ -191,12 +192,12 @@ class Query(Generic[T]):
             distinct=self._distinct)
         return sql, params, self._converter(compiled)
 
-    def _converter(self, compiled: Compiled) -> Callable[[list[Any]], list[Any]]:
+    def _converter(self, compiled: Compiled) -> Callable[[Sequence[Any]], list[Any]]:
         manager, visible = self._manager, compiled.visible
         trim = compiled.width > visible
         if self._mode == _MODELS:
             if trim:
-                return lambda rows: manager._to_models(row[:visible] for row in rows)
+                return lambda rows: manager._to_models([row[:visible] for row in rows])
             return manager._to_models
         readers = compiled.readers or ()
         names = [name for name, _ in readers]
@@ -266,29 +267,29 @@ class Query(Generic[T]):
         set_sql, set_params = manager._set_clause(updates)
         return f"UPDATE {table} SET {set_sql}{where}", set_params + params
 
-    def _keyset(self, batch_size: int) -> tuple[str, str, list[Any]] | None:
-        """Keyset pagination statements, when rows come in plain key order."""
+    def _pages(self, batch_size: int) -> Pages | None:
+        """Keyset pagination (``Pages``) when rows are whole models in an order of the
+        table's own fields; None when the query pages by offset instead."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
         manager = self._manager
-        if (self._mode != _MODELS or self._order not in (None, (manager.key,))
-                or self._distinct or self._sliced):
+        order = self._order or (manager.key,)
+        if (self._mode != _MODELS or self._distinct or self._sliced
+                or any("__" in item for item in order)):
             return None
-        compiled, params = self._compiled()
-        q, p = manager.dialect.quote, manager.dialect.placeholder
-        table = q(manager.table_name)
-        key = f"{table}.{q(manager.key)}" if compiled.qualified else q(manager.key)
-        head = f"SELECT {compiled.columns} FROM {table}{compiled.joins}{compiled.where}"
-        glue = " AND " if compiled.where else " WHERE "
-        order = f" ORDER BY {key} LIMIT {batch_size}"
-        return f"{head}{order}", f"{head}{glue}{key} > {p}{order}", params
+        compiled, values = manager.query.compile(self._groups)
+        where = manager.query.standalone_where(compiled)
+        terms = manager.query.order_terms(order)
+        if all(entry.spec.name != manager.key for entry, _ in terms):
+            terms.append((manager.query.field(manager.key), False))
+        return Pages(manager.sql, where, compiled.params(values), terms, batch_size)
 
     # --- sync results ---------------------------------------------------------------
 
     def all(self) -> list[T]:
         """Every matching row, as a list."""
         sql, params, convert = self._select()
-        return convert(self._manager._read(sql, params))
+        return self._manager._read((sql, params, convert))
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
@@ -303,17 +304,16 @@ class Query(Generic[T]):
             manager = self._manager
             sql, params, _ = manager.query.select_statement(
                 self._groups, self._order or (manager.key,), limit=1, offset=self._offset)
-            rows = manager._read(sql, params)
-            return manager._to_model(rows[0]) if rows else None
+            return manager._read((sql, params, manager._first))
         sql, params, convert = self._select(window=self._first_window())
-        found = convert(self._manager._read(sql, params))
+        found = self._manager._read((sql, params, convert))
         return found[0] if found else None
 
     def last(self) -> T | None:
         """The last row (by ``order_by``, else key order), or None."""
         reverse, window = self._last_args()
         sql, params, convert = self._select(reverse, window)
-        found = convert(self._manager._read(sql, params))
+        found = self._manager._read((sql, params, convert))
         return found[0] if found else None
 
     def get(self, *q: Q, **criteria: Any) -> T:
@@ -325,20 +325,21 @@ class Query(Generic[T]):
         """
         query = self._get_query(q, criteria)
         sql, params, convert = query._select()
-        return self._one(convert(self._manager._read(sql, params)), q, criteria)  # type: ignore[no-any-return]
+        return self._one(self._manager._read((sql, params, convert)), q, criteria)  # type: ignore[no-any-return]
 
     def exists(self) -> bool:
         statement = self._exists_sql()
-        return statement is not None and bool(self._manager._read(*statement))
+        return statement is not None and bool(self._manager._read((*statement, bool)))
 
     def count(self) -> int:
-        return int(self._manager._read(*self._count_sql())[0][0])
+        return int(self._manager._read((*self._count_sql(), _scalar_int)))
 
     def iterate(self, batch_size: int = 1000) -> Iterator[T]:
-        """Stream the rows in batches of ``batch_size`` (memory stays flat)."""
+        """Stream the rows in batches of ``batch_size`` (memory stays flat): keyset
+        pagination when the order is the table's own fields, else by offset."""
         manager = self._manager
-        keyset = self._keyset(batch_size)
-        if keyset is None:
+        pages = self._pages(batch_size)
+        if pages is None:
             start = 0
             while True:
                 batch = self._slice(start, start + batch_size).all()
@@ -346,13 +347,13 @@ class Query(Generic[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        first_sql, next_sql, params = keyset
-        rows = manager._read(first_sql, params)
-        while rows:
+        sql, params = pages.first
+        while True:
+            rows = manager.rows(sql, params)
             yield from manager._models(rows)
             if len(rows) < batch_size:
                 return
-            rows = manager._read(next_sql, [*params, rows[-1][manager._key_index]])
+            sql, params = pages.after(rows[-1])
 
     def update(self, **updates: Any) -> int:
         """Update every matching row in one statement; returns how many matched.
@@ -361,22 +362,18 @@ class Query(Generic[T]):
         the updated models).
         """
         sql, params = self._write_sql("update", updates)
-        manager = self._manager
-        return int(manager._write(lambda conn: manager._execute(conn, sql, params).rowcount,
-                                  data=updates, atomic=False))
+        return int(self._manager._write((sql, params, _rowcount, False, updates, None)))
 
     def delete(self) -> int:
         """Delete every matching row in one statement; returns how many."""
         sql, params = self._write_sql("delete")
-        manager = self._manager
-        return int(manager._write(lambda conn: manager._execute(conn, sql, params).rowcount,
-                                  atomic=False))
+        return int(self._manager._write((sql, params, _rowcount, False, None, None)))
 
     # --- async results --------------------------------------------------------------
 
     async def aall(self) -> list[T]:
         sql, params, convert = self._select()
-        return convert(await self._manager._aread(sql, params))
+        return await self._manager._aread((sql, params, convert))
 
     async def __aiter__(self) -> AsyncIterator[T]:
         for item in await self.aall():
@@ -384,31 +381,31 @@ class Query(Generic[T]):
 
     async def afirst(self) -> T | None:
         sql, params, convert = self._select(window=self._first_window())
-        found = convert(await self._manager._aread(sql, params))
+        found = await self._manager._aread((sql, params, convert))
         return found[0] if found else None
 
     async def alast(self) -> T | None:
         reverse, window = self._last_args()
         sql, params, convert = self._select(reverse, window)
-        found = convert(await self._manager._aread(sql, params))
+        found = await self._manager._aread((sql, params, convert))
         return found[0] if found else None
 
     async def aget(self, *q: Q, **criteria: Any) -> T:
         query = self._get_query(q, criteria)
         sql, params, convert = query._select()
-        return self._one(convert(await self._manager._aread(sql, params)), q, criteria)  # type: ignore[no-any-return]
+        return self._one(await self._manager._aread((sql, params, convert)), q, criteria)  # type: ignore[no-any-return]
 
     async def aexists(self) -> bool:
         statement = self._exists_sql()
-        return statement is not None and bool(await self._manager._aread(*statement))
+        return statement is not None and bool(await self._manager._aread((*statement, bool)))
 
     async def acount(self) -> int:
-        return int((await self._manager._aread(*self._count_sql()))[0][0])
+        return int(await self._manager._aread((*self._count_sql(), _scalar_int)))
 
     async def aiterate(self, batch_size: int = 1000) -> AsyncIterator[T]:
         manager = self._manager
-        keyset = self._keyset(batch_size)
-        if keyset is None:
+        pages = self._pages(batch_size)
+        if pages is None:
             start = 0
             while True:
                 batch = await self._slice(start, start + batch_size).aall()
@@ -417,25 +414,32 @@ class Query(Generic[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        first_sql, next_sql, params = keyset
-        rows = await manager._aread(first_sql, params)
-        while rows:
-            for model in manager._to_models(rows):
+        sql, params = pages.first
+        while True:
+            rows = await manager.arows(sql, params)
+            for model in manager._models(rows):
                 yield model
             if len(rows) < batch_size:
                 return
-            rows = await manager._aread(next_sql, [*params, rows[-1][manager._key_index]])
+            sql, params = pages.after(rows[-1])
 
     async def aupdate(self, **updates: Any) -> int:
+        import asyncio
+
+        from registers.db.aio import _hash_each
+
         manager = self._manager
         self._refuse_sliced("update")
-        hashed = await manager._ahash_updates(updates)
-        sql, params = self._write_sql("update", hashed)
-        return int(await manager._awrite(_rowcount(sql, params), data=updates, atomic=False))
+        # passwords are hashed off the event loop (the plan then finds them hashed)
+        plain = {name: updates[name] for name in manager._plain_passwords(updates)}
+        if plain:
+            await asyncio.to_thread(_hash_each, manager, [plain])
+        sql, params = self._write_sql("update", {**updates, **plain})
+        return int(await manager._awrite((sql, params, _rowcount, False, updates, None)))
 
     async def adelete(self) -> int:
         sql, params = self._write_sql("delete")
-        return int(await self._manager._awrite(_rowcount(sql, params), atomic=False))
+        return int(await self._manager._awrite((sql, params, _rowcount, False, None, None)))
 
     def __repr__(self) -> str:
         parts = [f"<Query {self._manager.model_name}"]
@@ -450,10 +454,9 @@ class Query(Generic[T]):
         return "".join(parts) + ">"
 
 
-def _rowcount(sql: str, params: list[Any]) -> Callable[[Any], Any]:
-    from registers.db.aio import _execute
+def _rowcount(cursor: Any) -> int:
+    return int(cursor.rowcount)
 
-    async def work(conn: Any) -> int:
-        return int((await _execute(conn, sql, params)).rowcount)
 
-    return work
+def _scalar_int(rows: Sequence[Any]) -> int:
+    return int(rows[0][0])
