@@ -309,6 +309,7 @@ class Compiled:
     where: str
     order: str
     columns: str
+    column_list: tuple[str, ...]
     readers: tuple[tuple[str, Callable[[Any], Any]], ...] | None
     visible: int
     width: int
@@ -661,6 +662,7 @@ class QueryCompiler:
             where=f" WHERE {where}" if where else "",
             order=order_sql,
             columns=", ".join([*exprs, *hidden]),
+            column_list=(*exprs, *hidden),
             readers=readers,
             visible=visible,
             width=visible + len(hidden),
@@ -724,8 +726,13 @@ class QueryCompiler:
         sql = compiled.statements.get(key)
         if sql is None:
             if distinct or limit is not None or offset:
+                # aliased: a derived table may not repeat a column name (MySQL)
+                aliased = ", ".join(
+                    f"{expr} AS {self.dialect.quote(f'c{i}')}"
+                    for i, expr in enumerate(compiled.column_list)
+                )
                 inner = (
-                    f"SELECT {'DISTINCT ' if distinct else ''}{compiled.columns} "
+                    f"SELECT {'DISTINCT ' if distinct else ''}{aliased} "
                     f"FROM {self.dialect.quote(self.table)}{compiled.joins}{compiled.where}"
                     f"{_limit_sql(limit, offset)}"
                 )
