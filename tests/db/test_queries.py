@@ -709,3 +709,23 @@ async def test_self_relations_and_repeated_column_names(database_url: str) -> No
     assert await m.where(boss__name="Robert").adelete() == 2
     assert [s.name for s in m.all()] == ["Ada", "Robert"]
     await aio.adispose_all()
+
+
+async def test_json_indexes_reach_into_lists_only(database_url: str) -> None:
+    @database_registry(database_url, table_name="docs")
+    class Doc(BaseModel):
+        id: int | None = None
+        body: Any = None
+
+    for body in ({"0": "a"}, ["a"], "a", {"items": [{"n": 1}, {"n": 2}]},
+                 {"items": {"0": {"n": 1}}}, None):
+        Doc.objects.create(body=body)
+    m = Doc.objects
+    assert [d.body for d in m.filter(body__0="a")] == [["a"]]
+    assert [d.id for d in await same(m.filter(body__items__1__n=2),
+                                     m.afilter(body__items__1__n=2))] == [4]
+    assert [d.id for d in m.filter(body__items__0__n__gte=1)] == [4]
+    assert [d.id for d in m.filter(body__items__0__has_key="n")] == [4]
+    assert [d.id for d in m.filter(body__0__isnull=False)] == [2]
+    assert [d.id for d in m.filter(body__contains="a")] == [2, 3]  # element, substring
+    await aio.adispose_all()

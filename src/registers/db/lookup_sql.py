@@ -25,20 +25,43 @@ _MYSQL_NUMBERS = "('INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL')"
 class JsonPath:
     """SQL reading the value at one key path of a JSON column.
 
-    ``keys`` are object keys, or array indexes when all digits. Every predicate built
-    from these expressions is NULL (never true) when the path is missing.
+    ``keys`` are object keys, or array indexes when all digits. An index only reaches
+    into an array on every backend (PostgreSQL would read an object's key ``"0"``, and
+    MariaDB wraps a non-array as a one-element array: both are guarded). Every
+    predicate built from these expressions is NULL (never true) when the path is
+    missing.
     """
 
     def __init__(self, family: str, column: str, keys: Sequence[str]) -> None:
         self.family = family
         self.column = column
         self.keys = tuple(keys)
-        if family == "postgresql":
-            self.path = "'{" + ",".join(self.keys) + "}'"
-        else:
-            self.path = "'$" + "".join(
-                f"[{k}]" if k.isdigit() else f'."{k}"' for k in self.keys
-            ) + "'"
+        self.path = self._path(self.keys)
+        guards = [
+            self._raw_typeof(self._path(self.keys[:i]))
+            + (" = 'array'" if family == "postgresql" else " = 'ARRAY'")
+            for i, key in enumerate(self.keys) if key.isdigit()
+        ] if family != "sqlite" else []
+        self.guard = " AND ".join(guards)
+
+    def _path(self, keys: Sequence[str]) -> str:
+        if self.family == "postgresql":
+            return "'{" + ",".join(keys) + "}'"
+        return "'$" + "".join(f"[{k}]" if k.isdigit() else f'."{k}"' for k in keys) + "'"
+
+    def _raw_typeof(self, path: str) -> str:
+        if self.family == "postgresql":
+            return f"jsonb_typeof({self.column} #> {path})"
+        return f"JSON_TYPE(JSON_EXTRACT({self.column}, {path}))"
+
+    def _guarded(self, sql: str) -> str:
+        return f"(CASE WHEN {self.guard} THEN {sql} END)" if self.guard else sql
+
+    def _value(self) -> str:
+        """PostgreSQL: the jsonb at the path; MySQL: JSON_EXTRACT of it."""
+        if self.family == "postgresql":
+            return self._guarded(f"({self.column} #> {self.path})")
+        return self._guarded(f"JSON_EXTRACT({self.column}, {self.path})")
 
     def child(self, key_param: str) -> str:
         """A predicate: the object at this path has the key bound at ``key_param``."""
@@ -47,7 +70,7 @@ class JsonPath:
             # the parameter is the full path text, see child_param()
             return f"json_type({c}, {key_param}) IS NOT NULL"
         if self.family == "postgresql":
-            return f"({self.is_('object')} AND jsonb_exists({c} #> {path}, {key_param}))"
+            return f"({self.is_('object')} AND jsonb_exists({self._value()}, {key_param}))"
         return (f"({self.is_('object')} AND JSON_CONTAINS_PATH({c}, 'one', "
                 f"CONCAT({path}, '.', JSON_QUOTE({key_param}))) = 1)")
 
@@ -57,12 +80,11 @@ class JsonPath:
         return key
 
     def _typeof(self) -> str:
-        c, path = self.column, self.path
         if self.family == "sqlite":
-            return f"json_type({c}, {path})"
+            return f"json_type({self.column}, {self.path})"
         if self.family == "postgresql":
-            return f"jsonb_typeof({c} #> {path})"
-        return f"JSON_TYPE(JSON_EXTRACT({c}, {path}))"
+            return f"jsonb_typeof({self._value()})"
+        return f"JSON_TYPE({self._value()})"
 
     def is_(self, category: str) -> str:
         """A predicate on the JSON type at the path: string, number, true, false, null,
@@ -75,14 +97,15 @@ class JsonPath:
             return f"{t} {names[category]}"
         if self.family == "postgresql":
             if category in ("true", "false", "null"):
-                return f"({c} #> {path}) = '{category}'::jsonb"
+                return f"{self._value()} = '{category}'::jsonb"
             if category == "exists":
-                return f"({c} #> {path}) IS NOT NULL"
+                return f"{self._value()} IS NOT NULL"
             return f"{t} = '{category}'"
         if category == "exists":
-            return f"JSON_CONTAINS_PATH({c}, 'one', {path}) = 1"
+            found = f"JSON_CONTAINS_PATH({c}, 'one', {path}) = 1"
+            return f"({self.guard} AND {found})" if self.guard else found
         if category in ("true", "false"):
-            return f"({t} = 'BOOLEAN' AND JSON_EXTRACT({c}, {path}) = '{category}')"
+            return f"({t} = 'BOOLEAN' AND {self._value()} = '{category}')"
         if category == "number":
             return f"{t} IN {_MYSQL_NUMBERS}"
         return f"{t} = '{category.upper()}'"
@@ -95,7 +118,7 @@ class JsonPath:
         if self.family == "postgresql":
             return f"(CASE WHEN {self.is_('string')} THEN {c} #>> {path} END)"
         # JSON_UNQUOTE yields utf8mb4_bin text: comparisons are exact, as elsewhere.
-        return f"(CASE WHEN {self.is_('string')} THEN JSON_UNQUOTE(JSON_EXTRACT({c}, {path})) END)"
+        return f"(CASE WHEN {self.is_('string')} THEN JSON_UNQUOTE({self._value()}) END)"
 
     def number(self) -> str:
         """The number at the path (NULL if not a number)."""
@@ -104,7 +127,7 @@ class JsonPath:
             return f"(CASE WHEN {self.is_('number')} THEN json_extract({c}, {path}) END)"
         if self.family == "postgresql":
             return f"(CASE WHEN {self.is_('number')} THEN ({c} #>> {path})::numeric END)"
-        return f"(CASE WHEN {self.is_('number')} THEN JSON_EXTRACT({c}, {path}) + 0 END)"
+        return f"(CASE WHEN {self.is_('number')} THEN {self._value()} + 0 END)"
 
     def has_element(self, category: str, placeholder: str) -> str:
         """A predicate: the array at the path has an element equal to the bound value.
@@ -115,14 +138,12 @@ class JsonPath:
         if self.family == "sqlite":
             types = {"string": "= 'text'", "number": "IN ('integer', 'real')",
                      "true": "= 'true'", "false": "= 'false'"}[category]
-            value = "1" if category in ("true", "false") else placeholder
-            test = f"e.value = {value}" if category not in ("true", "false") else "1 = 1"
+            test = "1 = 1" if category in ("true", "false") else f"e.value = {placeholder}"
             return (f"({self.is_('array')} AND EXISTS (SELECT 1 FROM json_each({c}, {path}) "
                     f"AS e WHERE e.type {types} AND {test}))")
         if self.family == "postgresql":
-            return f"({self.is_('array')} AND ({c} #> {path}) @> CAST({placeholder} AS jsonb))"
-        return (f"({self.is_('array')} AND JSON_CONTAINS(JSON_EXTRACT({c}, {path}), "
-                f"{placeholder}) = 1)")
+            return f"({self.is_('array')} AND {self._value()} @> CAST({placeholder} AS jsonb))"
+        return f"({self.is_('array')} AND JSON_CONTAINS({self._value()}, {placeholder}) = 1)"
 
     def element_param(self, value: Any) -> list[Any]:
         import json
