@@ -637,6 +637,11 @@ class QueryCompiler:
         st = _Statement(self.dialect)
         root = _indexed(("GROUP", False, shape), count())
         items = [] if order is None else [order] if isinstance(order, str) else list(order)
+        if items and fields is None and self.key and all(
+                isinstance(i, str) and i.removeprefix("-") != self.key for i in items):
+            # the key breaks ties: one order on every backend (PostgreSQL's sort is not
+            # stable), the order iterate()'s keyset pagination follows too
+            items.append(self.key)
         qualified = self._uses_relations(root) or any(
             isinstance(i, str) and "__" in i for i in (*items, *(fields or ()))
         )
