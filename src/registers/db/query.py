@@ -494,7 +494,7 @@ class QueryCompiler:
             self.model) else None
         if not isinstance(descriptor, Relationship):
             raise InvalidQueryError(
-                f"{self.model_name} has no field or relationship {name!r} ({self._choices()})",
+                f"{self.model_name} has no field {name!r} ({self._choices()})",
                 model=self.model_name, table=self.table, field=name,
             )
         assert self.model is not None
