@@ -45,7 +45,8 @@ from registers.db.exceptions import (
 )
 from registers.db.fields import db_field
 from registers.db.metadata import RegistryConfig
-from registers.db.query import F
+from registers.db.query import F, Q
+from registers.db.queryset import Query
 from registers.db.registry import DatabaseRegistry
 from registers.db.relations import BelongsTo, HasMany, HasManyThrough, prefetch
 from registers.db.schema import ColumnDifference, SchemaManager, defer_creation
@@ -69,6 +70,8 @@ __all__ = [
     "InvalidQueryError",
     "MigrationError",
     "ModelRegistrationError",
+    "Q",
+    "Query",
     "RecordNotFoundError",
     "RegistryConfig",
     "RegistryError",

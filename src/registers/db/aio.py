@@ -47,6 +47,7 @@ from registers.db.errors import driver_error
 from registers.db.exceptions import InvalidQueryError
 from registers.db.flows import Flow, Read, RetryIf, Write, adrive
 from registers.db.plans import OperationPlans
+from registers.db.query import Q
 from registers.db.statements import Statement
 
 if TYPE_CHECKING:
@@ -73,11 +74,15 @@ class AsyncOperations(OperationPlans[M]):
         """Like :meth:`aget`, but raise :class:`RecordNotFoundError` when nothing matches."""
         return await self._aread(self._plan_require(args, criteria))
 
-    async def afilter(self, *, limit: int | None = None, offset: int | None = None,
+    async def afilter(self, *q: Q, limit: int | None = None, offset: int | None = None,
                       order_by: str | Sequence[str] | None = None,
                       **criteria: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.filter`."""
-        return await self._aread(self._plan_filter(limit, offset, order_by, criteria))
+        return await self._aread(self._plan_filter(limit, offset, order_by, criteria, q))
+
+    async def aexclude(self, *q: Q, **criteria: Any) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.exclude`."""
+        return await self._aread(self._plan_exclude(q, criteria))
 
     async def aall(self) -> list[M]:
         """Every row, in key order."""
@@ -85,29 +90,29 @@ class AsyncOperations(OperationPlans[M]):
 
     aget_all = aall
 
-    async def afirst(self, *, order_by: str | Sequence[str] | None = None,
+    async def afirst(self, *q: Q, order_by: str | Sequence[str] | None = None,
                      **criteria: Any) -> M | None:
         """The first matching row by key order (or ``order_by``), or None."""
-        return await self._aread(self._plan_first(order_by, criteria))
+        return await self._aread(self._plan_first(order_by, criteria, q=q))
 
-    async def alast(self, *, order_by: str | Sequence[str] | None = None,
+    async def alast(self, *q: Q, order_by: str | Sequence[str] | None = None,
                     **criteria: Any) -> M | None:
         """The last matching row by key order (or ``order_by``), or None."""
-        return await self._aread(self._plan_first(order_by, criteria, reverse=True))
+        return await self._aread(self._plan_first(order_by, criteria, reverse=True, q=q))
 
-    async def aexists(self, **criteria: Any) -> bool:
-        """Whether any row matches ``criteria``."""
-        return await self._aread(self._plan_exists(criteria))
+    async def aexists(self, *q: Q, **criteria: Any) -> bool:
+        """Whether any row matches ``q`` and ``criteria``."""
+        return await self._aread(self._plan_exists(criteria, q))
 
-    async def acount(self, **criteria: Any) -> int:
-        """How many rows match ``criteria``."""
-        return await self._aread(self._plan_count(criteria))
+    async def acount(self, *q: Q, **criteria: Any) -> int:
+        """How many rows match ``q`` and ``criteria``."""
+        return await self._aread(self._plan_count(criteria, q))
 
-    async def aiterate(self, *, batch_size: int = 1000,
+    async def aiterate(self, *q: Q, batch_size: int = 1000,
                        order_by: str | Sequence[str] | None = None,
                        **criteria: Any) -> AsyncIterator[M]:
         """Stream matching rows in batches (``async for user in User.objects.aiterate():``)."""
-        pages = self._plan_iterate(batch_size, order_by, criteria)
+        pages = self._plan_iterate(batch_size, order_by, criteria, q)
         sql, params = pages.first
         while True:
             rows = await self.arows(sql, params)
@@ -140,7 +145,7 @@ class AsyncOperations(OperationPlans[M]):
         instance = await self._ahashed(self._upserted_instance(instance, data))
         return await self._awrite(self._plan_upsert(instance))
 
-    async def aupdate_where(self, criteria: Mapping[str, Any], **updates: Any) -> list[M]:
+    async def aupdate_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
         updates = await self._ahashed_updates(criteria, updates)
         return await self._awrite(self._plan_update_where(criteria, updates))
@@ -149,9 +154,9 @@ class AsyncOperations(OperationPlans[M]):
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete`."""
         return await self._awrite(self._plan_delete(key))
 
-    async def adelete_where(self, **criteria: Any) -> int:
+    async def adelete_where(self, *q: Q, **criteria: Any) -> int:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.delete_where`."""
-        return await self._awrite(self._plan_delete_where(criteria))
+        return await self._awrite(self._plan_delete_where(criteria, q))
 
     async def abulk_create(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.bulk_create` (all or nothing)."""
@@ -198,7 +203,7 @@ class AsyncOperations(OperationPlans[M]):
                                updates: dict[str, Any]) -> dict[str, Any]:
         """``updates`` with plain-text passwords hashed off the loop (when the update
         will run at all: the plan refuses empty criteria first)."""
-        if not (isinstance(criteria, Mapping) and criteria):
+        if not (isinstance(criteria, (Mapping, Q)) and criteria):
             return updates
         plain = {n: updates[n] for n in self._plain_passwords(updates)}
         if plain:

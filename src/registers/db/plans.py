@@ -21,7 +21,8 @@ from registers.db.dialects import classify_integrity_error
 from registers.db.exceptions import ImmutableFieldError, InvalidQueryError, RecordNotFoundError
 from registers.db.fields import utc_now
 from registers.db.flows import Cursor, Read, Write
-from registers.db.query import Expression
+from registers.db.query import Expression, Q
+from registers.db.queryset import Query
 from registers.db.statements import Pages
 from registers.db.table import PERSISTED_KEY, ModelTable, field_error
 
@@ -37,7 +38,15 @@ class OperationPlans(ModelTable[M]):
     # --- reads ----------------------------------------------------------------------
 
     def _plan_get(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Read[M | None]:
-        """``get(key)`` or ``get(**criteria)``: the first row by key order, or None."""
+        """``get(key)`` or ``get(*q, **criteria)``: the first row by key order, or None."""
+        if args and all(isinstance(a, Q) for a in args):
+            sql, params = self.sql.select_where(criteria, self.key, 1, None, q=args)
+            return sql, params, self._first
+        if any(isinstance(a, Q) for a in args):
+            raise InvalidQueryError(
+                f"get() on {self.model_name} takes one key or Q objects, not both",
+                model=self.model_name,
+            )
         if args:
             if len(args) > 1 or criteria:
                 raise InvalidQueryError(
@@ -64,29 +73,44 @@ class OperationPlans(ModelTable[M]):
         return found
 
     def _plan_filter(self, limit: int | None, offset: int | None, order_by: Any,
-                     criteria: Mapping[str, Any]) -> Read[list[M]]:
-        sql, params = self.sql.select_where(criteria, order_by, limit, offset)
+                     criteria: Mapping[str, Any], q: Sequence[Q] = ()) -> Read[list[M]]:
+        sql, params = self.sql.select_where(criteria, order_by, limit, offset, q=q)
         return sql, params, self._to_models
 
     def _plan_first(self, order_by: Any, criteria: Mapping[str, Any],
-                    reverse: bool = False) -> Read[M | None]:
-        sql, params = self.sql.select_where(criteria, order_by or self.key, 1, None, reverse)
+                    reverse: bool = False, q: Sequence[Q] = ()) -> Read[M | None]:
+        sql, params = self.sql.select_where(criteria, order_by or self.key, 1, None, reverse,
+                                            q=q)
         return sql, params, self._first
 
-    def _plan_exists(self, criteria: Mapping[str, Any]) -> Read[bool]:
-        where, params = self.query.where(criteria)
-        return self.sql.exists_head + where + " LIMIT 1", params, bool
+    def _plan_exists(self, criteria: Mapping[str, Any], q: Sequence[Q] = ()) -> Read[bool]:
+        compiled, values = self.query.compile(((q, criteria),))
+        return self.query.exists(compiled), compiled.params(values), bool
 
-    def _plan_count(self, criteria: Mapping[str, Any]) -> Read[int]:
-        where, params = self.query.where(criteria)
-        return self.sql.count_head + where, params, _scalar_int
+    def _plan_count(self, criteria: Mapping[str, Any], q: Sequence[Q] = ()) -> Read[int]:
+        compiled, values = self.query.compile(((q, criteria),))
+        return self.query.count(compiled), compiled.params(values), _scalar_int
+
+    def _plan_exclude(self, q: tuple[Q, ...], criteria: Mapping[str, Any]) -> Read[list[M]]:
+        """``exclude(*q, **criteria)``: the rows *not* matching (NULL-aware)."""
+        return self._plan_filter(None, None, None, {}, (~Q(*q, **criteria),))
+
+    def _where(self, q: tuple[Q, ...], criteria: dict[str, Any]) -> Query[M]:
+        """``where(*q, **criteria)``: a lazy :class:`~registers.db.queryset.Query`."""
+        for arg in q:
+            if not isinstance(arg, Q):
+                raise InvalidQueryError(
+                    f"positional criteria must be Q objects, got {type(arg).__name__} {arg!r}"
+                )
+        manager: Any = self  # the DatabaseRegistry these plans belong to
+        return Query(manager, ((q, criteria),) if q or criteria else ())
 
     def _plan_iterate(self, batch_size: int, order_by: Any,
-                      criteria: Mapping[str, Any]) -> Pages:
+                      criteria: Mapping[str, Any], q: Sequence[Q] = ()) -> Pages:
         """Pages of ``batch_size`` rows in ``order_by`` order (key order by default)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
-        return self.sql.pages(criteria, order_by, batch_size)
+        return self.sql.pages(criteria, order_by, batch_size, q)
 
     def _plan_refresh(self, instance: M) -> Read[M]:
         key = self._persisted(instance)
@@ -257,22 +281,24 @@ class OperationPlans(ModelTable[M]):
             return None
         return self.sql.delete, [key], functools.partial(_forget_key, instance), False, None, None
 
-    def _plan_delete_where(self, criteria: Mapping[str, Any]) -> Write[int]:
-        if not criteria:
+    def _plan_delete_where(self, criteria: Mapping[str, Any],
+                           q: Sequence[Q] = ()) -> Write[int]:
+        if not criteria and not any(q):
             raise InvalidQueryError(
                 f"delete_where() on {self.model_name} needs criteria "
                 "(use truncate() to delete every row)",
                 model=self.model_name,
             )
-        sql, params = self.sql.delete_where(criteria)
+        sql, params = self.sql.delete_where(criteria, q)
         return sql, params, _rowcount, False, None, None
 
     # --- update_where ---------------------------------------------------------------
 
-    def _plan_update_where(self, criteria: Mapping[str, Any],
+    def _plan_update_where(self, criteria: Mapping[str, Any] | Q,
                            updates: Mapping[str, Any]) -> Write[list[M]]:
-        """``UPDATE ... SET ... WHERE ...`` and the re-read of the updated rows."""
-        if not isinstance(criteria, Mapping) or not criteria:
+        """``UPDATE ... SET ... WHERE ...`` and the re-read of the updated rows
+        (``criteria`` a dict or a ``Q``)."""
+        if not isinstance(criteria, (Mapping, Q)) or not criteria:
             raise InvalidQueryError(
                 f"update_where() on {self.model_name} needs non-empty criteria "
                 "(refusing to update every row)",

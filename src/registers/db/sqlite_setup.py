@@ -2,7 +2,8 @@
 
 WAL (files only), ``synchronous`` (``NORMAL`` unless ``configure_database`` says ``FULL``),
 ``foreign_keys=ON``, the busy timeout, and the deterministic SQL functions registers
-relies on (``registers_decimal`` behind exact ``F()`` arithmetic on Decimal text).
+relies on (``registers_decimal`` behind exact ``F()`` arithmetic on Decimal text,
+``registers_regexp`` behind the ``regex`` lookups).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_O
 
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op)]
+    from registers.db.lookup_sql import sqlite_regexp
+
+    return [("registers_decimal", 3, _decimal_op), ("registers_regexp", 3, sqlite_regexp)]
 
 
 _DECIMAL_OPS = {

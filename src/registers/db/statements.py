@@ -14,8 +14,7 @@ from typing import Any, NamedTuple
 
 from registers.db.dialects import Dialect
 from registers.db.engine import Database
-from registers.db.exceptions import InvalidQueryError
-from registers.db.query import QueryCompiler
+from registers.db.query import Q, QueryCompiler
 
 __all__ = ["IN_CHUNK", "Statement", "Statements"]
 
@@ -137,27 +136,19 @@ class Statements:
     # --- reads ------------------------------------------------------------------------
 
     def select_where(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
-                     offset: int | None, reverse: bool = False) -> tuple[str, list[Any]]:
-        """``SELECT`` of whole rows matching ``criteria``, ordered and paged."""
-        where, params = self.query.where(criteria)
-        sql = self.select + where + self.query.order_by(order_by, reverse=reverse)
-        if limit is not None or offset is not None:
-            for name, value in (("limit", limit), ("offset", offset)):
-                if value is not None and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 0
-                ):
-                    raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
-            if limit is None:
-                limit = 2**62
-            sql += f" LIMIT {int(limit)}"
-            if offset:
-                sql += f" OFFSET {int(offset)}"
+                     offset: int | None, reverse: bool = False,
+                     q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
+        """``SELECT`` of whole rows matching ``q`` and ``criteria``, ordered and paged
+        (compiled once per shape: see ``QueryCompiler.select_statement``)."""
+        sql, params, _ = self.query.select_statement(
+            ((q, criteria),), order_by, reverse=reverse, limit=limit, offset=offset)
         return sql, params
 
-    def pages(self, criteria: Mapping[str, Any], order_by: Any, batch_size: int) -> Pages:
-        """Keyset pagination of the rows matching ``criteria`` in ``order_by`` order (the
-        key breaks ties), ``batch_size`` rows a page."""
-        where, params = self.query.where(criteria)
+    def pages(self, criteria: Mapping[str, Any], order_by: Any, batch_size: int,
+              q: Sequence[Q] = ()) -> Pages:
+        """Keyset pagination of the rows matching ``q`` and ``criteria`` in ``order_by``
+        order (the key breaks ties), ``batch_size`` rows a page."""
+        where, params = self.query.where(criteria, q)
         terms = self.query.order_terms(order_by)
         if all(entry.spec.name != self.key for entry, _ in terms):
             terms.append((self.query.field(self.key), False))
@@ -208,8 +199,9 @@ class Statements:
         sets = ", ".join(f"{q(n)} = {p}" for n in names)
         return f"UPDATE {self.table} SET {sets} WHERE {self.quoted_key} = {p}"
 
-    def delete_where(self, criteria: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        where, params = self.query.where(criteria)
+    def delete_where(self, criteria: Mapping[str, Any],
+                     q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
+        where, params = self.query.where(criteria, q)
         return f"DELETE FROM {self.table}{where}", params
 
     def sync_sequence(self) -> Statement:

@@ -24,6 +24,8 @@ from pydantic import BaseModel
 from registers.db.dialects import is_transient
 from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
 from registers.db.plans import OperationPlans
+from registers.db.query import Q
+from registers.db.queryset import Query
 
 __all__ = ["SyncOperations"]
 
@@ -46,10 +48,19 @@ class SyncOperations(OperationPlans[M]):
         """Like :meth:`get`, but raise :class:`RecordNotFoundError` when nothing matches."""
         return self._read(self._plan_require(args, criteria))
 
-    def filter(self, *, limit: int | None = None, offset: int | None = None,
+    def filter(self, *q: Q, limit: int | None = None, offset: int | None = None,
                order_by: str | Sequence[str] | None = None, **criteria: Any) -> list[M]:
-        """Rows matching ``criteria`` (``field=value`` or ``field__lookup=value``)."""
-        return self._read(self._plan_filter(limit, offset, order_by, criteria))
+        """Rows matching ``q`` and ``criteria`` (``field=value`` or ``field__lookup=value``)."""
+        return self._read(self._plan_filter(limit, offset, order_by, criteria, q))
+
+    def exclude(self, *q: Q, **criteria: Any) -> list[M]:
+        """Rows *not* matching ``q`` and ``criteria`` (NULL-aware, as Django's exclude)."""
+        return self._read(self._plan_exclude(q, criteria))
+
+    def where(self, *q: Q, **criteria: Any) -> Query[M]:
+        """A lazy, chainable :class:`~registers.db.queryset.Query` of the matching rows
+        (``Query`` has the sync and the async results: ``all()``/``aall()``, ...)."""
+        return self._where(q, criteria)
 
     def all(self) -> list[M]:
         """Every row, in key order."""
@@ -57,31 +68,33 @@ class SyncOperations(OperationPlans[M]):
 
     get_all = all
 
-    def first(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+    def first(self, *q: Q, order_by: str | Sequence[str] | None = None,
+              **criteria: Any) -> M | None:
         """The first matching row by key order (or ``order_by``), or None."""
-        return self._read(self._plan_first(order_by, criteria))
+        return self._read(self._plan_first(order_by, criteria, q=q))
 
-    def last(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+    def last(self, *q: Q, order_by: str | Sequence[str] | None = None,
+             **criteria: Any) -> M | None:
         """The last matching row by key order (or ``order_by``), or None."""
-        return self._read(self._plan_first(order_by, criteria, reverse=True))
+        return self._read(self._plan_first(order_by, criteria, reverse=True, q=q))
 
-    def exists(self, **criteria: Any) -> bool:
-        """Whether any row matches ``criteria``."""
-        return self._read(self._plan_exists(criteria))
+    def exists(self, *q: Q, **criteria: Any) -> bool:
+        """Whether any row matches ``q`` and ``criteria``."""
+        return self._read(self._plan_exists(criteria, q))
 
-    def count(self, **criteria: Any) -> int:
-        """How many rows match ``criteria``."""
-        return self._read(self._plan_count(criteria))
+    def count(self, *q: Q, **criteria: Any) -> int:
+        """How many rows match ``q`` and ``criteria``."""
+        return self._read(self._plan_count(criteria, q))
 
-    def iterate(self, *, batch_size: int = 1000, order_by: str | Sequence[str] | None = None,
-                **criteria: Any) -> Iterator[M]:
+    def iterate(self, *q: Q, batch_size: int = 1000,
+                order_by: str | Sequence[str] | None = None, **criteria: Any) -> Iterator[M]:
         """Stream matching rows in batches of ``batch_size`` (memory stays flat).
 
         Rows come in ``order_by`` order (key order by default) through keyset
         pagination, so a row written meanwhile never shifts a page: no row is returned
         twice or skipped, whatever the ties and NULLs.
         """
-        pages = self._plan_iterate(batch_size, order_by, criteria)
+        pages = self._plan_iterate(batch_size, order_by, criteria, q)
         sql, params = pages.first
         while True:
             rows = self.rows(sql, params)
@@ -119,8 +132,9 @@ class SyncOperations(OperationPlans[M]):
         """
         return self._write(self._plan_upsert(self._upserted_instance(instance, data)))
 
-    def update_where(self, criteria: Mapping[str, Any], **updates: Any) -> list[M]:
-        """Update every row matching ``criteria``; return the updated rows (by key order).
+    def update_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
+        """Update every row matching ``criteria`` (a dict or a ``Q``); return the updated
+        rows (by key order).
 
         Values may be :class:`~registers.db.query.F` expressions for atomic arithmetic:
         ``update_where({"id": 1}, hits=F("hits") + 1)``.
@@ -131,9 +145,9 @@ class SyncOperations(OperationPlans[M]):
         """Delete the row with ``key``. Returns whether a row was deleted."""
         return self._write(self._plan_delete(key))
 
-    def delete_where(self, **criteria: Any) -> int:
-        """Delete every row matching ``criteria``; returns how many were deleted."""
-        return self._write(self._plan_delete_where(criteria))
+    def delete_where(self, *q: Q, **criteria: Any) -> int:
+        """Delete every row matching ``q`` and ``criteria``; returns how many were deleted."""
+        return self._write(self._plan_delete_where(criteria, q))
 
     def bulk_create(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
         """Validate every item, then insert them all in one transaction (all or nothing)."""

@@ -55,7 +55,8 @@ class ModelTable(Generic[M]):
         family = self.database.family
         self.dialect = Dialect(family, self.database.dialect, self.database.placeholder)
         columns = config.columns
-        self.query = QueryCompiler(self.model_name, self.table_name, columns, self.dialect)
+        self.query = QueryCompiler(self.model_name, self.table_name, columns, self.dialect,
+                                   model=model, key=config.key_field)
         self.key = config.key_field
         self.managed_key = config.managed_key
         self.names = [c.name for c in columns]
@@ -301,9 +302,11 @@ class ModelTable(Generic[M]):
             )
 
     def _not_found(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> RecordNotFoundError:
-        what = f"{self.key}={args[0]!r}" if args else ", ".join(
-            f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
-            for k, v in criteria.items())
+        keyed = bool(args) and type(args[0]).__name__ != "Q"
+        what = f"{self.key}={args[0]!r}" if keyed else ", ".join([
+            *(repr(a) for a in args if not self._hashed),  # a Q may name a password
+            *(f"{k}={'<hidden>' if k.partition('__')[0] in self._hashed else repr(v)}"
+              for k, v in criteria.items())])
         return RecordNotFoundError(
             f"no {self.model_name} with {what} in table {self.table_name!r}",
             model=self.model_name, table=self.table_name,
