@@ -2,8 +2,9 @@
 
 ``build_parser(registry, container)`` returns a ready :class:`argparse.ArgumentParser`
 whose ``parse_args()`` yields a namespace with ``command`` (the canonical command path) and
-one attribute per command-line parameter given. Options left out are absent from the
-namespace, so the dispatcher falls back to the handler's own default.
+one attribute per parameter of that command, defaults included (as in registers 2.1.0).
+The dispatcher's own parse (:func:`parse_command`) leaves options that were not given out,
+so it falls back to the handler's own default.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class RegistryParser(argparse.ArgumentParser):
         self.registry = registry
         self.group_parsers: dict[str, RegistryParser] = {}  # filled on the root parser
         self.command_parsers: dict[str, argparse.ArgumentParser] = {}
+        # path -> the parameters on its command line; filled on the root parser when
+        # parse_args() should hold every one of them, defaults included
+        self.command_params: dict[str, list[CommandParam]] | None = None
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -65,7 +69,15 @@ class RegistryParser(argparse.ArgumentParser):
         tokens = _normalize_options(list(sys.argv[1:] if args is None else args))
         if self.registry is not None and tokens:
             tokens[0] = self._command_token(tokens[0])
-        return super().parse_known_args(tokens, namespace)
+        elif (self.command_params is not None and self.registry is not None
+              and not self.registry.commands and not self.registry.groups):
+            self.error("no commands are registered")
+        parsed, extra = super().parse_known_args(tokens, namespace)
+        if self.command_params is not None:
+            for param in self.command_params.get(getattr(parsed, "command", None) or "", ()):
+                if not hasattr(parsed, param.name):
+                    setattr(parsed, param.name, _default(param))
+        return parsed, extra
 
     def _command_token(self, token: str) -> str:
         assert self.registry is not None
@@ -119,6 +131,13 @@ class _Completion(argparse.Action):
         assert registry is not None
         sys.stdout.write(completion_script(registry, str(values), prog=parser.prog))
         parser.exit(0)
+
+
+def _default(param: CommandParam) -> Any:
+    """The namespace value of a parameter not given on the command line."""
+    if param.has_default:
+        return param.default
+    return False if param.role == FLAG else None
 
 
 def _show(value: Any) -> str:
@@ -213,9 +232,11 @@ def _add_command(
     )
     parser.set_defaults(command=entry.path)
     root.command_parsers[entry.path] = parser
-    for param in entry.params:
-        if not _is_injected(param, container):
-            _ADDERS[param.role](parser, param)
+    shown = [param for param in entry.params if not _is_injected(param, container)]
+    for param in shown:
+        _ADDERS[param.role](parser, param)
+    if root.command_params is not None:
+        root.command_params[entry.path] = shown
 
 
 def _add_children(
@@ -256,6 +277,7 @@ def build_parser(
     container: DIContainer | None = None,
     *,
     only: Iterable[str] | None = None,
+    defaults: bool = True,
 ) -> RegistryParser:
     """Build the argparse tree for ``registry``.
 
@@ -264,10 +286,14 @@ def build_parser(
         container: Parameters whose type it can resolve are left off the command line.
         only: Build sub-parsers only for these top-level command names (start-up speed:
             ``run`` builds just the command being invoked). ``None`` builds all.
+        defaults: Put every parameter of the chosen command in the namespace, with its
+            default when it was not given (``False`` for a flag without one, ``None`` for
+            an option without one). ``False`` leaves parameters not given out.
 
     Returns:
         A parser whose namespace has ``command`` (the canonical path, ``None`` when no
-        command was given) and one attribute per parameter given on the command line.
+        command was given) and one attribute per parameter of that command. With
+        ``defaults`` and an empty registry, ``parse_args([])`` is a usage error (exit 2).
     """
     options = " [--version]" if registry.version else ""
     root = RegistryParser(
@@ -277,6 +303,8 @@ def build_parser(
         usage=f"%(prog)s [-h]{options} [--completion SHELL] COMMAND [ARGS]...",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    if defaults:
+        root.command_params = {}
     if registry.version:
         version = registry.version.replace("%", "%%")
         root.add_argument("--version", action="version", version=f"%(prog)s {version}")
@@ -301,7 +329,7 @@ def parse_command(
     and the process exits with status 2.
     """
     first = registry.resolve_name(tokens[0]) if tokens else None
-    parser = build_parser(registry, container, only=(first,) if first else ())
+    parser = build_parser(registry, container, only=(first,) if first else (), defaults=False)
     if not tokens:
         parser.print_help(sys.stderr)
         parser.exit(2)

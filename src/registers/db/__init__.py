@@ -2,11 +2,10 @@
 
 ::
 
-    from pydantic import BaseModel
-    from registers.db import database_registry
+    from registers.db import Model, database_registry
 
     @database_registry("app.db", unique_fields=["email"])
-    class User(BaseModel):
+    class User(Model):
         id: int | None = None
         name: str
         email: str
@@ -39,6 +38,7 @@ from registers.db.exceptions import (
 )
 from registers.db.fields import db_field
 from registers.db.metadata import RegistryConfig
+from registers.db.model import Model
 from registers.db.query import F
 from registers.db.registry import DatabaseRegistry
 from registers.db.relations import BelongsTo, HasMany, HasManyThrough, prefetch
@@ -61,6 +61,7 @@ __all__ = [
     "InvalidPrimaryKeyAssignmentError",
     "InvalidQueryError",
     "MigrationError",
+    "Model",
     "ModelRegistrationError",
     "RecordNotFoundError",
     "RegistryConfig",

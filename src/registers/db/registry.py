@@ -1106,6 +1106,21 @@ class DatabaseRegistry(AsyncOperations, Generic[M]):
         """Release this database's connections (they reopen on next use)."""
         self.database.dispose()
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine of this model's database (shared by every model of the
+        URL), for raw SQL: ``with User.objects.engine.connect() as conn: ...``."""
+        return self.database.engine
+
+    # registers 2.1.0 spellings (see docs/coming-from-2.1.md): ``engine`` and ``schema``.
+    @property
+    def _engine(self) -> sa.Engine:
+        return self.database.engine
+
+    @property
+    def _schema(self) -> SchemaManager:
+        return self.schema
+
     def __repr__(self) -> str:
         return f"<DatabaseRegistry {self.model_name} table={self.table_name!r}>"
 
