@@ -141,7 +141,7 @@ def _attach(cls: type[BaseModel], manager: DatabaseRegistry[Any]) -> None:
         method.__qualname__ = f"{cls.__name__}.{method.__name__}"
         setattr(cls, method.__name__, method)
 
-    hashed = manager._hashed
+    hashed = manager.hashed_fields
     if hashed and "verify_password" not in cls.model_fields:
         field = hashed[0]
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from registers.db.exceptions import ConfigurationError, DatabaseError
+from registers.db.errors import connect_error
+from registers.db.exceptions import ConfigurationError
 
 __all__ = [
     "Database",
@@ -70,6 +71,12 @@ class Database:
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect
         self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
+        # What the driver raises for a failed statement. OverflowError: sqlite3 refuses
+        # ints beyond 64 bits before the database sees them; UnicodeEncodeError: text
+        # that is not valid UTF-8 (lone surrogates).
+        self.driver_errors: tuple[type[BaseException], ...] = (
+            self.dialect.loaded_dbapi.Error, OverflowError, UnicodeEncodeError,
+        )
         self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
             f"registers_tx_{id(self)}", default=None
         )
@@ -159,11 +166,21 @@ class Database:
         try:
             return self.engine.raw_connection(), True
         except sa.exc.SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None) or exc
-            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
-            raise DatabaseError(
-                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
-            ) from exc
+            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
+
+    def autocommit_connection(self) -> Any:
+        """The thread's own SQLite connection, in autocommit, when a single statement may
+        run on it directly (a SQLite file, outside ``transaction()``, no statement
+        listener); else None.
+
+        The shortest path there is: no pool, no BEGIN/COMMIT.
+        """
+        if not self.is_sqlite or self.is_memory or self._tx.get() is not None:
+            return None
+        if self.engine.dispatch.before_cursor_execute:
+            return None
+        holder = getattr(self._local, "holder", None)
+        return None if holder is None else holder.connection
 
     def _new_thread_connection(self) -> sqlite3.Connection:
         try:
@@ -252,11 +269,7 @@ class Database:
         try:
             return self.engine.connect()
         except sa.exc.SQLAlchemyError as exc:
-            original = getattr(exc, "orig", None) or exc
-            detail = (str(original).strip().splitlines() or [type(original).__name__])[0]
-            raise DatabaseError(
-                f"cannot connect to {self.url.render_as_string(hide_password=True)}: {detail}"
-            ) from exc
+            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
 
     def _savepoint(self, tx: _Transaction) -> Iterator[sa.Connection]:
         nested = tx.sa_connection.begin_nested()

@@ -244,20 +244,35 @@ class QueryCompiler:
 
     # --- ORDER BY -------------------------------------------------------------------
 
-    def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
+    def order_terms(self, order: str | Sequence[str] | None,
+                    reverse: bool = False) -> list[tuple[_Field, bool]]:
+        """The validated ``order_by`` entries: (field, descending) each."""
         if order is None:
-            return ""
+            return []
         items = [order] if isinstance(order, str) else list(order)
-        parts = []
+        terms = []
         for item in items:
             if not isinstance(item, str) or not item.removeprefix("-"):
                 raise InvalidQueryError(f"order_by entries must be field names, got {item!r}")
-            descending = item.startswith("-")
-            entry = self.field(item.removeprefix("-"))
-            if reverse:
-                descending = not descending
-            parts.append(f"{entry.compared}{' DESC' if descending else ''}")
-        return " ORDER BY " + ", ".join(parts) if parts else ""
+            descending = item.startswith("-") != reverse
+            terms.append((self.field(item.removeprefix("-")), descending))
+        return terms
+
+    def order_sql(self, terms: Sequence[tuple[_Field, bool]]) -> str:
+        """`` ORDER BY ...`` for ``terms``, NULLs first ascending and last descending on
+        every backend (SQLite and MariaDB do so natively; PostgreSQL is told)."""
+        if not terms:
+            return ""
+        nulls = self.dialect.family == "postgresql"
+        parts = [
+            f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
+            else f"{entry.compared}{' NULLS FIRST' if nulls else ''}"
+            for entry, descending in terms
+        ]
+        return " ORDER BY " + ", ".join(parts)
+
+    def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
+        return self.order_sql(self.order_terms(order, reverse))
 
     # --- SET ------------------------------------------------------------------------
 

@@ -223,10 +223,10 @@ class HasManyThrough(Relationship[list[_M]]):
     def _grouped(self, keys: list[Any]) -> dict[Any, list[Any]]:
         if not keys:
             return {}
-        rows = self._target._read(self._sql(len(keys)), keys)
+        rows = self._target.rows(self._sql(len(keys)), keys)
         groups: dict[Any, list[Any]] = {}
         for row in rows:
-            groups.setdefault(row[-1], []).append(self._target._to_model(row[:-1]))
+            groups.setdefault(row[-1], []).append(self._target.from_row(row[:-1]))
         return groups
 
     def load(self, instance: BaseModel) -> list[Any]:

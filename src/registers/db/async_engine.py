@@ -1,0 +1,397 @@
+"""Async connections: the async side of one :class:`~registers.db.engine.Database`.
+
+One SQLAlchemy :class:`~sqlalchemy.ext.asyncio.AsyncEngine` per database URL and event
+loop, whose driver uses the sync driver's parameter style, so every statement the
+manager builds runs unchanged:
+
+==============================================  ==============================
+sync URL                                        async driver
+==============================================  ==============================
+``sqlite:///file.db``                           ``sqlite+aiosqlite``
+``postgresql://``, ``postgresql+psycopg://``    ``postgresql+psycopg`` (async)
+``mysql://``, ``mysql+pymysql://``, mariadb     ``+aiomysql``
+==============================================  ==============================
+
+SQLite connections get the sync side's pragmas (WAL, ``foreign_keys=ON``, a 30 s busy
+timeout). ``sqlite:///:memory:`` is not supported asynchronously: its single in-process
+connection belongs to the sync side.
+
+SQLite fast path: a single statement outside ``atransaction()`` skips the engine and goes
+straight to one of two autocommit aiosqlite connections kept per database and event
+loop, one for reads and one for writes (so a read never queues behind a write waiting on
+the busy timeout). The engine path is taken whenever a ``before_cursor_execute`` or
+``after_cursor_execute`` listener is registered for the async engine (so statement hooks
+see every statement).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import weakref
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from registers.db.engine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    configure_sqlite,
+    get_database,
+    sqlite_functions,
+    sqlite_pragmas,
+)
+from registers.db.errors import connect_error
+from registers.db.exceptions import ConfigurationError
+from registers.db.flows import Result
+from registers.db.statements import Statement
+
+if TYPE_CHECKING:
+    import aiosqlite
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = [
+    "AsyncDatabase",
+    "AsyncTransaction",
+    "LeanConnection",
+    "adispose_all",
+    "adispose_database",
+    "aexecute",
+    "async_database",
+    "async_url",
+    "get_async_engine",
+]
+
+_POOL_SIZE = 10
+# sync driver name -> async driver with the same parameter style ('?' or '%s')
+_ASYNC_DRIVERS = {
+    ("sqlite", "pysqlite"): "aiosqlite",
+    ("postgresql", "psycopg"): "psycopg",
+    ("postgresql", "psycopg2"): "psycopg",
+    ("mysql", "pymysql"): "aiomysql",
+    ("mysql", "mysqldb"): "aiomysql",
+    ("mariadb", "pymysql"): "aiomysql",
+    ("mariadb", "mysqldb"): "aiomysql",
+}
+
+
+def async_url(database: Database) -> sa.URL:
+    """The async driver URL for ``database`` (same server, same parameter style).
+
+    Raises:
+        ConfigurationError: an in-memory SQLite database, or a driver with no async twin.
+    """
+    url = database.url
+    if database.is_memory:
+        raise ConfigurationError(
+            f"async operations do not support in-memory SQLite ({database.key!r}): its one "
+            "shared connection belongs to the sync API; use a SQLite file "
+            "(e.g. 'sqlite:///app.db') or a server database"
+        )
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    async_driver = _ASYNC_DRIVERS.get((backend, driver))
+    if async_driver is None:
+        raise ConfigurationError(
+            f"no async driver for {url.drivername!r}: async operations support sqlite, "
+            "postgresql+psycopg and mysql+pymysql URLs"
+        )
+    return url.set(drivername=f"{backend}+{async_driver}")
+
+
+class AsyncTransaction:
+    """The connection of an ``atransaction()`` block, and a lock serialising its users."""
+
+    __slots__ = ("connection", "lock")
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.lock = asyncio.Lock()  # tasks spawned inside the block share the connection
+
+
+class AsyncDatabase:
+    """The async side of one :class:`~registers.db.engine.Database`."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.url = async_url(database)
+        self.tx: ContextVar[AsyncTransaction | None] = ContextVar(
+            f"registers_atx_{id(self)}", default=None
+        )
+        self._engine: AsyncEngine | None = None
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._lean: _LeanSQLite | None = None  # SQLite fast path, for the engine's loop
+
+    def engine(self) -> AsyncEngine:
+        """The async engine, (re)created for the running event loop.
+
+        Pooled asyncio connections belong to the loop that opened them, so a new loop
+        (a second ``asyncio.run``) gets a fresh engine.
+        """
+        loop = asyncio.get_running_loop()
+        engine = self._engine
+        if engine is not None and self._loop is not None and self._loop() is loop:
+            return engine
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
+        self.retire_lean()
+        self._engine = engine = self._create_engine()
+        self._loop = weakref.ref(loop)
+        return engine
+
+    def _create_engine(self) -> AsyncEngine:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        driver = self.url.get_driver_name()
+        try:
+            if self.database.is_sqlite:
+                # isolation_level=None: the driver never opens transactions on its own;
+                # reads and single statements autocommit, write transactions say
+                # BEGIN IMMEDIATE themselves (as the sync side does).
+                engine = create_async_engine(
+                    self.url,
+                    connect_args={
+                        "isolation_level": None,
+                        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                    },
+                )
+                sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+                return engine
+            engine = create_async_engine(
+                self.url,
+                pool_size=_POOL_SIZE,
+                max_overflow=2 * _POOL_SIZE,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+            if driver == "aiomysql":
+                sa.event.listen(engine.sync_engine, "connect", _aiomysql_bytes)
+            return engine
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"async access to {self.database.url.drivername!r} needs {driver!r} and "
+                f"greenlet: pip install 'registers[async]' ({exc})"
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"cannot use database URL {self.database.key!r} asynchronously: {exc}"
+            ) from exc
+
+    async def connect(self) -> AsyncConnection:
+        try:
+            return await self.engine().connect()
+        except sa.exc.SQLAlchemyError as exc:
+            shown = self.database.url.render_as_string(hide_password=True)
+            raise connect_error(shown, exc) from exc
+
+    def lean(self) -> _LeanSQLite | None:
+        """The SQLite fast path for this loop, or None when statements must go through the
+        engine: not SQLite, or a statement listener wants to see them."""
+        if not self.database.is_sqlite:
+            return None
+        events = self.engine().sync_engine.dispatch
+        if events.before_cursor_execute or events.after_cursor_execute:
+            return None
+        lean = self._lean
+        if lean is None:
+            lean = self._lean = _LeanSQLite(self.database)
+        return lean
+
+    def retire_lean(self) -> None:
+        """Stop the fast-path connections without awaiting (their loop may be gone)."""
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            lean.stop()
+
+    async def dispose(self) -> None:
+        engine, self._engine, self._loop = self._engine, None, None
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            await lean.close()
+        if engine is not None:
+            await engine.dispose()
+
+
+class LeanConnection:
+    """One autocommit aiosqlite connection; each statement is one trip to its thread.
+
+    A statement that returns rows (``SELECT``, ``... RETURNING``) is executed and fetched
+    in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
+    stays open between trips, even if the awaiting task is cancelled; any other statement
+    runs to completion inside ``execute``.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: aiosqlite.Connection) -> None:
+        self.raw = raw
+
+    async def execute(self, statement: Statement) -> Result:
+        sql, params, many = statement
+        if many:
+            cursor = await self.raw.executemany(sql, [tuple(row) for row in params])
+            return Result([], cursor.rowcount, cursor.lastrowid)
+        if sql.startswith("SELECT") or " RETURNING " in sql:
+            rows = list(await self.raw.execute_fetchall(sql, tuple(params)))
+            return Result(rows, len(rows), None)
+        cursor = await self.raw.execute(sql, tuple(params))
+        rows = [] if cursor.description is None else list(await cursor.fetchall())
+        return Result(rows, cursor.rowcount, cursor.lastrowid)
+
+
+class _LeanSQLite:
+    """The SQLite fast path of one database on one event loop: two autocommit connections.
+
+    Reads share one connection and single-statement writes another (aiosqlite runs each
+    connection's statements one at a time on its thread). WAL readers never wait for the
+    write lock, so keeping them apart means a read never queues behind a write that is
+    waiting out the busy timeout.
+    """
+
+    __slots__ = ("_lock", "database", "reader", "writer")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.reader: LeanConnection | None = None
+        self.writer: LeanConnection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def connection(self, write: bool) -> LeanConnection | None:
+        """The reader or writer connection, opened on first use; None if it cannot be
+        opened (the engine path then reports why)."""
+        found = self.writer if write else self.reader
+        if found is not None:
+            return found
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            found = self.writer if write else self.reader
+            if found is None:
+                try:
+                    found = LeanConnection(await _open_lean(self.database))
+                except (sqlite3.Error, OSError, ValueError):
+                    return None
+                if write:
+                    self.writer = found
+                else:
+                    self.reader = found
+            return found
+
+    def _take(self) -> list[LeanConnection]:
+        taken = [c for c in (self.reader, self.writer) if c is not None]
+        self.reader = self.writer = None
+        return taken
+
+    async def close(self) -> None:
+        for conn in self._take():
+            with contextlib.suppress(Exception):
+                await conn.raw.close()
+
+    def stop(self) -> None:
+        for conn in self._take():
+            with contextlib.suppress(Exception):
+                conn.raw.stop()
+
+
+async def _open_lean(database: Database) -> aiosqlite.Connection:
+    """An autocommit aiosqlite connection set up like every sync one (configure_sqlite)."""
+    import aiosqlite
+
+    path, uri = database.sqlite_target()
+    pending = aiosqlite.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+                                isolation_level=None, uri=uri)
+    # A daemon worker thread, as SQLAlchemy's aiosqlite dialect does, so a connection
+    # nobody closed never keeps the interpreter from exiting (aiosqlite < 0.22: the
+    # connection is the thread).
+    thread = pending if isinstance(pending, threading.Thread) else getattr(
+        pending, "_thread", None)
+    if isinstance(thread, threading.Thread):
+        thread.daemon = True
+    conn = await pending
+    try:
+        for pragma in sqlite_pragmas():
+            await conn.execute(pragma)
+        for name, arity, function in sqlite_functions():
+            await conn.create_function(name, arity, function, deterministic=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn
+
+
+def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
+    """Every async SQLite connection is set up like the sync ones."""
+    configure_sqlite(dbapi_connection)
+
+
+def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
+    """Escape ``bytes`` parameters as PyMySQL does (``X'<hex>'``).
+
+    aiomysql's own escaping of bytes calls a helper PyMySQL >= 1.1 no longer provides
+    (``TypeError: 'str' object is not callable``).
+    """
+    driver = record.driver_connection
+    escape = driver.escape
+
+    def escape_bytes_too(obj: Any) -> Any:
+        if isinstance(obj, (bytes, bytearray)):
+            return f"X'{obj.hex()}'"
+        return escape(obj)
+
+    driver.escape = escape_bytes_too
+
+
+_async_databases: dict[str, AsyncDatabase] = {}
+_async_lock = threading.Lock()
+
+
+def async_database(database: Database) -> AsyncDatabase:
+    adb = _async_databases.get(database.key)
+    if adb is not None and adb.database is database:
+        return adb
+    with _async_lock:
+        adb = _async_databases.get(database.key)
+        if adb is None or adb.database is not database:
+            if adb is not None:
+                adb.retire_lean()
+            adb = _async_databases[database.key] = AsyncDatabase(database)
+        return adb
+
+
+async def adispose_database(database: Database) -> None:
+    """Close ``database``'s pooled async connections, if it has any."""
+    adb = _async_databases.get(database.key)
+    if adb is not None:
+        await adb.dispose()
+
+
+async def adispose_all() -> None:
+    """Close the pooled async connections of every database (they reopen on next use)."""
+    for adb in list(_async_databases.values()):
+        await adb.dispose()
+
+
+
+def get_async_engine(url: str) -> AsyncEngine:
+    """The async SQLAlchemy engine ``registers`` uses for ``url`` on the running loop."""
+    from registers.db.typing_utils import normalize_url
+
+    return async_database(get_database(normalize_url(url, ""))).engine()
+
+
+async def aexecute(conn: AsyncConnection | LeanConnection, statement: Statement) -> Result:
+    """Send one statement on an async connection (the engine's or the SQLite fast path's)."""
+    if isinstance(conn, LeanConnection):
+        return await conn.execute(statement)
+    sql, params, many = statement
+    args = [tuple(row) for row in params] if many else tuple(params)
+    result = await conn.exec_driver_sql(sql, args)
+    rows = list(result.fetchall()) if result.returns_rows else []
+    try:
+        lastrowid = result.lastrowid
+    except Exception:  # drivers without lastrowid (psycopg)
+        lastrowid = None
+    return Result(rows, result.rowcount, lastrowid)

@@ -1,0 +1,252 @@
+"""Multi-statement algorithms, written once as generators, driven sync or async.
+
+A *flow* is a generator that yields :class:`~registers.db.statements.Statement` objects
+and receives a cursor (a :class:`Cursor`) for each (the technique of psycopg 3's
+``generators.py``, and of httpx's ``Auth.auth_flow``). It returns the operation's value.
+It never touches a connection, so the same flow runs on a sync DBAPI connection through
+:func:`drive` and on an async one through :func:`adrive`; the two runners are the only
+code that differs::
+
+    def count_twice(statements):            # a flow
+        first = yield Statement("SELECT COUNT(*) FROM t")
+        second = yield Statement("SELECT COUNT(*) FROM t")
+        return first.fetchall()[0][0] + second.fetchall()[0][0]
+
+    drive(count_twice(st), execute)          # sync: execute(statement) -> cursor
+    await adrive(count_twice(st), aexecute)  # async: await aexecute(statement) -> result
+
+A single-statement operation needs no flow: its plan carries the statement itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from registers.db.statements import IN_CHUNK, Statement, Statements
+
+__all__ = [
+    "Cursor",
+    "Flow",
+    "Read",
+    "Result",
+    "RetryIf",
+    "Write",
+    "adrive",
+    "bulk_create",
+    "bulk_upsert",
+    "drive",
+    "keys_for",
+    "returned_key",
+    "update_then_read",
+    "upsert_row",
+]
+
+T = TypeVar("T")
+
+
+class Cursor(Protocol):
+    """What a statement gives back: a DBAPI cursor, SQLAlchemy's ``CursorResult`` or a
+    :class:`Result`. ``fetchall()`` is only called on statements that return rows, and
+    ``lastrowid`` only on MySQL/MariaDB and SQLite."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> Any: ...
+
+    def fetchall(self) -> Sequence[Any]: ...
+
+
+class Result(NamedTuple):
+    """A statement's outcome fetched in full (rows, affected row count, last inserted id),
+    for connections that must be given back before the operation finishes."""
+
+    rows: list[Any]
+    rowcount: int
+    lastrowid: Any
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+
+Flow = Generator[Statement, Cursor, T]
+
+RetryIf = Callable[[BaseException], bool]
+
+# A planned read: (SELECT, its parameters, rows -> the operation's result).
+Read = tuple[str, Sequence[Any], Callable[[Sequence[Any]], T]]
+
+# A planned write: (work, params, finish, atomic, data, retry_if).
+#   work      the SQL of one statement (sent with ``params``; ``finish`` then receives
+#             its cursor), or a function starting a flow (``params`` is None; ``finish``
+#             receives the flow's value; a retried write starts the flow again)
+#   atomic    a transaction of its own is needed (more than one statement)
+#   data      what error messages may quote (field values)
+#   retry_if  further driver errors after which the whole write is retried
+# Plans are plain tuples: building one costs no Python frame on the hot path.
+Write = tuple[
+    "str | Callable[[], Flow[Any]]",
+    Any,
+    Callable[[Any], T],
+    bool,
+    "Mapping[str, Any] | None",
+    "RetryIf | None",
+]
+
+
+def drive(flow: Flow[T], execute: Callable[[Statement], Cursor]) -> T:
+    """Run ``flow`` to its end, sending each statement through ``execute``."""
+    result: Any = None
+    while True:
+        try:
+            statement = flow.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        result = execute(statement)
+
+
+async def adrive(flow: Flow[T], execute: Callable[[Statement], Awaitable[Cursor]]) -> T:
+    """Run ``flow`` to its end, awaiting ``execute`` for each statement."""
+    result: Any = None
+    while True:
+        try:
+            statement = flow.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        result = await execute(statement)
+
+
+# --- the flows ------------------------------------------------------------------------
+
+def returned_key(st: Statements, cursor: Cursor) -> Any:
+    """The key an insert-or-update without a known key reports: ``RETURNING`` (SQLite,
+    PostgreSQL) or ``LAST_INSERT_ID`` (MySQL/MariaDB)."""
+    return cursor.lastrowid if st.dialect.family == "mysql" else cursor.fetchall()[0][0]
+
+
+def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool, target: str,
+               names: Sequence[str], params: Sequence[Any], guarded: bool,
+               sync_sequence: bool) -> Flow[Any]:
+    """Insert-or-update one row on ``target`` when one statement is not enough; returns
+    its key.
+
+    ``guarded`` (MySQL with a second unique column, where ``ON DUPLICATE KEY UPDATE``
+    would fire on any unique index): lock the row owning the target value and decide.
+    ``sync_sequence`` (PostgreSQL, explicit key): move the key sequence past it.
+    """
+    if guarded:
+        key = yield from _guarded_upsert(st, values, with_key, target, names, params)
+    else:
+        cursor = yield Statement(st.upsert(with_key, target, returning=not with_key), params)
+        key = values[st.key] if with_key else returned_key(st, cursor)
+    if sync_sequence:
+        yield st.sync_sequence()
+    return key
+
+
+def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool, target: str,
+                    names: Sequence[str], params: Sequence[Any]) -> Flow[Any]:
+    by_name = dict(zip(names, params))
+    found = (yield Statement(st.lock_by(target), [by_name[target]])).fetchall()
+    if not found:
+        result = yield Statement(st.insert_full if with_key else st.insert_nokey, params)
+        return values[st.key] if with_key else result.lastrowid
+    changed = [n for n in names if n not in (target, st.key)]
+    if changed:
+        yield Statement(st.update_by_key(changed), [*(by_name[n] for n in changed), found[0][0]])
+    return values[st.key] if with_key else found[0][0]
+
+
+def update_then_read(st: Statements, where: str, where_params: list[Any], set_sql: str,
+                     set_params: list[Any]) -> Flow[list[Any]]:
+    """``UPDATE`` where ``RETURNING`` is missing (MySQL): lock the matching keys, then
+    update and re-read them in chunks; returns the updated rows."""
+    locked = yield Statement(st.lock_keys(where), where_params)
+    keys = [row[0] for row in locked.fetchall()]
+    rows: list[Any] = []
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        in_sql = st.key_in(len(chunk))
+        yield Statement(st.update(set_sql, in_sql), set_params + chunk)
+        rows.extend((yield Statement(st.select + in_sql, chunk)).fetchall())
+    return rows
+
+
+def insert_batches(st: Statements, names: Sequence[str],
+                   rows: Sequence[Sequence[Any]]) -> Flow[list[Any]]:
+    """Insert rows with database-generated keys; returns the keys in row order."""
+    if st.is_sqlite:
+        yield Statement(st.insert(names), rows, many=True)
+        last = (yield Statement("SELECT last_insert_rowid()")).fetchall()[0][0]
+        # Inside one write transaction SQLite hands out consecutive rowids.
+        return list(range(last - len(rows) + 1, last + 1))
+    keys: list[Any] = []
+    for statement, count in st.multi_row_inserts(names, rows):
+        result = yield statement
+        if st.dialect.insert_returning:
+            keys.extend(row[0] for row in result.fetchall())
+        else:
+            # MySQL/MariaDB: consecutive ids from the first one of a multi-row INSERT.
+            keys.extend(range(result.lastrowid, result.lastrowid + count))
+    return keys
+
+
+def keys_for(st: Statements, field: str, values: Sequence[Any]) -> Flow[list[Any]]:
+    """The keys of the rows whose unique ``field`` holds ``values`` (same order)."""
+    entry = st.query.field(field)
+    to_db = entry.to_db
+    stored = [v if to_db is None else to_db(v) for v in values]
+    found: dict[Any, Any] = {}
+    for start in range(0, len(stored), IN_CHUNK):
+        chunk = stored[start:start + IN_CHUNK]
+        for value, key in (yield Statement(st.keys_for(field, len(chunk)), chunk)).fetchall():
+            found[value if to_db is None else to_db(entry.adapter.validate_python(value))] = key
+    return [found.get(v) for v in stored]
+
+
+def bulk_create(st: Statements, names: Sequence[str], rows: Sequence[Sequence[Any]],
+                keys: Sequence[Any] | None) -> Flow[list[Any]]:
+    """Insert every row; ``keys`` are the rows' explicit keys, or None when the database
+    generates them. Returns the keys in row order."""
+    if keys is not None:
+        yield Statement(st.insert(names), rows, many=True)
+        return list(keys)
+    return (yield from insert_batches(st, names, rows))
+
+
+class UpsertGroup(NamedTuple):
+    """Rows of a bulk upsert that conflict the same way: on the key or a unique field
+    (``target``), or not at all (None: plain inserts)."""
+
+    with_key: bool
+    target: str | None
+    indexes: list[int]
+    rows: list[Sequence[Any]]
+    values: list[Mapping[str, Any]]
+
+
+def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
+                guarded: Callable[[str], bool], sync_sequence: bool) -> Flow[list[Any]]:
+    """Upsert every group with one batched statement each; returns keys in item order."""
+    keys: list[Any] = [None] * size
+    for group in groups:
+        names = st.names if group.with_key else st.insert_names
+        if group.target is None:
+            found = yield from insert_batches(st, names, group.rows)
+        elif guarded(group.target):
+            found = []
+            for values, row in zip(group.values, group.rows):
+                found.append((yield from _guarded_upsert(
+                    st, values, group.with_key, group.target, names, row)))
+        else:
+            yield Statement(st.upsert(group.with_key, group.target, returning=False),
+                            group.rows, many=True)
+            found = [v[st.key] for v in group.values] if group.with_key else (
+                yield from keys_for(st, group.target, [v[group.target] for v in group.values]))
+        for index, key in zip(group.indexes, found):
+            keys[index] = key
+    if sync_sequence:
+        yield st.sync_sequence()
+    return keys

@@ -1,0 +1,393 @@
+"""The pure decisions of every manager operation, shared by its sync and async twin.
+
+Each public operation is three steps: a *plan* (validate the input, choose and build the
+statement or flow, compute the parameters: everything that needs no database), one line of
+I/O (sync: :mod:`registers.db.sync_ops`; async: :mod:`registers.db.aio`), and a *finish*
+(rows -> models, keys onto instances). :class:`OperationPlans` holds the plans and the
+finishes, the way httpx's ``BaseClient`` serves both ``Client`` and ``AsyncClient``; a new
+operation written here gets its async twin by adding the one-line I/O on each side.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from registers.db import flows
+from registers.db.dialects import classify_integrity_error
+from registers.db.exceptions import ImmutableFieldError, InvalidQueryError, RecordNotFoundError
+from registers.db.flows import Cursor, Read, Write
+from registers.db.query import Expression
+from registers.db.security import hash_password, is_password_hash
+from registers.db.statements import Pages
+from registers.db.table import PERSISTED_KEY, ModelTable, field_error
+
+__all__ = ["OperationPlans"]
+
+M = TypeVar("M", bound=BaseModel)
+_MISSING = object()
+
+
+class OperationPlans(ModelTable[M]):
+    """Plans and finishes of every manager operation (no I/O)."""
+
+    # --- reads ----------------------------------------------------------------------
+
+    def _plan_get(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Read[M | None]:
+        """``get(key)`` or ``get(**criteria)``: the first row by key order, or None."""
+        if args:
+            if len(args) > 1 or criteria:
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} takes one key or keyword criteria, not both",
+                    model=self.model_name,
+                )
+            return self.sql.get, [self._coerce_key(args[0])], self._first
+        if not criteria:
+            raise InvalidQueryError(
+                f"get() on {self.model_name} needs a key or criteria", model=self.model_name
+            )
+        sql, params = self.sql.select_where(criteria, self.key, 1, None)
+        return sql, params, self._first
+
+    def _plan_require(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Read[M]:
+        sql, params, _ = self._plan_get(args, criteria)
+        return sql, params, functools.partial(self._required, args, criteria)
+
+    def _required(self, args: tuple[Any, ...], criteria: Mapping[str, Any],
+                  rows: Sequence[Any]) -> M:
+        found = self._first(rows)
+        if found is None:
+            raise self._not_found(args, criteria)
+        return found
+
+    def _plan_filter(self, limit: int | None, offset: int | None, order_by: Any,
+                     criteria: Mapping[str, Any]) -> Read[list[M]]:
+        sql, params = self.sql.select_where(criteria, order_by, limit, offset)
+        return sql, params, self._to_models
+
+    def _plan_first(self, order_by: Any, criteria: Mapping[str, Any],
+                    reverse: bool = False) -> Read[M | None]:
+        sql, params = self.sql.select_where(criteria, order_by or self.key, 1, None, reverse)
+        return sql, params, self._first
+
+    def _plan_exists(self, criteria: Mapping[str, Any]) -> Read[bool]:
+        where, params = self.query.where(criteria)
+        return self.sql.exists_head + where + " LIMIT 1", params, bool
+
+    def _plan_count(self, criteria: Mapping[str, Any]) -> Read[int]:
+        where, params = self.query.where(criteria)
+        return self.sql.count_head + where, params, _scalar_int
+
+    def _plan_iterate(self, batch_size: int, order_by: Any,
+                      criteria: Mapping[str, Any]) -> Pages:
+        """Pages of ``batch_size`` rows in ``order_by`` order (key order by default)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        return self.sql.pages(criteria, order_by, batch_size)
+
+    def _plan_refresh(self, instance: M) -> Read[M]:
+        key = self._persisted(instance)
+        if key is None:
+            raise RecordNotFoundError(
+                f"{self.model_name} instance has no {self.key}: it was never saved",
+                model=self.model_name, table=self.table_name,
+            )
+        return self.sql.get, [key], functools.partial(self._refreshed, instance)
+
+    def _refreshed(self, instance: BaseModel, rows: Sequence[Any]) -> M:
+        if not rows:
+            raise RecordNotFoundError(
+                f"no {self.model_name} with {self.key}={instance.__dict__.get(self.key)!r} "
+                f"in table {self.table_name!r} (deleted?)",
+                model=self.model_name, table=self.table_name,
+            )
+        return self._to_model(rows[0])
+
+    # --- single-row writes ----------------------------------------------------------
+
+    def _new(self, data: Mapping[str, Any]) -> M:
+        """The validated instance ``create(**data)`` inserts."""
+        if self.managed_key and data.get(self.key) is not None:
+            self._check_managed_key(data)  # raises
+        return self._build(data)
+
+    def _plan_insert(self, instance: M) -> Write[M]:
+        values = instance.__dict__
+        if self._hashed:
+            self._hash_passwords(values)
+        with_key = not (self.managed_key and values[self.key] is None)
+        names = self.names if with_key else self._insert_names
+        sql = self.sql.insert_full if with_key else self.sql.insert_nokey
+        finish = functools.partial(self._inserted, instance, with_key)
+        return sql, self._params(values, names), finish, False, values, None
+
+    def _inserted(self, instance: M, with_key: bool, cursor: Cursor) -> M:
+        values = instance.__dict__
+        if not with_key:
+            values[self.key] = cursor.fetchall()[0][0] if self.dialect.insert_returning else \
+                cursor.lastrowid
+        values[PERSISTED_KEY] = self._stored_key(values[self.key])
+        return instance
+
+    def _upserted_instance(self, instance: M | None, data: Mapping[str, Any]) -> M:
+        """The validated instance ``upsert(instance, **data)`` writes."""
+        if instance is None:
+            return self._build(data)
+        if not isinstance(instance, self.model):
+            raise InvalidQueryError(
+                f"upsert() takes a {self.model_name} instance or field values, "
+                f"got {type(instance).__name__}",
+                model=self.model_name,
+            )
+        return self._revalidated(instance, data)
+
+    def _conflict_target(self, values: Mapping[str, Any]) -> str | None:
+        if values[self.key] is not None:
+            return self.key
+        for name in self.config.unique_columns:
+            if values.get(name) is not None:
+                return name
+        return None
+
+    def _plan_upsert(self, instance: M) -> Write[M]:
+        values = instance.__dict__
+        if self._hashed:
+            self._hash_passwords(values)
+        target = self._conflict_target(values)
+        if target is None:
+            return self._plan_insert(instance)
+        with_key = values[self.key] is not None
+        names = self.names if with_key else self._insert_names
+        params = self._params(values, names)
+        guarded = self._needs_guarded_upsert(target)
+        sync = with_key and self.managed_key and self.database.family == "postgresql"
+        if not (guarded or sync):  # one statement
+            sql = self.sql.upsert(with_key, target, returning=not with_key)
+            finish = functools.partial(self._upserted_by, instance, with_key)
+            return sql, params, finish, False, values, None
+        flow = functools.partial(flows.upsert_row, self.sql, values, with_key, target, names,
+                                 params, guarded, sync)
+        retry_if = self._lost_insert_race(target) if guarded else None
+        return flow, None, functools.partial(self._upserted, instance), guarded, values, retry_if
+
+    def _upserted_by(self, instance: M, with_key: bool, cursor: Cursor) -> M:
+        if with_key:
+            instance.__dict__[PERSISTED_KEY] = self._stored_key(instance.__dict__[self.key])
+            return instance
+        return self._upserted(instance, flows.returned_key(self.sql, cursor))
+
+    def _upserted(self, instance: M, key: Any) -> M:
+        values = instance.__dict__
+        values[self.key] = self._validate_key(key) if key is not None else key
+        values[PERSISTED_KEY] = self._stored_key(values[self.key])
+        return instance
+
+    def _needs_guarded_upsert(self, target: str) -> bool:
+        """MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique index, so with a second
+        unique column it would update the row owning that value: lock and decide instead."""
+        if self.database.family != "mysql":
+            return False
+        uniques = {self.key, *self.config.unique_columns}
+        return len(uniques - {target}) > 0 and not (
+            target != self.key and self.managed_key and len(uniques) == 2
+        )
+
+    def _lost_insert_race(self, target: str) -> Callable[[BaseException], bool]:
+        """A concurrent upsert inserted the same ``target`` first: retrying updates it."""
+        def check(exc: BaseException) -> bool:
+            if not isinstance(exc, self.errors.integrity_error):
+                return False
+            violation = classify_integrity_error(self.database.family, exc, self.table_name)
+            name = violation.constraint or ""
+            return name == "PRIMARY" if target == self.key else name.endswith(f"_{target}")
+        return check
+
+    def _saving(self, instance: M) -> M:
+        """The fresh validated copy ``instance.save()`` writes (its key must not have
+        changed since it was last saved)."""
+        values = instance.__dict__
+        persisted = values.get(PERSISTED_KEY, _MISSING)
+        current = values.get(self.key)
+        if persisted is not _MISSING and persisted != self._stored_key(current):
+            raise ImmutableFieldError(
+                f"{self.model_name}.{self.key} is immutable once saved "
+                f"(stored {persisted!r}, now {current!r})",
+                model=self.model_name, table=self.table_name, field=self.key,
+            )
+        return self._revalidated(instance)
+
+    def _plan_save(self, instance: M, fresh: M) -> Write[M]:
+        """``instance.save()``: insert a new record, upsert a known one, by key."""
+        new = PERSISTED_KEY not in instance.__dict__ and self.managed_key and \
+            instance.__dict__.get(self.key) is None
+        work, params, finish, atomic, data, retry_if = (
+            self._plan_insert(fresh) if new else self._plan_upsert(fresh))
+        saved = functools.partial(self._saved, instance, finish)
+        return work, params, saved, atomic, data, retry_if
+
+    def _saved(self, instance: M, finish: Callable[[Any], M], outcome: Any) -> M:
+        fresh = finish(outcome)
+        values = instance.__dict__
+        for name in self.names:
+            values[name] = fresh.__dict__[name]
+        values[PERSISTED_KEY] = fresh.__dict__[PERSISTED_KEY]
+        return instance
+
+    def _plan_delete(self, key: Any) -> Write[bool]:
+        return self.sql.delete, [self._coerce_key(key)], _deleted, False, None, None
+
+    def _plan_delete_instance(self, instance: BaseModel) -> Write[bool] | None:
+        key = self._persisted(instance)
+        if key is None:
+            return None
+        return self.sql.delete, [key], functools.partial(_forget_key, instance), False, None, None
+
+    def _plan_delete_where(self, criteria: Mapping[str, Any]) -> Write[int]:
+        if not criteria:
+            raise InvalidQueryError(
+                f"delete_where() on {self.model_name} needs criteria "
+                "(use truncate() to delete every row)",
+                model=self.model_name,
+            )
+        sql, params = self.sql.delete_where(criteria)
+        return sql, params, _rowcount, False, None, None
+
+    # --- update_where ---------------------------------------------------------------
+
+    def _plan_update_where(self, criteria: Mapping[str, Any],
+                           updates: Mapping[str, Any]) -> Write[list[M]]:
+        """``UPDATE ... SET ... WHERE ...`` and the re-read of the updated rows."""
+        if not isinstance(criteria, Mapping) or not criteria:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs non-empty criteria "
+                "(refusing to update every row)",
+                model=self.model_name,
+            )
+        if not updates:
+            raise InvalidQueryError(
+                f"update_where() on {self.model_name} needs at least one field to update",
+                model=self.model_name,
+            )
+        set_sql, set_params = self._set_clause(updates)
+        where, where_params = self.query.where(criteria)
+        if self.dialect.update_returning:
+            sql = self.sql.update_returning(set_sql, where)
+            return sql, set_params + where_params, self._updated_rows, False, updates, None
+        flow = functools.partial(flows.update_then_read, self.sql, where, where_params, set_sql,
+                                 set_params)
+        return flow, None, self._sorted_models, True, updates, None
+
+    def _updated_rows(self, cursor: Cursor) -> list[M]:
+        return self._sorted_models(cursor.fetchall())
+
+    def _sorted_models(self, rows: Sequence[Any]) -> list[M]:
+        models = self._to_models(rows)
+        models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
+        return models
+
+    def _set_clause(self, updates: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for name, value in updates.items():
+            entry = self.query.field(name)
+            if name == self.key:
+                raise ImmutableFieldError(
+                    f"{self.model_name}.{name} is the primary key and cannot be updated",
+                    model=self.model_name, field=name,
+                )
+            if isinstance(value, Expression):
+                for ref in value.fields():
+                    self.query.field(ref)
+                parts.append(f"{entry.quoted} = {self.query.expression(value, params)}")
+                continue
+            if value is None and not entry.spec.nullable:
+                raise InvalidQueryError(
+                    f"{self.model_name}.{name} cannot be None", model=self.model_name, field=name
+                )
+            if entry.spec.hashed and isinstance(value, str) and not is_password_hash(value):
+                value = hash_password(value)
+            value = self._validate_field(entry, name, value)
+            params.append(value if entry.to_db is None or value is None else entry.to_db(value))
+            parts.append(f"{entry.quoted} = {self.dialect.placeholder}")
+        return ", ".join(parts), params
+
+    def _validate_field(self, entry: Any, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return entry.value_adapter.validate_python(value)
+        except ValidationError as exc:
+            error = field_error(self.model_name, name, exc, entry.spec.hashed)
+        raise error  # outside the handler: the original input is not chained
+
+    # --- bulk writes ----------------------------------------------------------------
+
+    def _bulk_models(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Every item validated into a fresh instance (before anything is written)."""
+        return [self._coerce_item(item) for item in items]
+
+    def _plan_bulk_create(self, models: list[M]) -> Write[list[M]] | None:
+        if not models:
+            return None
+        if self.managed_key:
+            for model in models:
+                self._check_managed_key(model)
+        if self._hashed:
+            for model in models:
+                self._hash_passwords(model.__dict__)
+        generate = self.managed_key
+        names = self._insert_names if generate else self.names
+        rows = [self._params(m.__dict__, names) for m in models]
+        keys = None if generate else [m.__dict__[self.key] for m in models]
+        flow = functools.partial(flows.bulk_create, self.sql, names, rows, keys)
+        return flow, None, functools.partial(self._set_keys, models), True, None, None
+
+    def _plan_bulk_upsert(self, models: list[M]) -> Write[list[M]] | None:
+        if not models:
+            return None
+        grouped: dict[tuple[bool, str | None], flows.UpsertGroup] = {}
+        for index, model in enumerate(models):
+            values = model.__dict__
+            if self._hashed:
+                self._hash_passwords(values)
+            with_key = values[self.key] is not None
+            target = self._conflict_target(values)
+            group = grouped.get((with_key, target))
+            if group is None:
+                group = grouped[with_key, target] = flows.UpsertGroup(
+                    with_key, target, [], [], [])
+            group.indexes.append(index)
+            group.rows.append(self._params(values, self.names if with_key else
+                                           self._insert_names))
+            group.values.append(values)
+        sync = self.managed_key and self.database.family == "postgresql" and any(
+            with_key for with_key, _ in grouped)
+        flow = functools.partial(flows.bulk_upsert, self.sql, list(grouped.values()),
+                                 len(models), self._needs_guarded_upsert, sync)
+        return flow, None, functools.partial(self._set_keys, models), True, None, None
+
+    def _set_keys(self, models: list[M], keys: Sequence[Any]) -> list[M]:
+        for model, key in zip(models, keys):
+            model.__dict__[self.key] = key
+            model.__dict__[PERSISTED_KEY] = self._stored_key(key)
+        return models
+
+
+def _scalar_int(rows: Sequence[Any]) -> int:
+    return int(rows[0][0])
+
+
+def _rowcount(cursor: Cursor) -> int:
+    return int(cursor.rowcount)
+
+
+def _deleted(cursor: Cursor) -> bool:
+    return bool(cursor.rowcount)
+
+
+def _forget_key(instance: BaseModel, cursor: Cursor) -> bool:
+    instance.__dict__.pop(PERSISTED_KEY, None)
+    return bool(cursor.rowcount)

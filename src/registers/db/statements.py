@@ -1,0 +1,223 @@
+"""Statement building: the SQL of every manager operation on one table.
+
+:class:`Statements` builds the fixed statements once per table (select, get by key,
+insert, delete, upserts per conflict target) and the variable ones from validated
+criteria (through :class:`~registers.db.query.QueryCompiler`, so identifiers are
+allow-listed and values always bound). Nothing here talks to the database; the flows
+(:mod:`registers.db.flows`) and the operations send what is built here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from registers.db.dialects import Dialect
+from registers.db.engine import Database
+from registers.db.exceptions import InvalidQueryError
+from registers.db.query import QueryCompiler
+
+__all__ = ["IN_CHUNK", "Statement", "Statements"]
+
+# Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
+IN_CHUNK = 5000
+
+
+class Statement(NamedTuple):
+    """One SQL statement and its parameters (a sequence of rows when ``many``)."""
+
+    sql: str
+    params: Any = ()
+    many: bool = False
+
+
+class Pages:
+    """One ordering's pages: the first page's ``SELECT``, then after each page the one
+    that continues past its last row (keyset pagination: linear in the row count and
+    exact with ties and NULLs, under the NULL rule of ``QueryCompiler.order_sql``)."""
+
+    def __init__(self, st: Statements, where: str, params: list[Any],
+                 terms: list[tuple[Any, bool]], batch_size: int) -> None:
+        self.st = st
+        self.where = where
+        self.params = params
+        self.terms = terms
+        self.indexes = [st.names.index(entry.spec.name) for entry, _ in terms]
+        self.tail = f"{st.query.order_sql(terms)} LIMIT {batch_size}"
+        self.first = (f"{st.select}{where}{self.tail}", params)
+
+    def after(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
+        """The next page: rows that sort after ``row`` (a raw row of this table)."""
+        p = self.st.dialect.placeholder
+        params = list(self.params)
+        alternatives = []
+        equal: list[tuple[str, list[Any]]] = []  # the earlier terms hold the row's values
+        for (entry, descending), index in zip(self.terms, self.indexes):
+            value = row[index]
+            if value is not None and entry.compare_param is not None:
+                value = entry.compare_param(value)
+            column = entry.compared
+            if value is None:
+                beyond = None if descending else f"{column} IS NOT NULL"
+                same = f"{column} IS NULL"
+                beyond_params: list[Any] = []
+            else:
+                beyond = f"({column} < {p} OR {column} IS NULL)" if descending else \
+                    f"{column} > {p}"
+                same = f"{column} = {p}"
+                beyond_params = [value]
+            if beyond is not None:
+                alternatives.append(" AND ".join([*(e for e, _ in equal), beyond]))
+                params.extend([v for _, vs in equal for v in vs] + beyond_params)
+            equal.append((same, [] if value is None else [value]))
+        glue = " AND " if self.where else " WHERE "
+        keyset = " OR ".join(f"({a})" for a in alternatives) or "1 = 0"
+        return f"{self.st.select}{self.where}{glue}({keyset}){self.tail}", params
+
+
+class Statements:
+    """The SQL of one table, built once where it is fixed."""
+
+    def __init__(self, table_name: str, names: Sequence[str], key: str, managed_key: bool,
+                 key_is_int: bool, dialect: Dialect, query: QueryCompiler,
+                 database: Database) -> None:
+        self.dialect = dialect
+        self.query = query
+        self.names = list(names)
+        self.key = key
+        self.managed_key = managed_key
+        self.key_is_int = key_is_int
+        self.is_sqlite = database.is_sqlite
+        q, p = dialect.quote, dialect.placeholder
+        self.table = q(table_name)
+        self.table_name = table_name
+        self.quoted_key = q(key)
+        self.select_list = ", ".join(q(n) for n in names)
+        self.select = f"SELECT {self.select_list} FROM {self.table}"
+        self.get = f"{self.select} WHERE {self.quoted_key} = {p}"
+        self.exists_head = f"SELECT 1 FROM {self.table}"
+        self.count_head = f"SELECT COUNT(*) FROM {self.table}"
+        self.delete = f"DELETE FROM {self.table} WHERE {self.quoted_key} = {p}"
+        self.insert_names = [n for n in names if n != key]
+        self.insert_full = self.insert(self.names)
+        self.insert_nokey = self.insert(self.insert_names)
+        self._upserts: dict[tuple[bool, str, bool], str] = {}
+
+    def insert(self, names: Sequence[str]) -> str:
+        """``INSERT`` of ``names`` (with ``RETURNING`` the generated key where supported)."""
+        q = self.dialect.quote
+        if not names:  # only a generated key
+            sql = self.dialect.insert_defaults(self.table)
+        else:
+            sql = (
+                f"INSERT INTO {self.table} ({', '.join(q(n) for n in names)}) "
+                f"VALUES ({self.dialect.params(len(names))})"
+            )
+        if self.dialect.insert_returning and self.managed_key:
+            sql += f" RETURNING {self.quoted_key}"
+        return sql
+
+    def upsert(self, with_key: bool, conflict: str, returning: bool = True) -> str:
+        """One atomic insert-or-update on ``conflict`` (cached per shape)."""
+        cached = self._upserts.get((with_key, conflict, returning))
+        if cached is None:
+            names = self.names if with_key else self.insert_names
+            cached = self.dialect.upsert(
+                self.table_name, names, [conflict], self.key, self.key_is_int, returning
+            )
+            self._upserts[(with_key, conflict, returning)] = cached
+        return cached
+
+    # --- reads ------------------------------------------------------------------------
+
+    def select_where(self, criteria: Mapping[str, Any], order_by: Any, limit: int | None,
+                     offset: int | None, reverse: bool = False) -> tuple[str, list[Any]]:
+        """``SELECT`` of whole rows matching ``criteria``, ordered and paged."""
+        where, params = self.query.where(criteria)
+        sql = self.select + where + self.query.order_by(order_by, reverse=reverse)
+        if limit is not None or offset is not None:
+            for name, value in (("limit", limit), ("offset", offset)):
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                ):
+                    raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
+            if limit is None:
+                limit = 2**62
+            sql += f" LIMIT {int(limit)}"
+            if offset:
+                sql += f" OFFSET {int(offset)}"
+        return sql, params
+
+    def pages(self, criteria: Mapping[str, Any], order_by: Any, batch_size: int) -> Pages:
+        """Keyset pagination of the rows matching ``criteria`` in ``order_by`` order (the
+        key breaks ties), ``batch_size`` rows a page."""
+        where, params = self.query.where(criteria)
+        terms = self.query.order_terms(order_by)
+        if all(entry.spec.name != self.key for entry, _ in terms):
+            terms.append((self.query.field(self.key), False))
+        return Pages(self, where, params, terms, batch_size)
+
+    def keys_for(self, field: str, count: int) -> str:
+        """(value, key) of the rows whose ``field`` is one of ``count`` values."""
+        q = self.dialect.quote
+        return (
+            f"SELECT {q(field)}, {self.quoted_key} FROM {self.table} "
+            f"WHERE {q(field)} IN ({self.dialect.params(count)})"
+        )
+
+    # --- writes -----------------------------------------------------------------------
+
+    def update(self, set_sql: str, where: str) -> str:
+        return f"UPDATE {self.table} SET {set_sql}{where}"
+
+    def update_returning(self, set_sql: str, where: str) -> str:
+        return f"{self.update(set_sql, where)} RETURNING {self.select_list}"
+
+    def lock_keys(self, where: str) -> str:
+        """The keys of the rows matching ``where``, locked for update."""
+        return f"SELECT {self.quoted_key} FROM {self.table}{where} FOR UPDATE"
+
+    def lock_by(self, field: str) -> str:
+        """The key of the row whose ``field`` holds a value, locked for update."""
+        q, p = self.dialect.quote, self.dialect.placeholder
+        return f"SELECT {self.quoted_key} FROM {self.table} WHERE {q(field)} = {p} FOR UPDATE"
+
+    def key_in(self, count: int) -> str:
+        return f" WHERE {self.quoted_key} IN ({self.dialect.params(count)})"
+
+    def update_by_key(self, names: Sequence[str]) -> str:
+        q, p = self.dialect.quote, self.dialect.placeholder
+        sets = ", ".join(f"{q(n)} = {p}" for n in names)
+        return f"UPDATE {self.table} SET {sets} WHERE {self.quoted_key} = {p}"
+
+    def delete_where(self, criteria: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        where, params = self.query.where(criteria)
+        return f"DELETE FROM {self.table}{where}", params
+
+    def sync_sequence(self) -> Statement:
+        """PostgreSQL: move the key sequence past the largest key (after explicit keys)."""
+        return Statement(
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+            f"GREATEST((SELECT COALESCE(MAX({self.quoted_key}), 0) FROM {self.table}), 1))",
+            (self.table, self.key),
+        )
+
+    def batch_size(self, width: int) -> int:
+        """Rows per multi-row statement for rows of ``width`` parameters."""
+        limit = 32_000 if self.is_sqlite else 60_000
+        return max(1, min(1000, limit // max(width, 1)))
+
+    def multi_row_inserts(
+        self, names: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[Statement, int]]:
+        """Batched multi-row INSERTs (with RETURNING the key where supported), and the
+        row count of each."""
+        q = self.dialect.quote
+        head = f"INSERT INTO {self.table} ({', '.join(q(n) for n in names)}) VALUES "
+        one = f"({self.dialect.params(len(names))})"
+        tail = f" RETURNING {self.quoted_key}" if self.dialect.insert_returning else ""
+        size = self.batch_size(len(names))
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            sql = head + ", ".join([one] * len(batch)) + tail
+            yield Statement(sql, [v for row in batch for v in row]), len(batch)

@@ -1,0 +1,317 @@
+"""The sync operations of the manager, and the sync connection policy they run on.
+
+Every public method is its plan (:mod:`registers.db.plans`), one line of I/O and its
+finish. The I/O is :meth:`SyncOperations._read` or :meth:`SyncOperations._write`: they take
+the connection :class:`~registers.db.engine.Database` offers (the thread's autocommit
+SQLite connection for a single statement, else a pooled or the ambient transaction's
+connection), run the statement or drive the flow (:func:`registers.db.flows.drive`), retry
+deadlocks and serialization failures of a transaction of their own, and translate every
+driver error at one seam (:class:`registers.db.errors.ErrorTranslator`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from registers.db.dialects import is_transient
+from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
+from registers.db.plans import OperationPlans
+
+__all__ = ["SyncOperations"]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+_RETRIES = 6
+_SAVEPOINT_IDS = itertools.count(1)
+
+
+class SyncOperations(OperationPlans[M]):
+    """``create``, ``get``, ``filter``, ...: the sync half of ``Model.objects``."""
+
+    # --- reads ----------------------------------------------------------------------
+
+    def get(self, *args: Any, **criteria: Any) -> M | None:
+        """The row with key ``args[0]``, or the first matching ``criteria``; else None."""
+        return self._read(self._plan_get(args, criteria))
+
+    def require(self, *args: Any, **criteria: Any) -> M:
+        """Like :meth:`get`, but raise :class:`RecordNotFoundError` when nothing matches."""
+        return self._read(self._plan_require(args, criteria))
+
+    def filter(self, *, limit: int | None = None, offset: int | None = None,
+               order_by: str | Sequence[str] | None = None, **criteria: Any) -> list[M]:
+        """Rows matching ``criteria`` (``field=value`` or ``field__lookup=value``)."""
+        return self._read(self._plan_filter(limit, offset, order_by, criteria))
+
+    def all(self) -> list[M]:
+        """Every row, in key order."""
+        return self.filter(order_by=self.key)
+
+    get_all = all
+
+    def first(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+        """The first matching row by key order (or ``order_by``), or None."""
+        return self._read(self._plan_first(order_by, criteria))
+
+    def last(self, *, order_by: str | Sequence[str] | None = None, **criteria: Any) -> M | None:
+        """The last matching row by key order (or ``order_by``), or None."""
+        return self._read(self._plan_first(order_by, criteria, reverse=True))
+
+    def exists(self, **criteria: Any) -> bool:
+        """Whether any row matches ``criteria``."""
+        return self._read(self._plan_exists(criteria))
+
+    def count(self, **criteria: Any) -> int:
+        """How many rows match ``criteria``."""
+        return self._read(self._plan_count(criteria))
+
+    def iterate(self, *, batch_size: int = 1000, order_by: str | Sequence[str] | None = None,
+                **criteria: Any) -> Iterator[M]:
+        """Stream matching rows in batches of ``batch_size`` (memory stays flat).
+
+        Rows come in ``order_by`` order (key order by default) through keyset
+        pagination, so a row written meanwhile never shifts a page: no row is returned
+        twice or skipped, whatever the ties and NULLs.
+        """
+        pages = self._plan_iterate(batch_size, order_by, criteria)
+        sql, params = pages.first
+        while True:
+            rows = self.rows(sql, params)
+            # One model at a time: the consumer decides what stays alive, so memory stays
+            # flat and the garbage collector never scans a whole batch of models.
+            yield from self._models(rows)
+            if len(rows) < batch_size:
+                return
+            sql, params = pages.after(rows[-1])
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a ``SELECT`` on this model's database, through the manager's connection
+        policy and error translation (for relationship loaders and raw reads)."""
+        return self._read((sql, params, list))
+
+    # --- writes ---------------------------------------------------------------------
+
+    def create(self, **data: Any) -> M:
+        """Insert a new row (strict: never overwrites) and return the model with its key.
+
+        Raises:
+            pydantic.ValidationError: ``data`` is not a valid model (before any SQL).
+            InvalidPrimaryKeyAssignmentError: a database-managed key was supplied.
+            DuplicateKeyError: the key exists. UniqueConstraintError: a unique value exists.
+        """
+        return self._write(self._plan_insert(self._new(data)))
+
+    strict_create = create
+
+    def upsert(self, instance: M | None = None, /, **data: Any) -> M:
+        """Insert, or update the row with the same key (or unique field), atomically.
+
+        With no key value, the first of ``unique_fields`` that has a value decides which
+        row is updated; with neither, this is a plain insert.
+        """
+        return self._write(self._plan_upsert(self._upserted_instance(instance, data)))
+
+    def update_where(self, criteria: Mapping[str, Any], **updates: Any) -> list[M]:
+        """Update every row matching ``criteria``; return the updated rows (by key order).
+
+        Values may be :class:`~registers.db.query.F` expressions for atomic arithmetic:
+        ``update_where({"id": 1}, hits=F("hits") + 1)``.
+        """
+        return self._write(self._plan_update_where(criteria, updates))
+
+    def delete(self, key: Any) -> bool:
+        """Delete the row with ``key``. Returns whether a row was deleted."""
+        return self._write(self._plan_delete(key))
+
+    def delete_where(self, **criteria: Any) -> int:
+        """Delete every row matching ``criteria``; returns how many were deleted."""
+        return self._write(self._plan_delete_where(criteria))
+
+    def bulk_create(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Validate every item, then insert them all in one transaction (all or nothing)."""
+        write = self._plan_bulk_create(self._bulk_models(items))
+        return [] if write is None else self._write(write)
+
+    def bulk_upsert(self, items: Iterable[M | Mapping[str, Any]]) -> list[M]:
+        """Validate every item, then upsert them all in one transaction (all or nothing).
+
+        Items are grouped by how they conflict (by key, or by a unique field); each
+        group is written with one batched statement, so the statement count does not
+        grow with the number of rows.
+        """
+        write = self._plan_bulk_upsert(self._bulk_models(items))
+        return [] if write is None else self._write(write)
+
+    # --- instances ------------------------------------------------------------------
+
+    def save_instance(self, instance: M) -> M:
+        """Upsert ``instance`` by key; reflect generated values onto it."""
+        return self._write(self._plan_save(instance, self._saving(instance)))
+
+    def delete_instance(self, instance: BaseModel) -> bool:
+        """Delete ``instance``'s row. Returns whether a row was deleted."""
+        write = self._plan_delete_instance(instance)
+        return False if write is None else bool(self._write(write))
+
+    def refresh_instance(self, instance: M) -> M:
+        """A fresh copy of ``instance`` from the database."""
+        return self._read(self._plan_refresh(instance))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One transaction for every manager on this database inside the block.
+
+        Nested blocks are savepoints. An exception rolls the block back and propagates.
+        """
+        try:
+            with self.database.transaction() as conn:
+                yield conn
+        except self._dbapi_errors as exc:
+            raise self.errors(exc, "commit to") from exc
+
+    # --- the connection policy ------------------------------------------------------
+
+    @property
+    def _dbapi_errors(self) -> tuple[type[BaseException], ...]:
+        return self.database.driver_errors
+
+    def _execute(self, conn: Any, sql: str, params: Any, many: bool = False) -> Any:
+        """Send one statement on a DBAPI connection (statement listeners see it); returns
+        the cursor."""
+        events = self.database.engine.dispatch.before_cursor_execute
+        if self.database.is_sqlite and not events:
+            return conn.executemany(sql, params) if many else conn.execute(sql, params)
+        cursor = conn.cursor()
+        for listener in events:
+            listener(conn, cursor, sql, params, None, many)
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return cursor
+
+    def _perform(self, conn: Any, work: str | Callable[[], Flow[Any]], params: Any) -> Any:
+        """Send the write's statement (-> its cursor), or drive its flow (-> its value)."""
+        if type(work) is str:
+            return self._execute(conn, work, params)
+        return drive(work(), lambda st: self._execute(conn, *st))  # type: ignore[operator]
+
+    def _read(self, read: Read[T]) -> T:
+        sql, params, finish = read
+        db = self.database
+        conn = db.autocommit_connection()
+        if conn is not None:
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            except db.driver_errors as exc:
+                raise self.errors(exc, "read from") from exc
+            return finish(rows)
+        conn, owned = db.acquire()
+        try:
+            rows = self._execute(conn, sql, params).fetchall()
+            if owned and not db.is_sqlite:
+                conn.rollback()
+        except db.driver_errors as exc:
+            if owned:
+                db.rollback(conn)
+            raise self.errors(exc, "read from") from exc
+        finally:
+            db.release(conn, owned)
+        return finish(rows)
+
+    def _write(self, write: Write[T]) -> T:
+        """Run ``write`` as one transaction (or inside the ambient one); its finish.
+
+        A transaction of its own that hits a deadlock or serialization failure is
+        retried (a few times, with backoff); inside an ambient transaction the error
+        propagates, since only the caller can retry the whole block.
+        """
+        work, params, finish, atomic, data, retry_if = write
+        db = self.database
+        conn = None if atomic else db.autocommit_connection()
+        if conn is not None:
+            try:
+                if type(work) is str:
+                    return finish(conn.execute(work, params))
+                return finish(self._perform(conn, work, params))
+            except db.driver_errors as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not is_transient(db.family, exc):
+                    raise self.errors(exc, "write to", data) from exc
+                # the database stayed busy past the timeout: take the retrying path
+        for attempt in range(_RETRIES):
+            try:
+                return finish(self._write_once(work, params, atomic, retry_if))
+            except _Transient as transient:
+                if attempt == _RETRIES - 1 or not transient.owned:
+                    raise self.errors(transient.error, "write to", data) from transient.error
+                time.sleep(0.01 * (2**attempt) * (1 + random.random()))
+            except db.driver_errors as exc:
+                raise self.errors(exc, "write to", data) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_once(self, work: str | Callable[[], Flow[Any]], params: Any, atomic: bool,
+                    retry_if: RetryIf | None) -> Any:
+        db = self.database
+        conn, owned = db.acquire()
+        # Inside a caller's transaction, a write that fails must leave no partial rows
+        # and (on PostgreSQL) must not poison the caller's transaction: give it a
+        # savepoint. A single statement is already atomic elsewhere.
+        savepoint = None if owned or not (atomic or db.family == "postgresql") else \
+            f"registers_w{next(_SAVEPOINT_IDS)}"
+        try:
+            if owned and atomic:
+                db.begin(conn)
+            if savepoint:
+                self._execute(conn, f"SAVEPOINT {savepoint}", ())
+            outcome = self._perform(conn, work, params)
+            if type(work) is str:  # read it out: the connection goes back before finishing
+                outcome = _fetched(outcome)
+            if savepoint:
+                self._execute(conn, f"RELEASE SAVEPOINT {savepoint}", ())
+            if owned:
+                db.commit(conn)
+            return outcome
+        except db.driver_errors as exc:
+            self._undo(conn, owned, savepoint)
+            if is_transient(db.family, exc) or (retry_if is not None and retry_if(exc)):
+                raise _Transient(exc, owned) from exc
+            raise
+        except BaseException:
+            self._undo(conn, owned, savepoint)
+            raise
+        finally:
+            db.release(conn, owned)
+
+    def _undo(self, conn: Any, owned: bool, savepoint: str | None) -> None:
+        if owned:
+            self.database.rollback(conn)
+        elif savepoint:
+            with contextlib.suppress(Exception):
+                cursor = conn.cursor()
+                cursor.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                cursor.execute(f"RELEASE SAVEPOINT {savepoint}")
+
+
+def _fetched(cursor: Any) -> Result:
+    """A statement's cursor read out in full."""
+    rows = cursor.fetchall() if cursor.description is not None else []
+    return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
+
+class _Transient(Exception):
+    """A deadlock, serialization failure or lost race: the whole write may be retried."""
+
+    def __init__(self, error: BaseException, owned: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.owned = owned
