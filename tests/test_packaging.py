@@ -71,4 +71,4 @@ def test_wheel_holds_the_typed_package_only(tmp_path: Path) -> None:
     assert "registers/py.typed" in names and "registers/db/model.py" in names
     tops = {n.split("/")[0] for n in names}
     assert "registers" in tops and len(tops) == 2
-    assert [t for t in tops if t != "registers"][0].endswith(".dist-info")
+    assert next(t for t in tops if t != "registers").endswith(".dist-info")

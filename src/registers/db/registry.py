@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from registers.db.aio import AsyncOperations
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import ColumnDifference
+from registers.db.schema import ColumnDifference, SchemaManager
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
@@ -101,12 +101,6 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
     def dispose(self) -> None:
         """Release this database's connections (they reopen on next use)."""
         self.database.dispose()
-
-    @property
-    def engine(self) -> sa.Engine:
-        """The SQLAlchemy engine of this model's database (shared by every model of the
-        URL), for raw SQL: ``with User.objects.engine.connect() as conn: ...``."""
-        return self.database.engine
 
     # registers 2.1.0 spellings (see docs/coming-from-2.1.md): ``engine`` and ``schema``.
     @property
