@@ -18,12 +18,14 @@ from __future__ import annotations
 import sqlalchemy as _sa
 
 from registers.db.aio import adispose_all
+from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
 from registers.db.engine import dispose_all, dispose_engine, get_database, get_engine
 from registers.db.exceptions import (
     ConfigurationError,
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     ImmutableFieldError,
     InvalidPrimaryKeyAssignmentError,
@@ -52,7 +54,9 @@ __all__ = [
     "ConfigurationError",
     "ConstraintError",
     "DatabaseError",
+    "DatabaseOptions",
     "DatabaseRegistry",
+    "DatabaseUnavailableError",
     "DuplicateKeyError",
     "F",
     "HasMany",
@@ -71,6 +75,7 @@ __all__ = [
     "SchemaManager",
     "UniqueConstraintError",
     "adispose_all",
+    "configure_database",
     "database_registry",
     "db_field",
     "dispose_all",

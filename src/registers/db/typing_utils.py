@@ -188,7 +188,7 @@ class _Kind:
 def _text_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     # MySQL cannot index TEXT: keys, unique and indexed strings get a bounded VARCHAR.
     length = spec.max_length or 255
-    if spec.primary_key or spec.options.unique or spec.options.index or spec.unique:
+    if spec.primary_key or spec.options.unique or spec.options.index or spec.indexed:
         return sa.Text().with_variant(sa.String(min(length, 768)), "mysql", "mariadb")
     return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
@@ -390,6 +390,7 @@ class ColumnSpec:
     max_length: int | None = None
     decimal_digits: tuple[int | None, int | None] = (None, None)
     hashed: bool = False
+    indexed: bool = False  # part of the key, a UNIQUE constraint or an index
     constraints: tuple[Any, ...] = ()
 
     @classmethod
