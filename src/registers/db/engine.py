@@ -47,10 +47,12 @@ from registers.db.sqlite_setup import configure_sqlite
 __all__ = [
     "Database",
     "configure_sqlite",
+    "database_identity",
     "dispose_all",
     "dispose_engine",
     "get_database",
     "get_engine",
+    "metadata_for",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
@@ -80,6 +82,7 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"unsupported database URL {url!r}: {exc}") from exc
         self.key = url
+        self.identity = database_identity(url)  # fixed now: a relative path means today's cwd
         self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
         self.is_sqlite = self.family == "sqlite"
         database = self.url.database or ""
@@ -508,6 +511,47 @@ def install_connect_hooks(engine: sa.Engine, database: Database) -> None:
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
 
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def database_identity(url: str) -> str:
+    """Which database ``url`` names, the same string for every spelling of it.
+
+    The driver (``postgresql://`` and ``postgresql+psycopg://``), the user and password,
+    a missing default port, and the spelling of a SQLite file's path (``app.db``,
+    ``./app.db``, an absolute path, a symbolic link) do not matter; host, port, database
+    and query options (a PostgreSQL ``search_path``, for instance) do. In-memory and URI
+    SQLite databases are only ever the same as themselves.
+    """
+    try:
+        parsed = sa.make_url(url)
+        backend = parsed.get_backend_name()
+    except Exception:
+        return url
+    family = "mysql" if backend in ("mysql", "mariadb") else backend
+    query = "&".join(
+        f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in parsed.query.items())
+    )
+    if family == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or path.startswith("file:") or "mode=memory" in url:
+            return url
+        if query and "uri=true" in query.lower():
+            return url
+        return "sqlite:///" + os.path.normcase(os.path.realpath(path))
+    host = (parsed.host or "localhost").lower()
+    port: int | str = parsed.port or _DEFAULT_PORTS.get(family) or ""
+    return f"{family}://{host}:{port}/{parsed.database or ''}" + (f"?{query}" if query else "")
+
+
+def _engine_key(url: str) -> str:
+    """Engines are shared by every spelling of one database for one user."""
+    try:
+        user = sa.make_url(url).username or ""
+    except Exception:
+        return url
+    return f"{user}@{database_identity(url)}"
+
 
 def _reconfigure(url: str, options: DatabaseOptions) -> None:
     """Apply new options to the database of ``url`` if it is open (configure_database)."""
@@ -520,15 +564,85 @@ on_configure(_reconfigure)
 
 
 def get_database(url: str) -> Database:
-    """The :class:`Database` for ``url``, created on first use."""
+    """The :class:`Database` for ``url``, created on first use.
+
+    Every spelling of the same database (see :func:`database_identity`) for the same user
+    gets the same :class:`Database`: one engine, one ``MetaData``.
+    """
     db = _databases.get(url)
     if db is not None:
         return db
+    key = _engine_key(url)
     with _databases_lock:
-        db = _databases.get(url)
+        db = _databases.get(key)
         if db is None:
-            db = _databases[url] = Database(url)
+            db = Database(url)
+            _databases[key] = db
+        _databases[url] = db
         return db
+
+
+def _find_database(url: str) -> Database | None:
+    db = _databases.get(url)
+    return db if db is not None else _databases.get(_engine_key(url))
+
+
+def metadata_for(url: str) -> sa.MetaData:
+    """The SQLAlchemy ``MetaData`` with every registered table of the database ``url`` names.
+
+    Use it as Alembic's ``target_metadata`` for autogenerate. Any spelling of the database
+    works (``postgresql://`` for ``postgresql+psycopg://``, ``./app.db`` for ``app.db``,
+    a default port left out); a bare path means a SQLite file, as in the decorator.
+
+    Raises:
+        ConfigurationError: no model is registered on that database (the message names the
+            databases that have models, so a typo or a models module that was not imported
+            shows at once instead of Alembic planning to drop every table).
+    """
+    from registers.db.typing_utils import normalize_url
+
+    try:
+        full = normalize_url(url, "")
+    except ValueError as exc:
+        raise ConfigurationError(f"metadata_for: {exc}") from exc
+    identity = database_identity(full)
+    found: list[Database] = []
+    for db in list(_databases.values()):
+        if db.metadata.tables and db.identity == identity and db not in found:
+            found.append(db)
+    if len(found) == 1:
+        return found[0].metadata
+    if found:  # the same database through several users: one MetaData with every table
+        merged = sa.MetaData()
+        for db in found:
+            for table in db.metadata.sorted_tables:
+                if table.name not in merged.tables:
+                    table.to_metadata(merged)
+        return merged
+    raise ConfigurationError(f"no model is registered for {_display(full)}; {_registered()}")
+
+
+def registered_urls() -> list[str]:
+    """The URLs (as registered, passwords hidden) of the databases that have models."""
+    seen: dict[int, str] = {}
+    for db in list(_databases.values()):
+        if db.metadata.tables:
+            seen.setdefault(id(db), _display(db.key))
+    return sorted(set(seen.values()))
+
+
+def _registered() -> str:
+    urls = registered_urls()
+    if not urls:
+        return "no model is registered on any database yet (import the models module first)"
+    return "models are registered for: " + ", ".join(urls)
+
+
+def _display(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
 
 
 def get_engine(url: str) -> sa.Engine:
@@ -548,7 +662,7 @@ def dispose_engine(url: str) -> bool:
     """
     from registers.db.typing_utils import normalize_url
 
-    db = _databases.get(normalize_url(url, ""))
+    db = _find_database(normalize_url(url, ""))
     if db is None:
         return False
     db.dispose()
@@ -557,13 +671,13 @@ def dispose_engine(url: str) -> bool:
 
 def dispose_all() -> None:
     """Release the connections of every database."""
-    for db in list(_databases.values()):
+    for db in {id(db): db for db in list(_databases.values())}.values():
         db.dispose()
 
 
 def _after_fork_in_child() -> None:
     # A forked child must never reuse the parent's SQLite connections or pool.
-    for db in _databases.values():
+    for db in {id(db): db for db in _databases.values()}.values():
         db._local = threading.local()
         db._thread_connections = weakref.WeakSet()
         db.engine.dispose(close=False)

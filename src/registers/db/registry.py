@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from registers.db.aio import AsyncOperations
 from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import ColumnDifference, SchemaManager
+from registers.db.schema import ColumnDifference, SchemaManager, creation_deferred
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
@@ -68,7 +68,7 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
             indexes,  # type: ignore[arg-type]
         )
         super().__init__(model, config)
-        if auto_create:
+        if auto_create and not creation_deferred():
             self.create_schema()
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,38 @@ if TYPE_CHECKING:
     from registers.db.engine import Database
     from registers.db.metadata import RegistryConfig
 
-__all__ = ["ColumnDifference", "SchemaManager", "build_table"]
+__all__ = [
+    "ColumnDifference",
+    "SchemaManager",
+    "build_table",
+    "creation_deferred",
+    "defer_creation",
+]
+
+_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "registers_defer_creation", default=False
+)
+
+
+@contextmanager
+def defer_creation() -> Iterator[None]:
+    """Register models without creating their tables, whatever their ``auto_create``.
+
+    Migration tools import the models to read their tables; creating the tables there
+    would make autogenerate find nothing to do (the tables already exist) and would run
+    DDL outside the migration. ``registers db`` and :mod:`registers.db.migrations` import
+    models inside this block.
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def creation_deferred() -> bool:
+    """Whether models registered now skip ``auto_create`` (inside :func:`defer_creation`)."""
+    return _deferred.get()
 
 
 
