@@ -18,11 +18,11 @@ import os
 from datetime import date, datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from registers.cli import CommandRegistry, FrameworkError, MiddlewareChain
 from registers.cli.exceptions import UsageError
-from registers.db import database_registry
+from registers.db import Model, database_registry
 
 Priority = Literal["low", "normal", "high"]
 Status = Literal["open", "done"]
@@ -38,7 +38,7 @@ def _now() -> datetime:
 # The table is created on the first command that runs (see `_ensure_table`), not at import,
 # so `--help` never creates a file.
 @database_registry(os.environ.get("REGISTERS_TASKS_DB") or None, auto_create=False)
-class Task(BaseModel):
+class Task(Model):
     """One thing to do."""
 
     id: int | None = None
@@ -153,9 +153,11 @@ def remove(task_id: int) -> str:
 @cli.register()
 def stats() -> str:
     """Count tasks by status, and open tasks by priority."""
-    counts = [("total", Task.objects.count())]
+    counts: list[tuple[str, int]] = [("total", Task.objects.count())]
     counts += [(status, Task.objects.count(status=status)) for status in STATUSES]
-    open_counts = [(p, Task.objects.count(status="open", priority=p)) for p in PRIORITIES]
+    open_counts: list[tuple[str, int]] = [
+        (p, Task.objects.count(status="open", priority=p)) for p in PRIORITIES
+    ]
     open_counts.append(("overdue", Task.objects.count(status="open", due__lt=date.today())))
     lines = ["by status"]
     lines += [f"  {name:<10}{count:>5}" for name, count in counts]
@@ -206,7 +208,7 @@ def _table(tasks: list[Task]) -> str:
         for t in tasks
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
-    lines = []
+    lines: list[str] = []
     for row in (header, *rows):
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
         lines.append("  ".join([*cells, row[-1]]))

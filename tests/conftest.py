@@ -108,6 +108,27 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    _summarise_skips(terminalreporter)
+    _summarise_backends(terminalreporter)
+
+
+def _summarise_skips(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per skip reason with its count (``-r`` in pyproject.toml leaves out ``s``,
+    which prints one line per skipped location: hundreds without the servers)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if not reasons:
+        return
+    terminalreporter.section("skipped, by reason")
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        terminalreporter.write_line(f"SKIPPED {count}: {reason}")
+
+
+def _summarise_backends(terminalreporter: pytest.TerminalReporter) -> None:
     """Print how many database tests ran on each backend (CI reads this)."""
     counts: dict[str, dict[str, int]] = {}
     for outcome in ("passed", "failed", "skipped", "error"):

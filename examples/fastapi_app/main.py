@@ -14,7 +14,7 @@ creates the tables at startup and releases the connections at shutdown, and ever
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
@@ -35,7 +35,7 @@ from registers.db import (
 logger = logging.getLogger("shop")
 
 # Parents before children: orders reference users and products.
-MODELS = [User, Product, Order]
+MODELS: list[type[User | Product | Order]] = [User, Product, Order]
 
 
 def initialize_schemas() -> None:
@@ -58,7 +58,7 @@ def dispose_engines() -> None:
 
 
 @asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
     initialize_schemas()
     yield
     dispose_engines()
@@ -136,7 +136,7 @@ def delete_user(user_id: int) -> Response:
 
 @app.get("/users/{user_id}/orders", response_model=list[Order])
 def list_user_orders(user_id: int) -> list[Order]:
-    return User.objects.require(user_id).orders  # type: ignore[attr-defined,no-any-return]
+    return User.objects.require(user_id).orders
 
 
 # --- products -------------------------------------------------------------------------------

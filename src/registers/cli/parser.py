@@ -161,9 +161,26 @@ class RegistryParser(argparse.ArgumentParser):
         self.root_options: dict[str, bool] = {}  # root callback spelling -> takes a value
         self._intermixing = False
         self.single = False  # the whole program is one command (CommandRegistry.single)
+        # path -> the parameters on its command line; filled on the root parser when
+        # parse_args() should hold every one of them, defaults included (as in 2.1.0)
+        self.command_params: dict[str, list[CommandParam]] | None = None
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.command_params is None:
+            return self._parse_known(args, namespace)
+        if (not (sys.argv[1:] if args is None else args) and self.registry is not None
+                and not self.registry.commands and not self.registry.groups):
+            self.error("no commands are registered")
+        parsed, extra = self._parse_known(args, namespace)
+        for param in self.command_params.get(getattr(parsed, COMMAND_DEST, None) or "", ()):
+            if not hasattr(parsed, param.name):
+                setattr(parsed, param.name, _default(param))
+        return parsed, extra
+
+    def _parse_known(
+        self, args: Sequence[str] | None, namespace: argparse.Namespace | None
     ) -> tuple[argparse.Namespace, list[str]]:
         tokens = _normalize_options(list(sys.argv[1:] if args is None else args))
         index = command_index(tokens, self.root_options)
@@ -575,6 +592,13 @@ _ADDERS: dict[str, Callable[[Any, CommandParam, bool], argparse.Action]] = {
 }
 
 
+def _default(param: CommandParam) -> Any:
+    """The namespace value of a parameter not given on the command line (2.1.0)."""
+    if param.has_default:
+        return param.default
+    return False if param.role == FLAG else None
+
+
 def _is_injected(param: CommandParam, container: DIContainer | None) -> bool:
     if param.role not in _ADDERS:
         return True
@@ -594,6 +618,10 @@ def _add_command(
         parser.set_defaults(command=entry.path)
     root.command_parsers[entry.path] = parser
     add_params(parser, entry.params, container, entry.exclusive)
+    if root.command_params is not None:
+        root.command_params[entry.path] = [
+            p for p in entry.params if not _is_injected(p, container)
+        ]
     if entry.confirm:
         _add_yes(parser)
 
@@ -635,6 +663,7 @@ def build_parser(
     container: DIContainer | None = None,
     *,
     only: Iterable[str] | None = None,
+    defaults: bool = True,
 ) -> RegistryParser:
     """Build the argparse tree for ``registry``.
 
@@ -662,6 +691,8 @@ def build_parser(
         registry=registry,
         usage=f"%(prog)s [-h]{options} [--completion SHELL] COMMAND [ARGS]...",
     )
+    if defaults:
+        root.command_params = {}
     if registry.version:
         version = registry.version.replace("%", "%%")
         root.add_argument("--version", action="version", version=f"%(prog)s {version}")
@@ -719,7 +750,7 @@ def parse_command(
     single = registry.single_command is not None
     index = None if single else command_index(tokens, _root_spellings(registry))
     first = registry.resolve_name(tokens[index]) if index is not None else None
-    parser = build_parser(registry, container, only=(first,) if first else ())
+    parser = build_parser(registry, container, only=(first,) if first else (), defaults=False)
     if not tokens and not single:
         parser.print_help(sys.stderr)
         parser.exit(2)

@@ -2,11 +2,10 @@
 
 ::
 
-    from pydantic import BaseModel
-    from registers.db import database_registry
+    from registers.db import Model, database_registry
 
     @database_registry("app.db", unique_fields=["email"])
-    class User(BaseModel):
+    class User(Model):
         id: int | None = None
         name: str
         email: str
@@ -45,6 +44,7 @@ from registers.db.exceptions import (
 )
 from registers.db.fields import db_field
 from registers.db.metadata import RegistryConfig
+from registers.db.model import Model
 from registers.db.query import F, Q
 from registers.db.queryset import Query
 from registers.db.registry import DatabaseRegistry
@@ -69,6 +69,7 @@ __all__ = [
     "InvalidPrimaryKeyAssignmentError",
     "InvalidQueryError",
     "MigrationError",
+    "Model",
     "ModelRegistrationError",
     "Q",
     "Query",

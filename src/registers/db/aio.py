@@ -243,6 +243,8 @@ class AsyncOperations(OperationPlans[M]):
         tx = self._ambient(adb)
         statement = Statement(sql, params)
         if tx is None:
+            if not adb.loaded:  # first async use: import the async layer off the loop
+                await adb.load()
             lean = adb.lean()
             fast = None if lean is None else await lean.connection(write=False)
             if fast is not None:
@@ -281,6 +283,8 @@ class AsyncOperations(OperationPlans[M]):
         tx = self._ambient(adb)
         started = time.monotonic()
         if tx is None and not atomic:
+            if not adb.loaded:  # first async use: import the async layer off the loop
+                await adb.load()
             lean = adb.lean()
             fast = None if lean is None else await lean.connection(write=True)
             if fast is not None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import sys
 import threading
 import weakref
 from contextvars import ContextVar
@@ -94,6 +95,21 @@ def async_url(database: Database) -> sa.URL:
     return url.set(drivername=f"{backend}+{async_driver}")
 
 
+_LOADED_DRIVERS: set[str] = set()  # async drivers whose modules are imported
+
+
+def _import_async_layer(url: sa.URL) -> None:
+    """Import SQLAlchemy's asyncio extension and the async driver (about 300 ms cold).
+
+    Run in a worker thread by :meth:`AsyncDatabase.load`; a missing driver is not reported
+    here but by :meth:`AsyncDatabase.engine`, with the extra to install.
+    """
+    with contextlib.suppress(Exception):
+        import sqlalchemy.ext.asyncio  # noqa: F401
+
+        url.get_dialect().import_dbapi()
+
+
 class AsyncTransaction:
     """The connection of an ``atransaction()`` block, and a lock serialising its users."""
 
@@ -116,6 +132,19 @@ class AsyncDatabase:
         self._engine: AsyncEngine | None = None
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._lean: _LeanSQLite | None = None  # SQLite fast path, for the engine's loop
+        # Whether the async layer is imported; until then callers await load() first.
+        self.loaded = "sqlalchemy.ext.asyncio" in sys.modules and self.url.get_driver_name() \
+            in _LOADED_DRIVERS
+
+    async def load(self) -> None:
+        """Import SQLAlchemy's asyncio layer and this URL's async driver in a worker thread,
+        so the first async call of a process does not block the event loop for the
+        ~300 ms the imports take. Callers check :attr:`loaded` first (no await then)."""
+        driver = self.url.get_driver_name()
+        if driver not in _LOADED_DRIVERS:
+            await asyncio.to_thread(_import_async_layer, self.url)
+            _LOADED_DRIVERS.add(driver)
+        self.loaded = True
 
     def engine(self) -> AsyncEngine:
         """The async engine, (re)created for the running event loop.
@@ -168,6 +197,8 @@ class AsyncDatabase:
             ) from exc
 
     async def connect(self) -> AsyncConnection:
+        if not self.loaded:
+            await self.load()
         engine = self.engine()
         try:
             return await engine.connect()

@@ -52,20 +52,24 @@ def database_registry(
         ModelRegistrationError: not a pydantic model, or a name clash.
         ConfigurationError: an option names an unknown field or is inconsistent.
 
+    Typing: the decorator returns the class unchanged; subclass
+    :class:`registers.db.Model` instead of ``BaseModel`` for ``User.objects`` and the
+    attached methods to be typed for ``User`` (mypy and pyright, no plugin).
+
     Example:
         >>> @database_registry("app.db", unique_fields=["email"])
-        ... class User(BaseModel):
+        ... class User(Model):
         ...     id: int | None = None
         ...     email: str
     """
 
     def decorate(cls: T) -> T:
-        if dataclasses.is_dataclass(cls) and not (
-            isinstance(cls, type) and issubclass(cls, BaseModel)
-        ):
+        if dataclasses.is_dataclass(cls):
+            # Also a BaseModel subclass turned into a stdlib dataclass (SPEC D1): its
+            # generated __init__ and __eq__ bypass pydantic validation.
             raise ModelRegistrationError(
                 f"{getattr(cls, '__name__', cls)!r} is a dataclass; "
-                "@database_registry needs a pydantic BaseModel subclass"
+                "@database_registry needs a pydantic BaseModel subclass, not a dataclass"
             )
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
             raise ModelRegistrationError(

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from registers.db.aio import AsyncOperations
 from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import ColumnDifference, creation_deferred
+from registers.db.schema import ColumnDifference, SchemaManager, creation_deferred
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
@@ -110,6 +110,15 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
     def dispose(self) -> None:
         """Release this database's connections (they reopen on next use)."""
         self.database.dispose()
+
+    # registers 2.1.0 spellings (see docs/coming-from-2.1.md): ``engine`` and ``schema``.
+    @property
+    def _engine(self) -> sa.Engine:
+        return self.database.engine
+
+    @property
+    def _schema(self) -> SchemaManager:
+        return self.schema
 
     def __repr__(self) -> str:
         return f"<DatabaseRegistry {self.model_name} table={self.table_name!r}>"

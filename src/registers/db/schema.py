@@ -145,6 +145,10 @@ class SchemaManager:
     def _engine(self) -> sa.Engine:
         return self.database.engine
 
+    def column_names(self) -> list[str]:
+        """The model's column names, in field order (as declared, not as reflected)."""
+        return [column.name for column in self.table.columns]
+
     @contextmanager
     def connection(self, write: bool) -> Iterator[sa.Connection]:
         """The caller's transaction connection if inside ``transaction()``, else a new one.

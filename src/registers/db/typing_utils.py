@@ -339,7 +339,8 @@ def _kind_of(python_type: Any) -> str:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             return "int"
         return "json"
-    if isinstance(python_type, type):
+    # On Python 3.10 a parametrized generic (dict[str, Any]) passes isinstance(..., type).
+    if isinstance(python_type, type) and typing.get_origin(python_type) is None:
         for base, kind in _SCALARS:
             if issubclass(python_type, base):
                 return kind

@@ -67,6 +67,7 @@ class ParamInfo:
             ``"var-positional"``, ``"keyword-only"``, ``"var-keyword"``.
         annotation: The evaluated annotation, or ``EMPTY``.
         default: The default value, or ``EMPTY``.
+        has_default: Whether ``default`` is set (a default of ``None`` counts).
         help: Help from the docstring's ``Args:`` section ("" when absent).
     """
 
@@ -80,6 +81,10 @@ class ParamInfo:
         self.annotation = annotation
         self.default = default
         self.help = help
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not EMPTY
 
     def __repr__(self) -> str:
         return f"ParamInfo({self.name!r}, {self.kind!r}, {self.annotation!r}, {self.default!r})"
@@ -184,7 +189,8 @@ def get_params(func: Callable[..., Any]) -> list[ParamInfo]:
     """The parameters of ``func`` with evaluated annotations and docstring help.
 
     Decorators that use :func:`functools.wraps` are looked through, so the wrapped
-    function's signature is reported.
+    function's signature is reported. ``self`` is left out for a bound method and for a
+    method read from its class (``get_params(Cls.method)``).
 
     Args:
         func: Any callable.
@@ -198,7 +204,7 @@ def get_params(func: Callable[..., Any]) -> list[ParamInfo]:
     """
     target = unwrap(func)
     if isinstance(target, types.FunctionType):
-        params = _params_from_code(target, skip_first=False)
+        params = _params_from_code(target, skip_first=_is_unbound_method(target))
     elif isinstance(target, types.MethodType) and isinstance(target.__func__, types.FunctionType):
         params = _params_from_code(target.__func__, skip_first=True)
     else:
@@ -207,6 +213,23 @@ def get_params(func: Callable[..., Any]) -> list[ParamInfo]:
     for param in params:
         param.help = docs.get(param.name, "")
     return params
+
+
+def _is_unbound_method(func: types.FunctionType) -> bool:
+    """``Cls.method`` read from the class: a function defined in a class body whose first
+    parameter is ``self`` (which no caller of the plain function supplies by name)."""
+    code = func.__code__
+    if not code.co_argcount or code.co_varnames[0] != "self":
+        return False
+    owner, _, name = func.__qualname__.rpartition(".")
+    if not owner or owner.endswith("<locals>"):
+        return False
+    # A @staticmethod whose first parameter happens to be called "self" keeps it; the
+    # class is found when it is reachable from the module (not defined in a function).
+    cls: Any = func.__globals__ if "<locals>" not in owner else None
+    for part in owner.split(".") if cls is not None else ():
+        cls = cls.get(part) if isinstance(cls, dict) else getattr(cls, part, None)
+    return not (isinstance(cls, type) and isinstance(vars(cls).get(name), staticmethod))
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:

@@ -282,12 +282,22 @@ def resolve_argparse_type(annotation: Any) -> Converter | None:
 
     Returns:
         A callable converting one string, or ``None`` when the annotation is not a
-        command-line type (an injected service, or ``bool``, which is a flag).
+        command-line type (an injected service, or ``bool``, which is a flag). A class that
+        is its own converter (``int``, ``float``, ``str``, ``Decimal``, ``Path``, ...) is
+        returned itself, as registers 2.1.0 did: ``resolve_argparse_type(int) is int``.
     """
     try:
         info = classify(annotation)
     except UnsupportedAnnotation:
         return None
+    item = info.annotation
+    if info.kind == "many":
+        args = getattr(item, "__args__", None) or (str,)
+        item = unwrap_annotated(args[0])[0]
+    if _is_plain_class(item) and not issubclass(item, enum.Enum):
+        row = _SCALARS.get(_key(item))
+        if row is not None and row[1] is _construct:
+            return item  # type: ignore[no-any-return]
     return info.convert
 
 
