@@ -12,14 +12,11 @@ its SQL once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from registers.db.exceptions import InvalidQueryError, RecordNotFoundError
 from registers.db.query import Compiled, Group, Q, check_window
 from registers.db.statements import Pages
-
-if TYPE_CHECKING:
-    from registers.db.registry import DatabaseRegistry
 
 __all__ = ["Query"]
 
@@ -45,7 +42,7 @@ class Query(Generic[T]):
         "_order",
     )
 
-    def __init__(self, manager: DatabaseRegistry[Any], groups: tuple[Group, ...] = (),
+    def __init__(self, manager: Any, groups: tuple[Group, ...] = (),
                  order: tuple[str, ...] | None = None, limit: int | None = None,
                  offset: int | None = None, distinct: bool = False,
                  fields: tuple[str, ...] | None = None, mode: str = _MODELS) -> None:
@@ -198,7 +195,7 @@ class Query(Generic[T]):
         if self._mode == _MODELS:
             if trim:
                 return lambda rows: manager._to_models([row[:visible] for row in rows])
-            return manager._to_models
+            return manager._to_models  # type: ignore[no-any-return]
         readers = compiled.readers or ()
         names = [name for name, _ in readers]
         reads = [read for _, read in readers]
@@ -289,7 +286,7 @@ class Query(Generic[T]):
     def all(self) -> list[T]:
         """Every matching row, as a list."""
         sql, params, convert = self._select()
-        return self._manager._read((sql, params, convert))
+        return self._manager._read((sql, params, convert))  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
@@ -304,7 +301,7 @@ class Query(Generic[T]):
             manager = self._manager
             sql, params, _ = manager.query.select_statement(
                 self._groups, self._order or (manager.key,), limit=1, offset=self._offset)
-            return manager._read((sql, params, manager._first))
+            return manager._read((sql, params, manager._first))  # type: ignore[no-any-return]
         sql, params, convert = self._select(window=self._first_window())
         found = self._manager._read((sql, params, convert))
         return found[0] if found else None
@@ -373,7 +370,7 @@ class Query(Generic[T]):
 
     async def aall(self) -> list[T]:
         sql, params, convert = self._select()
-        return await self._manager._aread((sql, params, convert))
+        return await self._manager._aread((sql, params, convert))  # type: ignore[no-any-return]
 
     async def __aiter__(self) -> AsyncIterator[T]:
         for item in await self.aall():
@@ -426,14 +423,12 @@ class Query(Generic[T]):
     async def aupdate(self, **updates: Any) -> int:
         import asyncio
 
-        from registers.db.aio import _hash_each
-
         manager = self._manager
         self._refuse_sliced("update")
         # passwords are hashed off the event loop (the plan then finds them hashed)
         plain = {name: updates[name] for name in manager._plain_passwords(updates)}
         if plain:
-            await asyncio.to_thread(_hash_each, manager, [plain])
+            await asyncio.to_thread(manager._hash_passwords, plain)
         sql, params = self._write_sql("update", {**updates, **plain})
         return int(await manager._awrite((sql, params, _rowcount, False, updates, None)))
 

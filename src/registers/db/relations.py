@@ -23,7 +23,6 @@ from registers.db.exceptions import RelationshipError
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from registers.db.registry import DatabaseRegistry
 
 __all__ = ["BelongsTo", "HasMany", "HasManyThrough", "Relationship", "prefetch"]
 
@@ -34,12 +33,13 @@ _M = TypeVar("_M", bound=BaseModel)  # the related model
 _S = TypeVar("_S", bound=Sequence[BaseModel])
 
 
-def _manager(model: Any, role: str) -> DatabaseRegistry[Any]:
+def _manager(model: Any, role: str) -> Any:
+    # Any: the manager's modules import this one (relation lookups), not the reverse.
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise RelationshipError(f"{role} must be a registered model class, got {model!r}")
     for value in vars(model).values():
         if type(value).__name__ == "DatabaseRegistry" and getattr(value, "model", None) is model:
-            return value  # type: ignore[no-any-return]
+            return value
     raise RelationshipError(
         f"{model.__name__} is not registered: decorate it with @database_registry first"
     )
@@ -137,7 +137,7 @@ class HasMany(Relationship[list[_M]]):
         if value is None:
             return []
         criteria: dict[str, Any] = {self.foreign_key: value}
-        return self._target.filter(order_by=self._target.key, **criteria)
+        return self._target.filter(order_by=self._target.key, **criteria)  # type: ignore[no-any-return]
 
     def load_many(self, instances: Sequence[BaseModel]) -> list[Any]:
         keys = {i.__dict__.get(self.local_key or "") for i in instances} - {None}
