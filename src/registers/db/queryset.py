@@ -25,11 +25,8 @@ T = TypeVar("T")
 _MODELS, _DICTS, _TUPLES, _FLAT = "models", "dicts", "tuples", "flat"
 
 
-class Query(Generic[T]):
-    """Rows of one model matching AND-ed filter calls; nothing runs until asked.
-
-    Obtain one from ``Model.objects.where(*q, **criteria)``.
-    """
+class _QueryState(Generic[T]):
+    """What a :class:`Query` holds, and the statements it compiles (no I/O)."""
 
     __slots__ = (
         "_distinct",
@@ -55,15 +52,6 @@ class Query(Generic[T]):
         self._fields = fields
         self._mode = mode
 
-    def _clone(self, **changes: Any) -> Query[Any]:
-        state: dict[str, Any] = {
-            "manager": self._manager, "groups": self._groups, "order": self._order,
-            "limit": self._limit, "offset": self._offset, "distinct": self._distinct,
-            "fields": self._fields, "mode": self._mode,
-        }
-        state.update(changes)
-        return Query(**state)
-
     @property
     def _sliced(self) -> bool:
         return self._limit is not None or bool(self._offset)
@@ -75,7 +63,136 @@ class Query(Generic[T]):
                 "limit/offset has been taken"
             )
 
+    # --- statements (shared by the sync and async runners) --------------------------
+
+    def _order_fields(self) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        order: tuple[str, ...] | None = self._order
+        models = self._mode == _MODELS
+        if order is None and (models or not self._distinct):
+            order = (self._manager.key,)
+        return order, None if models else self._fields
+
+    def _compiled(self) -> tuple[Compiled, list[Any]]:
+        order, fields = self._order_fields()
+        compiled, values = self._manager.query.compile(self._groups, order, fields=fields)
+        return compiled, compiled.params(values)
+
+    def _select(self, reverse: bool = False, window: tuple[int | None, int | None] | None = None
+                ) -> tuple[str, list[Any], Callable[[Sequence[Any]], list[Any]]]:
+        order, fields = self._order_fields()
+        limit, offset = window if window is not None else (self._limit, self._offset)
+        sql, params, compiled = self._manager.query.select_statement(
+            self._groups, order, reverse=reverse, fields=fields, limit=limit, offset=offset,
+            distinct=self._distinct)
+        return sql, params, self._converter(compiled)
+
+    def _converter(self, compiled: Compiled) -> Callable[[Sequence[Any]], list[Any]]:
+        manager, visible = self._manager, compiled.visible
+        trim = compiled.width > visible
+        if self._mode == _MODELS:
+            if trim:
+                return lambda rows: manager._to_models([row[:visible] for row in rows])
+            return manager._to_models  # type: ignore[no-any-return]
+        readers = compiled.readers or ()
+        names = [name for name, _ in readers]
+        reads = [read for _, read in readers]
+        if self._mode == _DICTS:
+            return lambda rows: [
+                dict(zip(names, [read(v) for read, v in zip(reads, row)])) for row in rows
+            ]
+        if self._mode == _TUPLES:
+            return lambda rows: [tuple(read(v) for read, v in zip(reads, row)) for row in rows]
+        read = reads[0]
+        return lambda rows: [read(row[0]) for row in rows]
+
+    def _count_sql(self) -> tuple[str, list[Any]]:
+        compiled, params = self._compiled()
+        return self._manager.query.count(compiled, limit=self._limit, offset=self._offset,
+                                         distinct=self._distinct), params
+
+    def _exists_sql(self) -> tuple[str, list[Any]] | None:
+        if self._limit == 0:
+            return None
+        compiled, params = self._compiled()
+        return self._manager.query.exists(compiled, offset=self._offset), params
+
+    def _first_window(self) -> tuple[int | None, int | None]:
+        limit = 1 if self._limit is None else min(1, self._limit)
+        return limit, self._offset
+
+    def _last_args(self) -> tuple[bool, tuple[int | None, int | None]]:
+        self._refuse_sliced("reverse")
+        return True, (1, None)
+
+    def _one(self, found: list[Any], q: tuple[Q, ...], criteria: dict[str, Any]) -> Any:
+        if len(found) == 1:
+            return found[0]
+        what = ", ".join([*map(repr, q), *(f"{k}={v!r}" for k, v in criteria.items())])
+        model = self._manager.model_name
+        if not found:
+            raise RecordNotFoundError(
+                f"no {model} matches the query{f' ({what})' if what else ''}",
+                model=model, table=self._manager.table_name,
+            )
+        raise InvalidQueryError(
+            f"get() on a {model} query matched more than one row; narrow it or use first()",
+            model=model,
+        )
+
+    def _write_sql(self, action: str, updates: dict[str, Any] | None = None
+                   ) -> tuple[str, list[Any]]:
+        self._refuse_sliced(action)
+        manager = self._manager
+        compiled, values = manager.query.compile(self._groups)
+        params = compiled.params(values)
+        where = manager.query.standalone_where(compiled)
+        table = manager.dialect.quote(manager.table_name)
+        if updates is None:
+            return f"DELETE FROM {table}{where}", params
+        if not updates:
+            raise InvalidQueryError(
+                f"update() on a {manager.model_name} query needs at least one field to update",
+                model=manager.model_name,
+            )
+        set_sql, set_params = manager._set_clause(updates)
+        return f"UPDATE {table} SET {set_sql}{where}", set_params + params
+
+    def _pages(self, batch_size: int) -> Pages | None:
+        """Keyset pagination (``Pages``) when rows are whole models in an order of the
+        table's own fields; None when the query pages by offset instead."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
+        manager = self._manager
+        order = self._order or (manager.key,)
+        if (self._mode != _MODELS or self._distinct or self._sliced
+                or any("__" in item for item in order)):
+            return None
+        compiled, values = manager.query.compile(self._groups)
+        where = manager.query.standalone_where(compiled)
+        terms = manager.query.order_terms(order)
+        if all(entry.spec.name != manager.key for entry, _ in terms):
+            terms.append((manager.query.field(manager.key), False))
+        return Pages(manager.sql, where, compiled.params(values), terms, batch_size)
+
+
+class Query(_QueryState[T]):
+    """Rows of one model matching AND-ed filter calls; nothing runs until asked.
+
+    Obtain one from ``Model.objects.where(*q, **criteria)``.
+    """
+
+    __slots__ = ()
+
     # --- building ----------------------------------------------------------------------
+
+    def _clone(self, **changes: Any) -> Query[Any]:
+        state: dict[str, Any] = {
+            "manager": self._manager, "groups": self._groups, "order": self._order,
+            "limit": self._limit, "offset": self._offset, "distinct": self._distinct,
+            "fields": self._fields, "mode": self._mode,
+        }
+        state.update(changes)
+        return Query(**state)
 
     def where(self, *q: Q, **criteria: Any) -> Query[T]:
         """Rows also matching ``q`` and ``criteria`` (AND). Alias: :meth:`filter`."""
@@ -166,122 +283,11 @@ class Query(Generic[T]):
             raise IndexError(f"{self._manager.model_name} query index {item} out of range")
         return found[0]
 
-    # --- statements (shared by the sync and async runners) --------------------------
-
-    def _order_fields(self) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
-        order: tuple[str, ...] | None = self._order
-        models = self._mode == _MODELS
-        if order is None and (models or not self._distinct):
-            order = (self._manager.key,)
-        return order, None if models else self._fields
-
-    def _compiled(self) -> tuple[Compiled, list[Any]]:
-        order, fields = self._order_fields()
-        compiled, values = self._manager.query.compile(self._groups, order, fields=fields)
-        return compiled, compiled.params(values)
-
-    def _select(self, reverse: bool = False, window: tuple[int | None, int | None] | None = None
-                ) -> tuple[str, list[Any], Callable[[Sequence[Any]], list[Any]]]:
-        order, fields = self._order_fields()
-        limit, offset = window if window is not None else (self._limit, self._offset)
-        sql, params, compiled = self._manager.query.select_statement(
-            self._groups, order, reverse=reverse, fields=fields, limit=limit, offset=offset,
-            distinct=self._distinct)
-        return sql, params, self._converter(compiled)
-
-    def _converter(self, compiled: Compiled) -> Callable[[Sequence[Any]], list[Any]]:
-        manager, visible = self._manager, compiled.visible
-        trim = compiled.width > visible
-        if self._mode == _MODELS:
-            if trim:
-                return lambda rows: manager._to_models([row[:visible] for row in rows])
-            return manager._to_models  # type: ignore[no-any-return]
-        readers = compiled.readers or ()
-        names = [name for name, _ in readers]
-        reads = [read for _, read in readers]
-        if self._mode == _DICTS:
-            return lambda rows: [
-                dict(zip(names, [read(v) for read, v in zip(reads, row)])) for row in rows
-            ]
-        if self._mode == _TUPLES:
-            return lambda rows: [tuple(read(v) for read, v in zip(reads, row)) for row in rows]
-        read = reads[0]
-        return lambda rows: [read(row[0]) for row in rows]
-
-    def _count_sql(self) -> tuple[str, list[Any]]:
-        compiled, params = self._compiled()
-        return self._manager.query.count(compiled, limit=self._limit, offset=self._offset,
-                                         distinct=self._distinct), params
-
-    def _exists_sql(self) -> tuple[str, list[Any]] | None:
-        if self._limit == 0:
-            return None
-        compiled, params = self._compiled()
-        return self._manager.query.exists(compiled, offset=self._offset), params
-
-    def _first_window(self) -> tuple[int | None, int | None]:
-        limit = 1 if self._limit is None else min(1, self._limit)
-        return limit, self._offset
-
-    def _last_args(self) -> tuple[bool, tuple[int | None, int | None]]:
-        self._refuse_sliced("reverse")
-        return True, (1, None)
+    # --- sync results ---------------------------------------------------------------
 
     def _get_query(self, q: tuple[Q, ...], criteria: dict[str, Any]) -> Query[T]:
         query = self.where(*q, **criteria) if (q or criteria) else self
         return query._slice(0, 2)
-
-    def _one(self, found: list[Any], q: tuple[Q, ...], criteria: dict[str, Any]) -> Any:
-        if len(found) == 1:
-            return found[0]
-        what = ", ".join([*map(repr, q), *(f"{k}={v!r}" for k, v in criteria.items())])
-        model = self._manager.model_name
-        if not found:
-            raise RecordNotFoundError(
-                f"no {model} matches the query{f' ({what})' if what else ''}",
-                model=model, table=self._manager.table_name,
-            )
-        raise InvalidQueryError(
-            f"get() on a {model} query matched more than one row; narrow it or use first()",
-            model=model,
-        )
-
-    def _write_sql(self, action: str, updates: dict[str, Any] | None = None
-                   ) -> tuple[str, list[Any]]:
-        self._refuse_sliced(action)
-        manager = self._manager
-        compiled, values = manager.query.compile(self._groups)
-        params = compiled.params(values)
-        where = manager.query.standalone_where(compiled)
-        table = manager.dialect.quote(manager.table_name)
-        if updates is None:
-            return f"DELETE FROM {table}{where}", params
-        if not updates:
-            raise InvalidQueryError(
-                f"update() on a {manager.model_name} query needs at least one field to update",
-                model=manager.model_name,
-            )
-        set_sql, set_params = manager._set_clause(updates)
-        return f"UPDATE {table} SET {set_sql}{where}", set_params + params
-
-    def _pages(self, batch_size: int) -> Pages | None:
-        """Keyset pagination (``Pages``) when rows are whole models in an order of the
-        table's own fields; None when the query pages by offset instead."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidQueryError(f"batch_size must be a positive int, got {batch_size!r}")
-        manager = self._manager
-        order = self._order or (manager.key,)
-        if (self._mode != _MODELS or self._distinct or self._sliced
-                or any("__" in item for item in order)):
-            return None
-        compiled, values = manager.query.compile(self._groups)
-        where = manager.query.standalone_where(compiled)
-        terms = manager.query.order_terms(order)
-        if all(entry.spec.name != manager.key for entry, _ in terms):
-            terms.append((manager.query.field(manager.key), False))
-        return Pages(manager.sql, where, compiled.params(values), terms, batch_size)
-
-    # --- sync results ---------------------------------------------------------------
 
     def all(self) -> list[T]:
         """Every matching row, as a list."""
