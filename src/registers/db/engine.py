@@ -344,7 +344,19 @@ def sqlite_pragmas(*, memory: bool = False) -> list[str]:
 
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op)]
+    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor)]
+
+
+class ExpressionFailed(ValueError):
+    """Raised inside a SQLite function of an ``F()`` expression (sqlite3 reports it as
+    "user-defined function raised exception"; the error translator names it)."""
+
+
+def _divisor(value: Any) -> Any:
+    """The divisor of an ``F()`` division on SQLite, refusing zero as the servers do."""
+    if value is not None and value == 0:
+        raise ExpressionFailed("division by zero")
+    return value
 
 
 _DECIMAL_OPS = {
@@ -359,6 +371,8 @@ def _decimal_op(op: str, left: Any, right: Any) -> str | None:
     """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
     if left is None or right is None:
         return None
+    if op == "/" and Decimal(str(right)) == 0:
+        raise ExpressionFailed("division by zero")
     return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
 
 

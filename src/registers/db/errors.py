@@ -72,6 +72,11 @@ class ErrorTranslator:
                 f"cannot {action} {self.where}: text is not valid UTF-8 ({exc.reason})",
                 **context,
             )
+        if "user-defined function raised exception" in lowered or "division by" in lowered:
+            return InvalidQueryError(
+                f"cannot {action} {self.where}: an F() expression failed (division by zero)",
+                **context,
+            )
         if isinstance(exc, OverflowError) or "out of range" in lowered:
             return InvalidQueryError(
                 f"cannot {action} {self.where}: a value is out of range for its column "

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +28,8 @@ LOOKUPS = (
     "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "like", "ilike",
     "contains", "icontains", "startswith", "endswith", "isnull", "between",
 )
+# ``IN`` lists longer than this are sent as one array parameter (see QueryCompiler._in_list).
+LONG_IN = 5000
 _COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 # lookup -> (prefix wildcard, suffix wildcard, case-insensitive)
 _TEXT_LOOKUPS = {
@@ -166,7 +170,13 @@ class QueryCompiler:
         clauses: list[str] = []
         params: list[Any] = []
         for key, value in criteria.items():
-            name, _, lookup = key.partition("__")
+            name, separator, lookup = key.partition("__")
+            if separator and not lookup:
+                raise InvalidQueryError(
+                    f"criteria key {key!r} for {self.model_name} ends with '__' "
+                    f"(write {name}=... or {name}__<lookup>=...)",
+                    model=self.model_name, field=name,
+                )
             clauses.append(self._predicate(name, lookup or "eq", value, params))
         return " WHERE " + " AND ".join(clauses), params
 
@@ -193,9 +203,10 @@ class QueryCompiler:
             values = self._sequence(name, lookup, value)
             if not values:
                 return "1 = 0" if lookup == "in" else "1 = 1"
-            params.extend(self._compare_param(entry, v, lookup) for v in values)
-            negate = "NOT " if lookup == "not_in" else ""
-            return f"{col} {negate}IN ({self.dialect.params(len(values))})"
+            if any(v is None for v in values):
+                raise self._bad(name, lookup, "cannot hold None (use isnull)")
+            return self._in_list(entry, lookup, [
+                self._compare_param(entry, v, lookup) for v in values], params)
         if lookup == "isnull":
             if not isinstance(value, bool):
                 raise self._bad(name, lookup, "expects True or False")
@@ -207,6 +218,27 @@ class QueryCompiler:
             params.extend(self._compare_param(entry, v, lookup) for v in bounds)
             return f"{col} BETWEEN {p} AND {p}"
         return self._text_predicate(entry, lookup, value, params)
+
+    def _in_list(self, entry: _Field, lookup: str, values: list[Any],
+                 params: list[Any]) -> str:
+        """``col [NOT] IN (...)`` for any number of values: past :data:`LONG_IN` values
+        PostgreSQL gets one array parameter (``= ANY``; it binds at most 65,535
+        parameters) and SQLite one JSON array (its parameter limit may be 32,766)."""
+        col, family = entry.compared, self.dialect.family
+        negate = lookup == "not_in"
+        if len(values) <= LONG_IN or family == "mysql" or (
+                family == "sqlite" and any(isinstance(v, bytes) for v in values)):
+            params.extend(values)
+            sql = f"{col} {'NOT ' if negate else ''}IN ({self.dialect.params(len(values))})"
+        elif family == "postgresql":
+            params.append(values)
+            sql = f"{col} <> ALL(%s)" if negate else f"{col} = ANY(%s)"
+        else:
+            params.append(json.dumps(values))
+            sql = f"{col} {'NOT ' if negate else ''}IN (SELECT value FROM json_each(?))"
+        if negate and entry.spec.nullable:  # as ne: a NULL is not one of the values
+            return f"({sql} OR {entry.quoted} IS NULL)"
+        return sql
 
     def _text_predicate(self, entry: _Field, lookup: str, value: Any, params: list[Any]) -> str:
         name = entry.spec.name
@@ -276,27 +308,86 @@ class QueryCompiler:
 
     # --- SET ------------------------------------------------------------------------
 
-    def expression(self, expr: Expression, params: list[Any], exact: bool = False) -> str:
-        """SQL for an ``F`` expression; ``exact`` does Decimal arithmetic on SQLite text."""
+    def expression_kind(self, expr: Any) -> str:
+        """What an ``F`` expression computes, the same on every backend: ``"int"`` (only
+        int fields and int literals; ``/`` truncates toward zero), ``"float"`` (a float
+        field or literal takes part) or ``"decimal"`` (exact). Anything else is refused."""
         if isinstance(expr, F):
-            return self.field(expr.name).quoted
+            kind = self.field(expr.name).spec.kind
+            if kind not in ("int", "float", "decimal"):
+                raise InvalidQueryError(
+                    f"F({expr.name!r}) is a {kind} field: F expressions compute with int, "
+                    "float and Decimal fields only", model=self.model_name, field=expr.name)
+            return kind
+        if isinstance(expr, Expression):
+            left, op, right = expr.parts
+            kinds = {self.expression_kind(left), self.expression_kind(right)}
+            if op == "/" and _is_zero(right):
+                raise InvalidQueryError(f"F expression divides by zero: {right!r}",
+                                        model=self.model_name)
+            if kinds == {"int"}:
+                return "int"
+            if kinds == {"decimal", "float"}:
+                raise InvalidQueryError(
+                    "F expression mixes Decimal and float (convert one: float arithmetic "
+                    "is not exact)", model=self.model_name)
+            return "decimal" if "decimal" in kinds else "float"
+        if isinstance(expr, bool) or not isinstance(expr, (int, float, Decimal)):
+            raise InvalidQueryError(f"F expressions combine fields and numbers, got {expr!r}")
+        if isinstance(expr, int):
+            if not -(2**63) <= expr < 2**63:
+                raise InvalidQueryError(f"F expression literal {expr} does not fit a 64-bit "
+                                        "integer", model=self.model_name)
+            return "int"
+        if isinstance(expr, float):
+            if not math.isfinite(expr):
+                raise InvalidQueryError(f"F expression literal {expr!r} is not finite",
+                                        model=self.model_name)
+            return "float"
+        if not expr.is_finite():
+            raise InvalidQueryError(f"F expression literal {expr!r} is not finite",
+                                    model=self.model_name)
+        return "decimal"
+
+    def expression(self, expr: Expression, params: list[Any], exact: bool = False,
+                   source: str = "") -> str:
+        """SQL for an ``F`` expression; ``exact`` does Decimal arithmetic on SQLite text.
+        ``source`` qualifies column references (MySQL reads old values through a
+        self-join, since its ``SET`` sees the values assigned before it)."""
+        if isinstance(expr, F):
+            return source + self.field(expr.name).quoted
         left, op, right = expr.parts
         if exact or self._uses_text_decimal(expr):
             # SQLite keeps Decimal as exact text: compute with Python's Decimal through a
             # function registered on every connection (see engine.py), never in REAL.
             return (
-                f"registers_decimal('{op}', {self._operand(left, params, True)}, "
-                f"{self._operand(right, params, True)})"
+                f"registers_decimal('{op}', {self._operand(left, params, True, source)}, "
+                f"{self._operand(right, params, True, source)})"
             )
-        return f"({self._operand(left, params)} {op} {self._operand(right, params)})"
+        a = self._operand(left, params, False, source)
+        b = self._operand(right, params, False, source)
+        if op == "/":
+            integer = self.expression_kind(expr) == "int"
+            if self.dialect.family == "sqlite":
+                # SQLite divides by zero into NULL: refuse like the servers do.
+                b = f"registers_divisor({b})"
+            elif self.dialect.family == "mysql" and integer:
+                return f"({a} DIV {b})"  # MySQL's / is exact: 7 / 2 = 3.5, then rounded
+        return f"({a} {op} {b})"
 
     def _uses_text_decimal(self, expr: Expression) -> bool:
         return any(self.field(name).compare_param is not None for name in expr.fields())
 
-    def _operand(self, value: Any, params: list[Any], exact: bool = False) -> str:
+    def _operand(self, value: Any, params: list[Any], exact: bool = False,
+                 source: str = "") -> str:
         if isinstance(value, Expression):
-            return self.expression(value, params, exact)
+            return self.expression(value, params, exact, source)
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise InvalidQueryError(f"F expressions combine fields and numbers, got {value!r}")
         params.append(str(value) if exact else value)
         return self.dialect.placeholder
+
+
+def _is_zero(value: Any) -> bool:
+    return not isinstance(value, (Expression, bool)) and isinstance(
+        value, (int, float, Decimal)) and value == 0

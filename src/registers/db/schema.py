@@ -38,6 +38,10 @@ def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
             for c in config.columns
             if c.unique and not c.primary_key
         ],
+        # utf8mb4 whatever the server's default (emoji, any script); text columns are
+        # binary NO PAD on top of this (typing_utils.ExactVarchar).
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
 
 

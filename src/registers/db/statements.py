@@ -19,6 +19,9 @@ from registers.db.query import QueryCompiler
 
 __all__ = ["IN_CHUNK", "Statement", "Statements"]
 
+# The largest LIMIT / OFFSET every backend accepts (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+
 # Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
 IN_CHUNK = 5000
 
@@ -138,11 +141,14 @@ class Statements:
         if limit is not None or offset is not None:
             for name, value in (("limit", limit), ("offset", offset)):
                 if value is not None and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 0
+                    isinstance(value, bool) or not isinstance(value, int)
+                    or not 0 <= value <= MAX_LIMIT
                 ):
-                    raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
+                    raise InvalidQueryError(
+                        f"{name} must be an int from 0 to {MAX_LIMIT} (2**63 - 1, what every "
+                        f"backend accepts), got {value!r}")
             if limit is None:
-                limit = 2**62
+                limit = MAX_LIMIT
             sql += f" LIMIT {int(limit)}"
             if offset:
                 sql += f" OFFSET {int(offset)}"
@@ -169,6 +175,16 @@ class Statements:
 
     def update(self, set_sql: str, where: str) -> str:
         return f"UPDATE {self.table} SET {set_sql}{where}"
+
+    def update_joined(self, set_sql: str, count: int) -> str:
+        """MySQL: ``UPDATE`` of ``count`` keys whose ``SET`` reads the old row through a
+        self-join (aliases ``registers_row`` / ``registers_old``, see flows.py)."""
+        new, old = "registers_row", "registers_old"
+        return (
+            f"UPDATE {self.table} AS {new} JOIN {self.table} AS {old} "
+            f"ON {old}.{self.quoted_key} = {new}.{self.quoted_key} SET {set_sql} "
+            f"WHERE {new}.{self.quoted_key} IN ({self.dialect.params(count)})"
+        )
 
     def update_returning(self, set_sql: str, where: str) -> str:
         return f"{self.update(set_sql, where)} RETURNING {self.select_list}"
