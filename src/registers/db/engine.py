@@ -339,17 +339,28 @@ def sqlite_pragmas(*, memory: bool = False) -> list[str]:
     if not memory:
         pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
     pragmas.append("PRAGMA foreign_keys = ON")
+    # LIKE is case-sensitive, as on PostgreSQL and (binary collation) MySQL/MariaDB.
+    pragmas.append("PRAGMA case_sensitive_like = ON")
     return pragmas
 
 
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor)]
+    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
+            ("registers_int", 1, _checked_int)]
 
 
 class ExpressionFailed(ValueError):
     """Raised inside a SQLite function of an ``F()`` expression (sqlite3 reports it as
     "user-defined function raised exception"; the error translator names it)."""
+
+
+def _checked_int(value: Any) -> Any:
+    """An integer step of an ``F()`` expression on SQLite, which would turn an overflow
+    into a REAL: refused, as PostgreSQL and MySQL refuse it."""
+    if isinstance(value, float):
+        raise ExpressionFailed("integer overflow")
+    return value
 
 
 def _divisor(value: Any) -> Any:

@@ -74,7 +74,7 @@ class ErrorTranslator:
             )
         if "user-defined function raised exception" in lowered or "division by" in lowered:
             return InvalidQueryError(
-                f"cannot {action} {self.where}: an F() expression failed (division by zero)",
+                f"cannot {action} {self.where}: an F() expression failed (integer overflow or division by zero)",
                 **context,
             )
         if isinstance(exc, OverflowError) or "out of range" in lowered:

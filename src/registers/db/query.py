@@ -366,13 +366,16 @@ class QueryCompiler:
             )
         a = self._operand(left, params, False, source)
         b = self._operand(right, params, False, source)
+        integer = self.expression_kind(expr) == "int"
         if op == "/":
-            integer = self.expression_kind(expr) == "int"
             if self.dialect.family == "sqlite":
                 # SQLite divides by zero into NULL: refuse like the servers do.
                 b = f"registers_divisor({b})"
             elif self.dialect.family == "mysql" and integer:
                 return f"({a} DIV {b})"  # MySQL's / is exact: 7 / 2 = 3.5, then rounded
+        if integer and self.dialect.family == "sqlite":
+            # SQLite turns an overflowing integer into a REAL: refuse like the servers do.
+            return f"registers_int({a} {op} {b})"
         return f"({a} {op} {b})"
 
     def _uses_text_decimal(self, expr: Expression) -> bool:
