@@ -71,6 +71,9 @@ class Expression:
     def __truediv__(self, other: Any) -> Expression:
         return self._combine("/", other)
 
+    def __rtruediv__(self, other: Any) -> Expression:
+        return self._combine("/", other, reverse=True)
+
     def fields(self) -> list[str]:
         found: list[str] = []
         for part in self.parts:

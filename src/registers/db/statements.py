@@ -137,7 +137,7 @@ class Statements:
                      offset: int | None, reverse: bool = False) -> tuple[str, list[Any]]:
         """``SELECT`` of whole rows matching ``criteria``, ordered and paged."""
         where, params = self.query.where(criteria)
-        sql = self.select + where + self.query.order_by(order_by, reverse=reverse)
+        sql = self.select + where + self.query.order_sql(self.ordering(order_by, reverse))
         if limit is not None or offset is not None:
             for name, value in (("limit", limit), ("offset", offset)):
                 if value is not None and (
@@ -158,10 +158,15 @@ class Statements:
         """Keyset pagination of the rows matching ``criteria`` in ``order_by`` order (the
         key breaks ties), ``batch_size`` rows a page."""
         where, params = self.query.where(criteria)
-        terms = self.query.order_terms(order_by)
+        return Pages(self, where, params, self.ordering(order_by), batch_size)
+
+    def ordering(self, order_by: Any, reverse: bool = False) -> list[tuple[Any, bool]]:
+        """The terms of ``order_by``, then the key (which breaks ties): every read has
+        one defined order, the same on every backend (key order without ``order_by``)."""
+        terms = self.query.order_terms(order_by, reverse)
         if all(entry.spec.name != self.key for entry, _ in terms):
-            terms.append((self.query.field(self.key), False))
-        return Pages(self, where, params, terms, batch_size)
+            terms.append((self.query.field(self.key), reverse))
+        return terms
 
     def keys_for(self, field: str, count: int) -> str:
         """(value, key) of the rows whose ``field`` is one of ``count`` values."""
