@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -398,6 +398,8 @@ def Item(database_url: str) -> Any:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate]
+          if os.environ.get("REGISTERS_DIFFERENTIAL_NO_SHRINK") else list(Phase),
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=program)
 def test_every_backend_agrees_with_the_reference(Item: Any, steps: Any) -> None:
@@ -439,6 +441,10 @@ REGRESSIONS: list[list[tuple[tuple[Any, ...], bool]]] = [
     [(("create", {"code": "k", "n": 5, "m": 0, "label": None}), False),
      (("update_where", [("m", 0)], [("n", ("expr", ("op", "/", ("lit", 0), ("F", "n"))))]),
       False)],
+    # SQLite: icontains folded ASCII only (its lower()).
+    [(("create", {"code": "K", "n": 0, "m": 0, "label": "Ü"}), False),
+     (("update_where", [("label__icontains", "ü")], [("n", ("value", 0))]), False),
+     (("count", [("label__icontains", "Ü")]), True)],
     # NULLs: ne / not_in keep them; ordering puts them first ascending.
     [(("bulk_create", [{"code": "k", "n": 1, "m": 0, "label": None},
                        {"code": "kk", "n": 1, "m": 0, "label": "x"}]), False),

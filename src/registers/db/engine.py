@@ -347,7 +347,12 @@ def sqlite_pragmas(*, memory: bool = False) -> list[str]:
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
     return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
-            ("registers_int", 1, _checked_int)]
+            ("registers_int", 1, _checked_int), ("registers_lower", 1, _lower)]
+
+
+def _lower(value: Any) -> Any:
+    """Unicode lower case for ``icontains``/``ilike`` (SQLite's lower() is ASCII only)."""
+    return value.lower() if isinstance(value, str) else value
 
 
 class ExpressionFailed(ValueError):

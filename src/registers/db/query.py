@@ -255,7 +255,7 @@ class QueryCompiler:
             return f"{col} LIKE {p}"
         if lookup == "ilike":
             params.append(value)
-            return f"LOWER({col}) LIKE LOWER({p})"
+            return f"{self.dialect.lower}({col}) LIKE {self.dialect.lower}({p})"
         prefix, suffix, insensitive = _TEXT_LOOKUPS[lookup]
         sql, extra = self.dialect.text_match(col, value, prefix, suffix, insensitive)
         params.extend(extra)
