@@ -255,7 +255,7 @@ class Outcome:
         self.error = error
 
 
-def _expect(ref: Reference, op: tuple[Any, ...]) -> Outcome:  # noqa: C901 (one branch per op)
+def _expect(ref: Reference, op: tuple[Any, ...]) -> Outcome:
     name = op[0]
     if name == "create":
         data = op[1]
@@ -329,7 +329,7 @@ def _updates(op: tuple[Any, ...]) -> dict[str, Any]:
             for field, (kind, value) in op[2]}
 
 
-async def _perform(Item: Any, op: tuple[Any, ...], use_async: bool) -> Any:  # noqa: C901
+async def _perform(Item: Any, op: tuple[Any, ...], use_async: bool) -> Any:
     objects = Item.objects
     name = op[0]
     if name == "create":

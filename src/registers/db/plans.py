@@ -283,9 +283,9 @@ class OperationPlans(ModelTable[M]):
                 return sql, set_params + where_params, self._updated_rows, False, updates, None
             # A computed value is checked before the transaction commits: one that does
             # not fit its field (an overflow, a constraint) fails and changes nothing.
-            flow = functools.partial(flows.update_checked, sql, set_params + where_params,
-                                     functools.partial(self._checked_rows, computed))
-            return flow, None, self._sorted_models, True, updates, None
+            checked = functools.partial(flows.update_checked, sql, set_params + where_params,
+                                        functools.partial(self._checked_rows, computed))
+            return checked, None, self._sorted_models, True, updates, None
         check = functools.partial(self._checked_rows, computed) if computed else None
         flow = functools.partial(flows.update_then_read, self.sql, where, where_params, set_sql,
                                  set_params, joined, check)

@@ -176,7 +176,7 @@ def _mysql_decimal(places: int | None, digits: int | None) -> Codec:
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise ValueError(f"Decimal {value} cannot be stored in MySQL/MariaDB")
-            sign, numerals, exponent = value.as_tuple()
+            _, numerals, exponent = value.as_tuple()
             assert isinstance(exponent, int)
             after = max(0, -exponent)
             before = max(0, len(numerals) + exponent)
