@@ -149,10 +149,10 @@ class Leaks:
 @pytest.fixture
 def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash at low cost in the leak tests (the cost is tested above; leaks do not vary)."""
-    import registers.db.registry as registry
+    import registers.db.table as table
 
     monkeypatch.setattr(
-        registry, "hash_password", lambda plain: security.hash_password(plain, iterations=1000)
+        table, "hash_password", lambda plain: security.hash_password(plain, iterations=1000)
     )
 
 

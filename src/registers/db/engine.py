@@ -23,6 +23,7 @@ import operator
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server connection idle for longer than this is pinged before its next statement.
+IDLE_CHECK_SECONDS = 5.0
 _POOL_SIZE = 10
 
 
@@ -81,7 +84,7 @@ class Database:
             f"registers_tx_{id(self)}", default=None
         )
         self._local = threading.local()
-        self._sqlite_connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._thread_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._memory_lock = threading.RLock()
         self._memory_connection: sqlite3.Connection | None = None
         self.metadata = sa.MetaData()
@@ -151,36 +154,98 @@ class Database:
         """A DBAPI connection for one operation, and whether this operation owns it.
 
         Inside a transaction block the block's connection is returned (not owned).
+        Otherwise it is the thread's own connection (see :meth:`autocommit_connection`);
+        an operation of several statements brackets them with :meth:`begin` and
+        :meth:`commit`.
         """
         tx = self._tx.get()
         if tx is not None:
             return tx.connection, False
+        if self.is_memory:
+            self._memory_lock.acquire()
+            return self._memory_creator(), True
+        holder = getattr(self._local, "holder", None)
+        if holder is not None and holder.pid == os.getpid():
+            if not self.is_sqlite:
+                self._check_idle(holder)
+                holder = self._local.holder
+            return holder.connection, True
         if self.is_sqlite:
-            if self.is_memory:
-                self._memory_lock.acquire()
-                return self._memory_creator(), True
-            holder = getattr(self._local, "holder", None)
-            if holder is not None and holder.pid == os.getpid():
-                return holder.connection, True
             return self._new_thread_connection(), True
-        try:
-            return self.engine.raw_connection(), True
-        except sa.exc.SQLAlchemyError as exc:
-            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
+        return self._new_server_connection().connection, True
 
     def autocommit_connection(self) -> Any:
-        """The thread's own SQLite connection, in autocommit, when a single statement may
-        run on it directly (a SQLite file, outside ``transaction()``, no statement
-        listener); else None.
+        """The thread's own DBAPI connection, in autocommit, when a single statement may
+        run on it directly (outside ``transaction()``); else None.
 
-        The shortest path there is: no pool, no BEGIN/COMMIT.
+        The shortest path there is: one round trip per statement, no pool checkout, no
+        liveness ping, no BEGIN/ROLLBACK. SQLite files keep one connection per thread
+        (None here until :meth:`acquire` opened it, and None while a statement listener
+        is registered: the SQLite fast path skips the cursor that listeners see).
+        PostgreSQL and MySQL get one per thread on first use, detached from the pool and
+        closed with the thread. A server connection idle for longer than
+        ``IDLE_CHECK_SECONDS`` is pinged before use, so one left stale by a server
+        restart is replaced instead of failing the next write.
         """
-        if not self.is_sqlite or self.is_memory or self._tx.get() is not None:
-            return None
-        if self.engine.dispatch.before_cursor_execute:
+        if self.is_memory or self._tx.get() is not None:
             return None
         holder = getattr(self._local, "holder", None)
-        return None if holder is None else holder.connection
+        if self.is_sqlite:
+            if holder is None or self.engine.dispatch.before_cursor_execute:
+                return None
+            return holder.connection
+        if holder is None or holder.pid != os.getpid():
+            holder = self._new_server_connection()
+        else:
+            self._check_idle(holder)
+            holder = self._local.holder
+        return holder.connection
+
+    def _check_idle(self, holder: _ConnectionHolder) -> None:
+        """Replace the thread's server connection if it sat idle and no longer answers."""
+        now = time.monotonic()
+        if now - holder.used > IDLE_CHECK_SECONDS and not self._alive(holder.connection):
+            self.discard_autocommit_connection()
+            holder = self._new_server_connection()
+        holder.used = now
+
+    def discard_autocommit_connection(self) -> None:
+        """Forget (and close) the thread's autocommit connection, e.g. after it died."""
+        holder = getattr(self._local, "holder", None)
+        self._local.holder = None
+        if holder is not None:
+            holder.close()
+
+    def is_disconnect(self, exc: BaseException, connection: Any) -> bool:
+        """Whether ``exc`` means ``connection`` is gone (server restarted, link cut)."""
+        try:
+            return bool(self.dialect.is_disconnect(exc, connection, None))  # type: ignore[arg-type]
+        except Exception:  # pragma: no cover - a dialect that cannot tell
+            return False
+
+    def _alive(self, connection: Any) -> bool:
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            cursor.close()
+            return True
+        except Exception:
+            return False
+
+    def _new_server_connection(self) -> _ConnectionHolder:
+        try:
+            fairy = self.engine.raw_connection()
+        except sa.exc.SQLAlchemyError as exc:
+            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
+        fairy.detach()  # ours for the thread's lifetime, not the pool's
+        connection = fairy.dbapi_connection
+        assert connection is not None
+        self.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+        holder = _ConnectionHolder(connection)
+        self._local.holder = holder
+        self._thread_connections.add(holder)
+        return holder
 
     def _new_thread_connection(self) -> sqlite3.Connection:
         try:
@@ -191,33 +256,30 @@ class Database:
             ) from exc
         holder = _ConnectionHolder(conn)
         self._local.holder = holder
-        self._sqlite_connections.add(holder)
+        self._thread_connections.add(holder)
         return conn
 
     def release(self, conn: Any, owned: bool) -> None:
         """Give back a connection from :meth:`acquire` (after commit or rollback)."""
-        if not owned:
-            return
-        if self.is_sqlite:
-            if self.is_memory:
-                self._memory_lock.release()
-            return
-        conn.close()
+        if owned and self.is_memory:
+            self._memory_lock.release()
 
     def begin(self, conn: Any) -> None:
         """Start a write transaction on an owned connection."""
-        if self.is_sqlite:
-            conn.execute("BEGIN IMMEDIATE")
+        _run(conn, "BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
 
     def commit(self, conn: Any) -> None:
-        conn.commit() if not self.is_sqlite else _sqlite_end(conn, "COMMIT")
+        if self.is_sqlite:
+            _sqlite_end(conn, "COMMIT")
+        else:
+            _run(conn, "COMMIT")
 
     def rollback(self, conn: Any) -> None:
         try:
             if self.is_sqlite:
                 _sqlite_end(conn, "ROLLBACK")
             else:
-                conn.rollback()
+                _run(conn, "ROLLBACK")
         except Exception:  # the original error matters more than a failed rollback
             pass
 
@@ -284,9 +346,9 @@ class Database:
     # --- lifecycle ------------------------------------------------------------------
 
     def close_connections(self) -> None:
-        for holder in list(self._sqlite_connections):
+        for holder in list(self._thread_connections):
             holder.close()
-        self._sqlite_connections = weakref.WeakSet()
+        self._thread_connections = weakref.WeakSet()
         self._local = threading.local()
 
     def dispose(self) -> None:
@@ -299,13 +361,14 @@ class Database:
 
 
 class _ConnectionHolder:
-    """A thread's SQLite connection; closed when the thread (and its locals) go away."""
+    """A thread's own connection; closed when the thread (and its locals) go away."""
 
-    __slots__ = ("__weakref__", "connection", "pid")
+    __slots__ = ("__weakref__", "connection", "pid", "used")
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.pid = os.getpid()
+        self.used = time.monotonic()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -392,6 +455,15 @@ def _decimal_op(op: str, left: Any, right: Any) -> str | None:
     return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
 
 
+def _run(conn: Any, statement: str) -> None:
+    """Send a transaction-control statement on a DBAPI connection (no listener sees it)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
 def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
     if conn.in_transaction:
         conn.execute(statement)
@@ -447,7 +519,7 @@ def _after_fork_in_child() -> None:
     # A forked child must never reuse the parent's SQLite connections or pool.
     for db in _databases.values():
         db._local = threading.local()
-        db._sqlite_connections = weakref.WeakSet()
+        db._thread_connections = weakref.WeakSet()
         db.engine.dispose(close=False)
 
 

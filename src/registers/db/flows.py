@@ -139,12 +139,22 @@ def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool, target
     """
     if guarded:
         key = yield from _guarded_upsert(st, values, with_key, target, names, params)
+    elif sync_sequence:  # PostgreSQL with an explicit key: did it insert a new key?
+        inserted = (yield Statement(st.upsert_telling_insert(target), params)).fetchall()
+        key = values[st.key]
+        if inserted[0][0] and key > st.sequence_floor:
+            yield from advance_sequence(st)
+        return key
     else:
         cursor = yield Statement(st.upsert(with_key, target, returning=not with_key), params)
         key = values[st.key] if with_key else returned_key(st, cursor)
-    if sync_sequence:
-        yield st.sync_sequence()
     return key
+
+
+def advance_sequence(st: Statements) -> Flow[None]:
+    """Move the PostgreSQL key sequence past every key (after explicit keys)."""
+    reached = (yield st.sync_sequence()).fetchall()[0][0]
+    st.sequence_floor = max(st.sequence_floor, int(reached))
 
 
 def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool, target: str,
@@ -269,5 +279,5 @@ def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
         for index, key in zip(group.indexes, found):
             keys[index] = key
     if sync_sequence:
-        yield st.sync_sequence()
+        yield from advance_sequence(st)
     return keys

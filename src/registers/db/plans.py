@@ -21,7 +21,6 @@ from registers.db.dialects import classify_integrity_error
 from registers.db.exceptions import ImmutableFieldError, InvalidQueryError, RecordNotFoundError
 from registers.db.flows import Cursor, Read, Write
 from registers.db.query import Expression
-from registers.db.security import hash_password, is_password_hash
 from registers.db.statements import Pages
 from registers.db.table import PERSISTED_KEY, ModelTable, field_error
 
@@ -349,8 +348,8 @@ class OperationPlans(ModelTable[M]):
                 raise InvalidQueryError(
                     f"{self.model_name}.{name} cannot be None", model=self.model_name, field=name
                 )
-            if entry.spec.hashed and isinstance(value, str) and not is_password_hash(value):
-                value = hash_password(value)
+            if entry.spec.hashed:
+                value = self._hashed_value(value)
             value = self._validate_field(entry, name, value)
             params.append(value if entry.to_db is None or value is None else entry.to_db(value))
             parts.append(f"{target}{entry.quoted} = {self.dialect.placeholder}")

@@ -307,6 +307,8 @@ class QueryCompiler:
         return " ORDER BY " + ", ".join(parts)
 
     def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
+        if order is None:
+            return ""
         return self.order_sql(self.order_terms(order, reverse))
 
     # --- SET ------------------------------------------------------------------------

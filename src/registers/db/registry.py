@@ -77,9 +77,11 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
 
     def create_schema(self) -> None:
         self.schema.create()
+        self.sql.sequence_floor = 0  # a new table may come with a new key sequence
 
     def drop_schema(self) -> None:
         self.schema.drop()
+        self.sql.sequence_floor = 0
 
     def schema_exists(self) -> bool:
         return self.schema.exists()

@@ -55,12 +55,15 @@ class Relationship(property):
 
     name: str = "relationship"
     owner: type[BaseModel] | None = None
+    _bound: type[BaseModel] | None = None  # the class last checked (validate() ran for it)
 
     def __set_name__(self, owner: type[BaseModel], name: str) -> None:
         self.name = name
         self.owner = owner
 
     def _bind(self, owner: type[BaseModel]) -> None:
+        if self._bound is owner:  # checked already: every access after the first is free
+            return
         if self.owner is None:
             self.owner = owner
         if self.name == "relationship":
@@ -68,6 +71,7 @@ class Relationship(property):
                 if value is self:
                     self.name = attr
         self.validate()
+        self._bound = owner
 
     def validate(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -105,6 +105,9 @@ class Statements:
         self.insert_full = self.insert(self.names)
         self.insert_nokey = self.insert(self.insert_names)
         self._upserts: dict[tuple[bool, str, bool], str] = {}
+        # PostgreSQL: a value the key sequence is known to have reached (it never goes
+        # back), so an explicit key at or below it needs no sequence update.
+        self.sequence_floor = 0
 
     def insert(self, names: Sequence[str]) -> str:
         """``INSERT`` of ``names`` (with ``RETURNING`` the generated key where supported)."""
@@ -216,12 +219,18 @@ class Statements:
         return f"DELETE FROM {self.table}{where}", params
 
     def sync_sequence(self) -> Statement:
-        """PostgreSQL: move the key sequence past the largest key (after explicit keys)."""
+        """PostgreSQL: move the key sequence past the largest key (after explicit keys),
+        never backwards (a deleted key is not handed out again). Returns the new value."""
+        seq = "pg_get_serial_sequence(%s, %s)"
         return Statement(
-            f"SELECT setval(pg_get_serial_sequence(%s, %s), "
-            f"GREATEST((SELECT COALESCE(MAX({self.quoted_key}), 0) FROM {self.table}), 1))",
-            (self.table, self.key),
+            f"SELECT setval({seq}, GREATEST((SELECT COALESCE(MAX({self.quoted_key}), 0) "
+            f"FROM {self.table}), COALESCE(pg_sequence_last_value({seq}::regclass), 0), 1))",
+            (self.table, self.key, self.table, self.key),
         )
+
+    def upsert_telling_insert(self, conflict: str) -> str:
+        """PostgreSQL upsert with a known key that returns whether it inserted the row."""
+        return f"{self.upsert(True, conflict, returning=False)} RETURNING (xmax = 0)"
 
     def batch_size(self, width: int) -> int:
         """Rows per multi-row statement for rows of ``width`` parameters."""

@@ -210,15 +210,20 @@ class SyncOperations(OperationPlans[M]):
         conn = db.autocommit_connection()
         if conn is not None:
             try:
-                rows = conn.execute(sql, params).fetchall()
+                if db.is_sqlite:
+                    rows = conn.execute(sql, params).fetchall()
+                else:
+                    rows = self._execute(conn, sql, params).fetchall()
+                return finish(rows)
             except db.driver_errors as exc:
-                raise self.errors(exc, "read from") from exc
-            return finish(rows)
+                if db.is_sqlite or not db.is_disconnect(exc, conn):
+                    raise self.errors(exc, "read from") from exc
+                # the server dropped the thread's connection: a read may simply be sent
+                # again, on a new connection
+                db.discard_autocommit_connection()
         conn, owned = db.acquire()
         try:
             rows = self._execute(conn, sql, params).fetchall()
-            if owned and not db.is_sqlite:
-                conn.rollback()
         except db.driver_errors as exc:
             if owned:
                 db.rollback(conn)
@@ -240,14 +245,20 @@ class SyncOperations(OperationPlans[M]):
         if conn is not None:
             try:
                 if type(work) is str:
-                    return finish(conn.execute(work, params))
+                    if db.is_sqlite:
+                        return finish(conn.execute(work, params))
+                    return finish(self._execute(conn, work, params))
                 return finish(self._perform(conn, work, params))
             except db.driver_errors as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if db.is_sqlite:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                elif db.is_disconnect(exc, conn):
+                    # whether the server applied the statement is unknown: never resend
+                    db.discard_autocommit_connection()
                 if not is_transient(db.family, exc):
                     raise self.errors(exc, "write to", data) from exc
-                # the database stayed busy past the timeout: take the retrying path
+                # a deadlock, or SQLite busy past the timeout: take the retrying path
         for attempt in range(_RETRIES):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))
@@ -283,6 +294,8 @@ class SyncOperations(OperationPlans[M]):
             return outcome
         except db.driver_errors as exc:
             self._undo(conn, owned, savepoint)
+            if owned and not db.is_sqlite and db.is_disconnect(exc, conn):
+                db.discard_autocommit_connection()
             if is_transient(db.family, exc) or (retry_if is not None and retry_if(exc)):
                 raise _Transient(exc, owned) from exc
             raise

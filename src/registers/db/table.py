@@ -274,9 +274,14 @@ class ModelTable(Generic[M]):
 
     def _hash_passwords(self, values: dict[str, Any]) -> None:
         for name in self._hashed:
-            value = values.get(name)
-            if isinstance(value, str) and not is_password_hash(value):
-                values[name] = hash_password(value)
+            if name in values:
+                values[name] = self._hashed_value(values[name])
+
+    def _hashed_value(self, value: Any) -> Any:
+        """A password field's value as stored: plain text hashed, a hash kept as it is."""
+        if isinstance(value, str) and not is_password_hash(value):
+            return hash_password(value)
+        return value
 
     def _check_managed_key(self, data: Mapping[str, Any] | BaseModel) -> None:
         value = data.__dict__.get(self.key) if isinstance(data, BaseModel) else data.get(self.key)
