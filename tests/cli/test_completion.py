@@ -6,10 +6,11 @@ import enum
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Annotated, TextIO
 
 import pytest
 
-from registers.cli import CommandRegistry
+from registers.cli import CommandRegistry, File, Option
 
 
 class Color(enum.Enum):
@@ -33,7 +34,7 @@ def _app() -> CommandRegistry:
 def test_script_names_commands_aliases_options_and_choices(shell: str) -> None:
     result = _app().invoke(["--completion", shell])
     assert result.exit_code == 0
-    for word in ("greet", "deploy", "color", "loud", "red blue"):
+    for word in ("greet", "deploy", "color", "loud", "'red'", "'blue'"):
         assert word in result.stdout
 
 
@@ -62,3 +63,28 @@ def test_bash_script_completes(words: list[str], expected: set[str]) -> None:
     )
     out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True).stdout
     assert set(out.split()) == expected
+
+
+def test_script_offers_short_names_root_options_and_yes_never_hidden_things() -> None:
+    cli = CommandRegistry(prog="app")
+
+    @cli.callback()
+    def root(verbose: Annotated[int, Option("-v", count=True)] = 0) -> None: ...
+
+    @cli.register(confirm="Sure?")
+    def export(
+        output: Annotated[Path, Option("-o", "--output")] = Path("x"),
+        source: Annotated[TextIO | None, File("r"), Option("-s")] = None,
+        secret_knob: Annotated[int, Option(hidden=True)] = 0,
+    ) -> None: ...
+
+    @cli.register(hidden=True)
+    def internal_tool() -> None: ...
+
+    script = cli.invoke(["--completion", "bash"]).stdout
+    for word in ("'-o'", "'--output'", "'-s'", "'--yes'", "'-v'", "'--verbose'", "'export'"):
+        assert word in script, word
+    assert "secret-knob" not in script
+    # the hidden command is followed when typed, but never offered as a word
+    assert "'') _registers_reply=('export') ;;" in script
+    assert "'export -s') _registers_files=1 ;;" in script  # File() completes paths

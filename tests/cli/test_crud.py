@@ -48,11 +48,20 @@ def ok(result: InvokeResult) -> Any:
 
 
 def error(result: InvokeResult, code: int) -> str:
-    """The one stderr line of a failed run (no traceback, nothing on stdout)."""
+    """The one stderr line of a failed run (no traceback, nothing on stdout).
+
+    A usage error (status 2) is followed by the "Try '<prog> <command> --help'" line.
+    """
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    return result.stderr.rstrip("\n")
+    lines = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    if code == 2:
+        assert len(lines) == 2 and lines[1].startswith("Try '")
+        assert lines[1].endswith(" --help' for help.")
+    else:
+        assert len(lines) == 1
+    return lines[0]
 
 
 def add(app: CommandRegistry, name: str, email: str, *extra: str) -> Any:
@@ -71,12 +80,81 @@ def test_create_prints_the_new_record_with_its_generated_key(app: CommandRegistr
 def test_create_hashes_the_password_and_never_prints_it(
     app: CommandRegistry, user_model: Any
 ) -> None:
-    result = app.invoke(["users", "create", "--name", "Ada", "--email", "a@x",
-                         "--password", "s3cret"])
-    assert "password" not in ok(result)
-    assert "s3cret" not in result.stdout and "pbkdf2" not in result.stdout
+    result = app.invoke(["users", "create", "--name", "Ada", "--email", "a@x"],
+                        input="s3cret\ns3cret\n")
+    assert result.exit_code == 0, result.stderr
+    assert "password" not in json.loads(result.stdout)
+    assert "s3cret" not in result.stdout + result.stderr and "pbkdf2" not in result.stdout
+    assert result.stderr == "Password (empty for none): \nRepeat for confirmation: \n"
     stored = user_model.objects.get(1)
     assert stored.password != "s3cret" and stored.verify_password("s3cret")
+
+
+def test_create_never_takes_a_password_option(app: CommandRegistry) -> None:
+    line = error(app.invoke(["users", "create", "--name", "Ada", "--email", "a@x",
+                             "--password", "s3cret"]), 2)
+    assert line == "app users create: error: unrecognized arguments: --password s3cret"
+
+
+def test_create_without_a_terminal_leaves_an_optional_password_unset(
+    app: CommandRegistry, user_model: Any
+) -> None:
+    add(app, "Ada", "a@x")
+    assert user_model.objects.get(1).password is None
+
+
+def test_create_empty_password_answer_means_none(app: CommandRegistry, user_model: Any) -> None:
+    result = app.invoke("users create --name Ada --email a@x", input="\n")
+    assert result.exit_code == 0, result.stderr
+    assert user_model.objects.get(1).password is None
+
+
+def test_create_password_mismatch_is_asked_again(app: CommandRegistry, user_model: Any) -> None:
+    result = app.invoke("users create --name Ada --email a@x", input="one\ntwo\nok\nok\n")
+    assert result.exit_code == 0, result.stderr
+    assert "Error: the two entries do not match." in result.stderr
+    assert user_model.objects.get(1).verify_password("ok")
+
+
+def _account_model(url: str) -> Any:
+    @database_registry(url, table_name="accounts")
+    class Account(BaseModel):
+        id: int | None = None
+        login: str
+        password: str
+
+    return Account
+
+
+def test_a_required_password_without_a_terminal_is_a_usage_error(sqlite_url: str) -> None:
+    model = _account_model(sqlite_url)
+    cli = CommandRegistry(prog="app")
+    cli.crud(model)
+    line = error(cli.invoke("accounts create --login ada"), 2)
+    assert line == ("app accounts create: error: the following arguments are required: "
+                    "--password (no terminal to prompt on)")
+    assert model.objects.count() == 0
+
+
+def test_a_required_password_is_asked_until_given(sqlite_url: str) -> None:
+    model = _account_model(sqlite_url)
+    cli = CommandRegistry(prog="app")
+    cli.crud(model)
+    result = cli.invoke("accounts create --login ada", input="\npw\npw\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("Password: \nError: a value is required.\nPassword: ")
+    assert model.objects.get(1).verify_password("pw")
+
+
+def test_end_of_input_at_the_password_prompt_exits_1(sqlite_url: str) -> None:
+    model = _account_model(sqlite_url)
+    cli = CommandRegistry(prog="app")
+    cli.crud(model)
+    result = cli.invoke("accounts create --login ada", input="pw\n")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "app accounts create: aborted: end of input at prompt 'Password'")
+    assert "Traceback" not in result.stderr and model.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -107,6 +185,7 @@ def test_create_reports_each_validation_error_on_its_own_line(app: CommandRegist
         "app users create: error: argument --name: String should have at most 20 characters",
         "app users create: error: argument --meta[x]: Input should be a valid integer, "
         "unable to parse string as an integer",
+        "Try 'app users create --help' for help.",
     ]
 
 
@@ -233,9 +312,20 @@ def test_update_unset_sets_nullable_fields_to_null(people: CommandRegistry) -> N
 def test_update_hashes_a_new_password_and_never_prints_it(
     people: CommandRegistry, user_model: Any
 ) -> None:
-    result = people.invoke(["users", "update", "1", "--password", "n3w"])
-    assert "password" not in ok(result) and "n3w" not in result.stdout
+    result = people.invoke(["users", "update", "1", "--change-password"], input="n3w\nn3w\n")
+    assert result.exit_code == 0, result.stderr
+    assert "password" not in json.loads(result.stdout) and "n3w" not in result.stdout
+    assert result.stderr == "New password: \nRepeat for confirmation: \n"
     assert user_model.objects.get(1).verify_password("n3w")
+
+
+def test_update_takes_no_password_option_and_needs_a_terminal_to_change_it(
+    people: CommandRegistry,
+) -> None:
+    line = error(people.invoke(["users", "update", "1", "--password", "n3w"]), 2)
+    assert "unrecognized arguments: --password n3w" in line
+    line = error(people.invoke(["users", "update", "1", "--change-password"]), 2)
+    assert line == "app users update: error: argument --change-password: no terminal to prompt on"
 
 
 @pytest.mark.parametrize(
@@ -299,7 +389,11 @@ def test_required_options_and_defaults_show_in_help(app: CommandRegistry) -> Non
     out = app.invoke(["users", "create", "--help"]).stdout
     assert "Full name [required] (type: str)" in out
     assert "--age INT             (type: int; default: 0)" in out
-    assert "stored hashed, never printed" in out and "JSON text" in out
+    assert ("Asks for password at a hidden prompt (stored hashed, never printed)."
+            in " ".join(out.split()))
+    assert "JSON text" in out and "--password" not in out
+    update = app.invoke(["users", "update", "--help"]).stdout
+    assert "--change-password" in update and "Ask for a new password (hidden" in update
 
 
 @pytest.mark.parametrize(
@@ -339,3 +433,29 @@ def test_a_manager_works_like_its_model(sqlite_url: str) -> None:
     cli = CommandRegistry(prog="app")
     cli.crud(model.objects, group="u")
     assert ok(cli.invoke("u list")) == []
+
+
+def test_merged_crud_commands_report_the_running_program_and_path(user_model: Any) -> None:
+    crud_registry = CommandRegistry(prog="inner")
+    crud_registry.crud(user_model)
+    cli = CommandRegistry(prog="outer")
+    ops = cli.group("ops")
+    ops.merge(crud_registry)
+    assert error(cli.invoke("ops users get 9"), 1).startswith("outer ops users get: error: no User")
+    line = error(cli.invoke("ops users create --name Ada"), 2)
+    assert line == "outer ops users create: error: the following arguments are required: --email"
+
+
+def test_model_with_a_field_named_command(database_url: str) -> None:
+    @database_registry(database_url)
+    class Job(BaseModel):
+        id: int | None = None
+        command: str
+        retries: int = 0
+
+    cli = CommandRegistry(prog="app")
+    cli.crud(Job)
+    created = ok(cli.invoke(["jobs", "create", "--command", "make test"]))
+    assert created == {"id": 1, "command": "make test", "retries": 0}
+    assert ok(cli.invoke(["jobs", "list", "--command", "make test"]))[0]["id"] == 1
+    assert ok(cli.invoke(["jobs", "update", "1", "--command", "make"]))["command"] == "make"

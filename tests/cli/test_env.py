@@ -50,7 +50,10 @@ def test_bad_env_value_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("APP_RETRIES", "many")
     result = _app().invoke(["deploy"])
     assert result.exit_code == 2
-    assert "argument --retries: invalid int value: 'many'" in result.stderr
+    assert result.stderr.splitlines() == [
+        "app deploy: error: environment variable APP_RETRIES: invalid int value: 'many'",
+        "Try 'app deploy --help' for help.",
+    ]
 
 
 def test_help_names_the_variable_never_the_secret_value(monkeypatch: pytest.MonkeyPatch) -> None:

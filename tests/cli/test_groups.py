@@ -55,7 +55,10 @@ def test_group_without_subcommand_shows_its_help_and_exits_2() -> None:
 def test_unknown_subcommand_suggests_within_the_group() -> None:
     result = _app().invoke(["deploy", "servce", "x"])
     assert result.exit_code == 2
-    assert result.stderr == "Unknown command 'deploy servce'. Did you mean 'deploy service'?\n"
+    assert result.stderr == (
+        "Unknown command 'deploy servce'. Did you mean 'deploy service'?\n"
+        "Try 'app deploy --help' for help.\n"
+    )
 
 
 def test_help_lists_groups() -> None:

@@ -81,5 +81,5 @@ def test_empty_default_is_not_shown_in_help(default: object) -> None:
 
     result = cli.invoke(["tag", "--help"])
     assert result.exit_code == 0
-    assert "Tags (type: str, one or more)" in result.stdout
+    assert "Tags (type: str, repeat the option for more)" in result.stdout
     assert "default" not in result.stdout

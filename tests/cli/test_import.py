@@ -72,6 +72,8 @@ def test_public_names() -> None:
             "load_plugins", "logging_middleware_pre", "logging_middleware_post",
             "FrameworkError", "DuplicateCommandError", "UnknownCommandError",
             "DependencyNotFoundError", "PluginLoadError",
+            # issue 18: annotation metadata next to Env, and the progress display
+            "Env", "Option", "Prompt", "File", "progress", "Progress",
         ]
     )
 

@@ -130,3 +130,43 @@ def test_collision_in_plugin_raises_plugin_load_error(make_package: Callable[...
     cli.register("sync")(lambda: None)
     with pytest.raises(PluginLoadError, match=r"plugins\.a"):
         load_plugins(f"{name}.plugins", cli)
+
+
+def test_plugin_groups_are_not_copied_to_the_top_level(make_package: Callable[..., str]) -> None:
+    owned = """
+        from registers.cli import CommandRegistry
+        commands = CommandRegistry()
+        {group} = commands.group("{group}")
+
+        @{group}.register()
+        def list() -> str:
+            return "{group} list"
+    """
+    name = make_package({
+        "plugins/__init__.py": "",
+        "plugins/users.py": owned.format(group="users"),
+        "plugins/teams.py": owned.format(group="teams"),
+    })
+    cli = CommandRegistry(prog="app")
+    load_plugins(f"{name}.plugins", cli)
+    assert sorted(cli.all()) == ["teams list", "users list"]
+    assert not cli.commands
+    assert cli.invoke(["users", "list"]).stdout == "users list\n"
+    assert cli.invoke(["teams", "list"]).stdout == "teams list\n"
+
+
+def test_plugin_holding_only_a_group_merges_its_root(make_package: Callable[..., str]) -> None:
+    name = make_package({
+        "plugins/__init__.py": "",
+        "plugins/ops.py": """
+            from registers.cli import CommandRegistry
+            ops = CommandRegistry().group("ops")
+
+            @ops.register()
+            def restart() -> str:
+                return "restarted"
+        """,
+    })
+    cli = CommandRegistry(prog="app")
+    load_plugins(f"{name}.plugins", cli)
+    assert list(cli.all()) == ["ops restart"]

@@ -203,8 +203,9 @@ def test_reserved_or_invalid_alias_is_rejected(cli: CommandRegistry, alias: str)
         cli.register("cmd", ops=[alias])(lambda: None)
 
 
-def test_parameter_named_command_is_rejected(cli: CommandRegistry) -> None:
-    def run(command: str) -> None: ...
+def test_parameter_named_command_is_an_ordinary_parameter(cli: CommandRegistry) -> None:
+    @cli.register()
+    def run(command: str, *, shell: str = "sh") -> str:
+        return f"{shell} -c {command}"
 
-    with pytest.raises(RegistrationError, match="reserved"):
-        cli.register()(run)
+    assert cli.invoke(["run", "ls", "--shell", "bash"]).stdout == "bash -c ls\n"

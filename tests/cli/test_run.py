@@ -70,7 +70,8 @@ def test_alias_first_token_maps_to_the_command(app: CommandRegistry, spelling: s
 def test_bad_input_exits_2_with_one_line(app: CommandRegistry, argv: list[str], line: str) -> None:
     result = app.invoke(argv)
     assert result.exit_code == 2
-    assert result.stderr == line + "\n"
+    where = "app greet" if line.startswith("app greet") else "app"
+    assert result.stderr == f"{line}\nTry '{where} --help' for help.\n"
     assert result.stdout == ""
 
 

@@ -40,11 +40,14 @@ def test_quick_start_help_lists_the_command_and_its_aliases() -> None:
 def test_quick_start_bad_input_is_one_line_exit_2() -> None:
     unknown = run("quick_start.py", "gret", "Alice")
     assert unknown.returncode == 2
-    assert unknown.stderr == "Unknown command 'gret'. Did you mean 'greet'?\n"
+    assert unknown.stderr == (
+        "Unknown command 'gret'. Did you mean 'greet'?\nTry 'quick_start.py --help' for help.\n"
+    )
     missing = run("quick_start.py", "greet")
     assert missing.returncode == 2
     assert missing.stderr == (
         "quick_start.py greet: error: the following arguments are required: name\n"
+        "Try 'quick_start.py greet --help' for help.\n"
     )
 
 
@@ -61,6 +64,7 @@ def test_argument_types_bad_int_names_the_argument() -> None:
     assert result.returncode == 2
     assert result.stderr == (
         "argument_types.py create-report: error: argument pages: invalid int value: 'twelve'\n"
+        "Try 'argument_types.py create-report --help' for help.\n"
     )
 
 

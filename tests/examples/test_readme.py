@@ -45,14 +45,17 @@ def test_readme_cli_example_answers_every_spelling(app: Path, argv: list[str], s
 def test_readme_cli_example_suggests_the_close_command(app: Path) -> None:
     result = _run(app, "gret", "Ada")
     assert result.returncode == 2
-    assert result.stderr == "Unknown command 'gret'. Did you mean 'greet'?\n"
+    assert result.stderr == (
+        "Unknown command 'gret'. Did you mean 'greet'?\nTry 'app --help' for help.\n"
+    )
 
 
 def test_readme_cli_example_rejects_a_bad_value_in_one_line(app: Path) -> None:
     result = _run(app, "greet", "Ada", "--times", "x")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "app greet: error: argument --times: invalid int value: 'x'"
+        "app greet: error: argument --times: invalid int value: 'x'",
+        "Try 'app greet --help' for help.",
     ]
 
 

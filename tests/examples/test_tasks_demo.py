@@ -228,14 +228,17 @@ def test_unknown_id_exits_1_with_one_line(tasks, command: str) -> None:
 def test_bad_priority_is_a_usage_error(tasks) -> None:
     result = tasks("add", "x", "--priority", "urgent")
     assert_usage_error(result, "--priority", "urgent")
-    assert len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.strip().splitlines()  # the error, then the Try line (issue 17)
+    assert len(lines) == 2 and lines[1] == "Try 'tasks.py add --help' for help."
 
 
 @pytest.mark.parametrize("value", ["2024-13-01", "tomorrow", "01/02/2024"])
 def test_bad_date_is_a_usage_error(tasks, value: str) -> None:
     result = tasks("add", "x", "--due", value)
     assert_usage_error(result, "--due", value)
-    assert len(result.stderr.strip().splitlines()) == 1
+    # one error line, then the Try line every usage error ends with (issue 17)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[1] == "Try 'tasks.py add --help' for help."
 
 
 def test_non_numeric_id_is_a_usage_error(tasks) -> None:

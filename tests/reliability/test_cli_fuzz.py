@@ -105,7 +105,8 @@ token = st.sampled_from(OPTIONS) | st.sampled_from(VALUES) | st.text(max_size=20
 VALID = [
     "everything", "Ada", "3", "0.5", "12.50", "/tmp/x", "00000000-0000-0000-0000-000000000007",
     "2024-02-29", "2024-01-02T03:04:05", "--password", SECRET_PASSWORD,
-    "--api-token", SECRET_TOKEN, "--mode", "slow", "--colour", "green", "--tags", "a", "b",
+    "--api-token", SECRET_TOKEN, "--mode", "slow", "--colour", "green",
+    "--tags", "a", "--tags", "b",  # one value per occurrence (issue 17)
 ]
 
 

@@ -16,6 +16,7 @@ asyncio, inspect, typing or logging); those load only when a feature needs them.
 
 from .container import DIContainer
 from .dispatcher import Dispatcher
+from .env import Env
 from .exceptions import (
     DependencyNotFoundError,
     DuplicateCommandError,
@@ -24,8 +25,10 @@ from .exceptions import (
     UnknownCommandError,
 )
 from .middleware import MiddlewareChain, logging_middleware_post, logging_middleware_pre
+from .params import File, Option, Prompt
 from .parser import build_parser
 from .plugins import load_plugins
+from .progressbar import Progress, progress
 from .registry import CommandRegistry
 
 __all__ = [
@@ -34,12 +37,18 @@ __all__ = [
     "DependencyNotFoundError",
     "Dispatcher",
     "DuplicateCommandError",
+    "Env",
+    "File",
     "FrameworkError",
     "MiddlewareChain",
+    "Option",
     "PluginLoadError",
+    "Progress",
+    "Prompt",
     "UnknownCommandError",
     "build_parser",
     "load_plugins",
     "logging_middleware_post",
     "logging_middleware_pre",
+    "progress",
 ]

@@ -42,6 +42,18 @@ class _Provider:
         return self.instance
 
 
+def _is_subclass(registered: type, wanted: type) -> bool:
+    """``issubclass`` that is false where Python refuses to answer.
+
+    A ``typing.Protocol`` that is not ``@runtime_checkable`` (or has data members) raises
+    ``TypeError``; such a service is found only when registered under that exact type.
+    """
+    try:
+        return issubclass(registered, wanted)
+    except TypeError:
+        return False
+
+
 class DIContainer:
     """Maps types to instances or factories.
 
@@ -89,9 +101,19 @@ class DIContainer:
         if not isinstance(type_, type) or hasattr(type_, "__origin__"):
             return None
         for registered, candidate in self._providers.items():
-            if issubclass(registered, type_):
+            if _is_subclass(registered, type_):
                 return candidate
         return None
+
+    def copy(self) -> DIContainer:
+        """A container with the same providers; registering in the copy leaves this one alone.
+
+        Singleton factories already called share their instance; the others are called
+        separately by each container.
+        """
+        copied = DIContainer()
+        copied._providers = dict(self._providers)
+        return copied
 
     def has(self, type_: Any) -> bool:
         """Whether ``type_`` (or a registered subclass of it) can be resolved."""

@@ -16,10 +16,12 @@ Each command is an ordinary registered command whose handler carries a generated
   ``--unset`` sets nullable fields to null.
 
 Records are printed as JSON without password fields (neither plain text nor hash).
-Password fields are read from their option (``--password``); they are hashed by
-``registers.db`` on write. Fields the command line cannot express directly (``dict``,
-nested models, lists of objects) take JSON text. A ``bool`` field is ``--flag`` /
-``--no-flag``.
+Password fields are never options (they would land in shell history): ``create`` asks for
+them at a hidden, confirmed prompt, and ``update --change-password`` asks for the new one;
+they are hashed by ``registers.db`` on write. Without a terminal a required password is a
+usage error (``invoke(input=...)`` feeds the prompt in tests). Fields the command line
+cannot express directly (``dict``, nested models, lists of objects) take JSON text. A
+``bool`` field is ``--flag`` / ``--no-flag``.
 
 Errors are one line each on stderr, prefixed like argparse's (``app users get: error:``):
 pydantic validation errors (one line per error) and ``InvalidQueryError`` exit with status
@@ -30,8 +32,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -41,12 +41,14 @@ from registers.db.exceptions import InvalidQueryError, RecordNotFoundError, Regi
 from registers.db.registry import DatabaseRegistry
 from registers.db.typing_utils import ColumnSpec
 
-from .exceptions import FrameworkError, RegistrationError, UsageError
+from .exceptions import CommandError, RegistrationError
+from .params import Prompt
+from .signature import option_name
 from .utils.typing import UnsupportedAnnotation, classify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .registry import CommandEntry, CommandRegistry
+    from .registry import CommandRegistry
 
 __all__ = ["COMMANDS", "register_crud"]
 
@@ -79,7 +81,7 @@ class _Field:
 
     @property
     def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return option_name(self.name)
 
     def help(self, *notes: str) -> str:
         extra = [n for n in notes if n]
@@ -94,6 +96,24 @@ class _Field:
         """A keyword-only option; ``None`` (not given) is always allowed."""
         return inspect.Parameter(self.name, _KEYWORD, default=default,
                                  annotation=Annotated[self.annotation | None, help_text])
+
+    @property
+    def label(self) -> str:
+        """The field as a prompt names it: ``"Password"`` for ``password``."""
+        return self.name.replace("_", " ").capitalize()
+
+    def prompted(self) -> inspect.Parameter:
+        """A password field: asked at a hidden, confirmed prompt, never an option."""
+        prompt = Prompt(self.label if self.required else f"{self.label} (empty for none)",
+                        hide_input=True, confirm=True, option=False)
+        default = inspect.Parameter.empty if self.required else None
+        return inspect.Parameter(self.name, _KEYWORD, default=default,
+                                 annotation=Annotated[self.annotation, prompt])
+
+    @property
+    def change_flag(self) -> str:
+        """``update``'s flag asking for a new value of this password field."""
+        return "change_" + self.name
 
 
 def _cli_type(column: ColumnSpec) -> tuple[Any, bool]:
@@ -143,22 +163,22 @@ class _Command:
                  doc: str, options: Mapping[str, str]) -> None:
         self._run = run
         self._options = options  # field name or alias -> "--option" / "argument name"
-        self.registry: CommandRegistry | None = None  # where crud() was called
-        self.entry: CommandEntry | None = None
         self.__signature__ = inspect.Signature(params)
         self.__doc__ = doc
 
     def __call__(self, **kwargs: Any) -> Any:
+        # run() prefixes each line with the program and the command path of the run, so
+        # the message is right wherever these commands were merged
         try:
             return self._run(kwargs)
         except ValidationError as exc:
-            raise UsageError(self._lines(self._validation_lines(exc))) from exc
+            raise CommandError(*self._validation_lines(exc), exit_code=2) from exc
         except InvalidQueryError as exc:
-            raise UsageError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message, exit_code=2) from exc
         except RegistryError as exc:
-            raise FrameworkError(self._lines([exc.message])) from exc
+            raise CommandError(exc.message) from exc
         except _InputError as exc:
-            raise UsageError(self._lines([str(exc)])) from exc
+            raise CommandError(str(exc), exit_code=2) from exc
 
     def _validation_lines(self, exc: ValidationError) -> list[str]:
         lines: list[str] = []
@@ -172,11 +192,6 @@ class _Command:
             lines.append(f"argument {where}: {error['msg']}")
         return lines or [str(exc).splitlines()[0]]
 
-    def _lines(self, messages: Iterable[str]) -> str:
-        prog = self.registry.root.prog if self.registry is not None else None
-        path = self.entry.path if self.entry is not None else ""
-        prefix = f"{prog or os.path.basename(sys.argv[0])} {path}".strip()
-        return "\n".join(f"{prefix}: error: {' '.join(m.splitlines())}" for m in messages)
 
 
 class _Crud:
@@ -194,7 +209,7 @@ class _Crud:
     def _option_names(self) -> dict[str, str]:
         names: dict[str, str] = {}
         for name, info in self.model.model_fields.items():
-            spelling = self.key.name if name == self.key.name else "--" + name.replace("_", "-")
+            spelling = self.key.name if name == self.key.name else option_name(name)
             names[name] = spelling
             for alias in (info.alias, info.validation_alias):
                 if isinstance(alias, str):
@@ -233,8 +248,14 @@ class _Crud:
     def _create(self) -> _Command:
         writable = [f for f in self.fields
                     if not (f is self.key and self.manager.managed_key)]
-        params = [f.parameter(f.help("required" if f.required else ""), f.default)
+        params = [f.prompted() if f.hashed else
+                  f.parameter(f.help("required" if f.required else ""), f.default)
                   for f in writable]
+        asked = [f.name for f in writable if f.hashed]
+        doc = f"Create a {self.model.__name__} and print it."
+        if asked:
+            doc += (f" Asks for {', '.join(asked)} at a hidden prompt (stored hashed, never "
+                    "printed).")
 
         def run(values: dict[str, Any]) -> Any:
             data = self.given(values)
@@ -245,8 +266,7 @@ class _Crud:
                 )
             return self.show(self.manager.create(**data))
 
-        return _Command(run, params, f"Create a {self.model.__name__} and print it.",
-                        self.options)
+        return _Command(run, params, doc, self.options)
 
     def _list(self) -> _Command:
         filters = [f for f in self.fields if f.filterable and f.name not in _LIST_OPTIONS]
@@ -291,7 +311,20 @@ class _Crud:
                         f"Delete one {self.model.__name__} by key and print it.", self.options)
 
     def _update(self) -> _Command:
-        params = [self.key_parameter()] + [f.parameter(f.help()) for f in self.values]
+        params = [self.key_parameter()]
+        params += [f.parameter(f.help()) for f in self.values if not f.hashed]
+        secrets = [f for f in self.values if f.hashed]
+        for field in secrets:
+            if field.change_flag in self.model.model_fields:
+                raise RegistrationError(
+                    f"Cannot register CRUD commands for {self.model.__name__}: field "
+                    f"'{field.change_flag}' takes the name of the flag that changes "
+                    f"'{field.name}'."
+                )
+            params.append(inspect.Parameter(field.change_flag, _KEYWORD, default=False,
+                                            annotation=Annotated[bool, (
+                                                f"Ask for a new {field.name} (hidden, "
+                                                "confirmed; stored hashed, never printed)")]))
         nullable = tuple(f.name for f in self.values if f.nullable)
         if nullable and _UNSET not in self.model.model_fields:
             choices = Literal.__getitem__(nullable)
@@ -301,16 +334,28 @@ class _Crud:
         def run(values: dict[str, Any]) -> Any:
             key = values.pop(self.key.name)
             cleared = values.pop(_UNSET, None) or []
+            asked = {f.name: self._ask_new(f) for f in secrets if values.pop(f.change_flag)}
             changes = self.given(values)
+            changes.update(asked)
             changes.update(dict.fromkeys(cleared))
             if not changes:
-                spellings = ", ".join(f.option for f in self.values)
+                spellings = ", ".join(
+                    "--" + (f.change_flag if f.hashed else f.name).replace("_", "-")
+                    for f in self.values)
                 raise _InputError(f"nothing to update: give at least one of {spellings}")
             return self.show(self._apply(key, changes))
 
         return _Command(run, params,
                         f"Change fields of one {self.model.__name__} and print it.",
                         self.options)
+
+    def _ask_new(self, field: _Field) -> Any:
+        from .terminal import ask, interactive
+
+        flag = "--" + field.change_flag.replace("_", "-")
+        if not interactive():
+            raise _InputError(f"argument {flag}: no terminal to prompt on")
+        return ask(f"New {field.name.replace('_', ' ')}", hide_input=True, confirm=True)
 
     def _apply(self, key: Any, changes: dict[str, Any]) -> BaseModel:
         """Validate ``changes`` against the whole model, then write them in one transaction."""
@@ -378,7 +423,6 @@ def register_crud(
     crud = _Crud(manager)
     for kind, name in names:
         handler = crud.command(kind)
-        handler.registry = registry
         assert handler.__doc__ is not None
-        handler.entry = target.add_command(handler, name, description=handler.__doc__)
+        target.add_command(handler, name, description=handler.__doc__)
     return target

@@ -2,7 +2,9 @@
 
 Each parameter is filled from the parsed arguments first, then from the container (by
 annotation), then from its default. An ``async def`` handler makes ``dispatch`` return an
-awaitable that runs the pre-hooks, the handler and the post-hooks in order.
+awaitable that runs the pre-hooks, the handler and the post-hooks in order. A generator
+handler (``def`` or ``async def`` with ``yield``) makes it return a generator (an async
+generator) of the items; the post-hooks run when it is exhausted, with the list of items.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from .utils.reflection import EMPTY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
     from typing import Any
 
     from .container import DIContainer
@@ -69,6 +71,22 @@ def _run_in_thread(main: Any) -> Any:
     return outcome["value"]
 
 
+def _is_generator(value: object) -> bool:
+    import types
+
+    return isinstance(value, types.GeneratorType)
+
+
+def _in_context(context: Any, items: Iterator[Any]) -> Iterator[Any]:
+    """Iterate ``items`` inside ``context`` (where the pre-hooks ran)."""
+    while True:
+        try:
+            item = context.run(next, items)
+        except StopIteration:
+            return
+        yield item
+
+
 def _type_label(param: CommandParam) -> str:
     annotation = param.info.annotation
     return getattr(annotation, "__name__", None) or str(annotation)
@@ -115,6 +133,10 @@ class Dispatcher:
                 the container and has no default.
         """
         bound: dict[str, Any] = {}
+        if self.middleware:  # hooks learn which values are secret (Env(..., secret=True))
+            from .middleware import BoundArguments
+
+            bound = BoundArguments(secrets={p.name: p.secret for p in entry.params})
         for param in entry.params:
             if param.name in args:
                 bound[param.name] = args[param.name]
@@ -158,14 +180,21 @@ class Dispatcher:
         entry = self.registry.get(command)
         if entry.is_async:
             return self._dispatch_async(entry, args)
+        if getattr(entry, "is_async_gen", False):
+            return self._dispatch_async_gen(entry, args)
         if self.middleware:
             # a fresh context per invocation: hook state never leaks between commands
             import contextvars
 
-            return contextvars.copy_context().run(self._dispatch_sync, entry, args)
+            context = contextvars.copy_context()
+            result = context.run(self._dispatch_sync, entry, args)
+            if _is_generator(result):
+                return _in_context(context, result)
+            return result
         return self._dispatch_sync(entry, args)
 
-    def _call(self, entry: CommandEntry, kwargs: dict[str, Any]) -> Any:
+    def call(self, entry: CommandEntry, kwargs: dict[str, Any]) -> Any:
+        """Call ``entry``'s handler with bound ``kwargs`` (positional-only ones by position)."""
         if not any(p.positional_only for p in entry.params):
             return entry.handler(**kwargs)
         rest = dict(kwargs)
@@ -176,12 +205,35 @@ class Dispatcher:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
             self.middleware.run_pre(entry.path, kwargs)
-        result = self._call(entry, kwargs)
+        result = self.call(entry, kwargs)
         if is_awaitable(result):  # a sync wrapper around a coroutine function
             return self._finish(entry, result)
         if self.middleware is not None:
+            if _is_generator(result):
+                return self._stream(entry, result)
             self.middleware.run_post(entry.path, result)
         return result
+
+    def _stream(self, entry: CommandEntry, items: Iterator[Any]) -> Iterator[Any]:
+        seen = []
+        for item in items:
+            seen.append(item)
+            yield item
+        assert self.middleware is not None
+        self.middleware.run_post(entry.path, seen)
+
+    async def _dispatch_async_gen(
+        self, entry: CommandEntry, args: Mapping[str, Any]
+    ) -> AsyncIterator[Any]:
+        kwargs = self.bind(entry, args)
+        if self.middleware is not None:
+            self.middleware.run_pre(entry.path, kwargs)
+        seen = []
+        async for item in self.call(entry, kwargs):
+            seen.append(item)
+            yield item
+        if self.middleware is not None:
+            self.middleware.run_post(entry.path, seen)
 
     async def _finish(self, entry: CommandEntry, pending: Awaitable[Any]) -> Any:
         result = await pending
@@ -193,7 +245,7 @@ class Dispatcher:
         kwargs = self.bind(entry, args)
         if self.middleware is not None:
             self.middleware.run_pre(entry.path, kwargs)
-        result = await self._call(entry, kwargs)
+        result = await self.call(entry, kwargs)
         if self.middleware is not None:
             self.middleware.run_post(entry.path, result)
         return result

@@ -10,9 +10,12 @@ Example:
     ...     return "ok"
 
 ``deploy`` then accepts ``--token VALUE``; when it is not given, ``$APP_TOKEN`` is used, and
-when neither is there the option is reported missing. Help names the variable but never
-shows its value for secret parameters (names containing password, secret, token, key or
-credential).
+when neither is there the option is reported missing. An empty variable counts as unset.
+The text is converted like a command-line value: ``list[T]`` options split it on
+whitespace (``os.pathsep`` for paths), ``bool`` flags take 1/true/yes/on/y or
+0/false/no/off/n (any case); anything else is a usage error naming the variable. Help names
+the variable but never shows its value for secret parameters (see
+:func:`registers.cli.middleware.is_secret_name`, or ``Env(..., secret=True)``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ class Env:
 
     Args:
         name: The environment variable, e.g. ``"APP_TOKEN"``.
-        secret: Hide the value in help and logs. ``None`` (the default) decides from the
-            parameter name (password, secret, token, key, credential).
+        secret: Hide the value in help, logs and error messages. ``None`` (the default)
+            decides from the parameter name (``is_secret_name``: password, token, pin...).
     """
 
     __slots__ = ("name", "secret")

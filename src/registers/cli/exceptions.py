@@ -7,11 +7,15 @@ Hierarchy::
     │   └── DuplicateCommandError   a name or alias is already taken
     ├── UsageError                  exit 2, the command line is wrong
     │   └── UnknownCommandError     no command has that name or alias
+    ├── CommandError                a command failed: "<prog> <command>: error: <line>"
     ├── DependencyNotFoundError     a parameter could not be filled at dispatch
     └── PluginLoadError             a plugin package or module failed to import
 
 ``CommandRegistry.run`` prints a ``FrameworkError`` as one line on stderr (``show()``) and
-exits with its ``exit_code``; exceptions raised by your own handlers propagate unchanged.
+exits with its ``exit_code``. Other exceptions raised by your own handlers go to the
+handlers installed with ``@cli.error_handler(ExcType)``, then to the built-in ones
+(``registers.db``'s ``RegistryError`` and pydantic's ``ValidationError``: one line, exit 1);
+anything else propagates unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 __all__ = [
+    "CommandError",
     "DependencyNotFoundError",
     "DuplicateCommandError",
     "FrameworkError",
@@ -52,7 +57,10 @@ class FrameworkError(Exception):
 
     def show(self, file: TextIO | None = None) -> None:
         """Write the message as one line to ``file`` (stderr by default)."""
-        print(self.message, file=file if file is not None else sys.stderr)
+        stream = file if file is not None else sys.stderr
+        from .terminal import RED, style
+
+        print(style(self.message, RED, stream), file=stream)
 
 
 class RegistrationError(FrameworkError):
@@ -103,6 +111,36 @@ class UnknownCommandError(UsageError):
         super().__init__(text)
         self.name = name
         self.suggestion = suggestion
+
+
+class CommandError(FrameworkError):
+    """A command failed in a way its user can act on; raise it from a handler.
+
+    ``run()`` shows each line as ``<prog> <command>: error: <line>`` (the program and
+    command path of the run, so it is right wherever the command was merged) and, for a
+    usage error (``exit_code=2``), adds ``Try '<prog> <command> --help' for help.``
+
+    Args:
+        lines: One or more messages, one line each.
+        exit_code: The exit status (default 1; 2 for bad input).
+
+    Attributes:
+        where: ``"<prog> <command>"``, filled in by ``run()``.
+    """
+
+    def __init__(self, *lines: str, exit_code: int = 1) -> None:
+        self.lines = tuple(" ".join(str(line).splitlines()) for line in lines) or ("failed",)
+        super().__init__("\n".join(self.lines))
+        self.exit_code = exit_code
+        self.where: str | None = None
+
+    def show(self, file: TextIO | None = None) -> None:
+        """Write each line, prefixed with ``where``, to ``file`` (stderr by default)."""
+        prefix = f"{self.where}: error: " if self.where else "error: "
+        text = "\n".join(prefix + line for line in self.lines)
+        if self.exit_code == 2 and self.where:
+            text += f"\nTry '{self.where} --help' for help."
+        print(text, file=file if file is not None else sys.stderr)
 
 
 class DependencyNotFoundError(FrameworkError):

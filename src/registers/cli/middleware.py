@@ -7,7 +7,8 @@ handler runs (a pre-hook that raises stops the command); post-hooks as
 The built-in :func:`logging_middleware_pre` / :func:`logging_middleware_post` log at DEBUG
 on the ``registers.cli`` logger. Their timing state lives in a context variable holding a
 stack, so concurrent threads, asyncio tasks and re-entrant (nested) commands each measure
-their own invocation. Values of secret parameters are logged as ``***``.
+their own invocation. Values of secret parameters are logged as ``***`` (see
+:func:`redact`).
 """
 
 from __future__ import annotations
@@ -23,27 +24,106 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOGGER_NAME",
+    "BoundArguments",
     "MiddlewareChain",
     "is_secret_name",
     "logging_middleware_post",
     "logging_middleware_pre",
     "redact",
+    "redact_url",
+    "redact_value",
 ]
 
 LOGGER_NAME = "registers.cli"
 REDACTED = "***"
-SECRET_WORDS = ("password", "secret", "token", "key", "credential")
+# a name containing one of these holds a secret ...
+SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "key", "credential",
+                "cookie")
+# ... and so does a name with one of these as a word ("pin", "user_pin", "otpCode", but
+# not "spinner", "author" or "footprint")
+SECRET_NAME_WORDS = frozenset({"pwd", "pin", "otp", "totp", "hotp", "auth", "authorization",
+                               "session", "sessionid", "sid", "dsn", "cvv", "cvc", "ssn"})
+
+
+def _words(name: str) -> list[str]:
+    """``"userPin"`` -> ``["user", "pin"]``; ``"otp_code"`` -> ``["otp", "code"]``."""
+    words: list[str] = []
+    current = ""
+    previous = ""
+    for char in name:
+        if not char.isalnum():
+            if current:
+                words.append(current)
+            current = ""
+        elif char.isupper() and (previous.islower() or previous.isdigit()):
+            words.append(current)
+            current = char
+        else:
+            current += char
+        previous = char
+    if current:
+        words.append(current)
+    return [word.lower() for word in words]
 
 
 def is_secret_name(name: str) -> bool:
-    """Whether a parameter called ``name`` holds a secret (its value is never shown)."""
+    """Whether a parameter (or dict key) called ``name`` holds a secret.
+
+    True when the name contains password, passwd, passphrase, secret, token, key,
+    credential or cookie, or has pwd, pin, otp, auth, authorization, session, sid, dsn,
+    cvv, cvc or ssn as a word (``user_pin``, ``otpCode``, ``auth-header``).
+    """
     lowered = name.lower()
-    return any(word in lowered for word in SECRET_WORDS)
+    if any(word in lowered for word in SECRET_WORDS):
+        return True
+    return any(word in SECRET_NAME_WORDS for word in _words(name))
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` URL replaced."""
+    if "://" not in text or "@" not in text:
+        return text
+    import re
+
+    return re.sub(r"(://[^/:@\s]*:)[^@/\s]*(@)", rf"\g<1>{REDACTED}\g<2>", text)
+
+
+def redact_value(value: Any, secret: bool = False) -> Any:
+    """``value`` for showing: ``***`` when secret, secret keys of dicts redacted (nested),
+    passwords in URLs masked."""
+    if secret:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {k: redact_value(v, isinstance(k, str) and is_secret_name(k))
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v) for v in value)
+    return value
 
 
 def redact(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``kwargs`` with the values of secret parameters replaced by ``***``."""
-    return {k: REDACTED if is_secret_name(k) else v for k, v in kwargs.items()}
+    """A copy of ``kwargs`` safe to log.
+
+    The values of secret parameters (by name, see :func:`is_secret_name`, or declared with
+    ``Env(..., secret=True)``) become ``***``, so do secret keys of nested dicts, and
+    passwords in URLs are masked. A parameter declared ``Env(..., secret=False)`` is shown.
+    """
+    declared: Mapping[str, bool] = getattr(kwargs, "secrets", {})
+    return {
+        k: redact_value(v, declared.get(k, is_secret_name(k))) for k, v in kwargs.items()
+    }
+
+
+class BoundArguments(dict):  # type: ignore[type-arg]
+    """The keyword arguments of one call, with which of them are secret (for hooks)."""
+
+    __slots__ = ("secrets",)
+
+    def __init__(self, *args: Any, secrets: Mapping[str, bool] | None = None) -> None:
+        super().__init__(*args)
+        self.secrets: Mapping[str, bool] = secrets or {}
 
 
 class MiddlewareChain:

@@ -53,13 +53,15 @@ def _walk(package: ModuleType) -> list[ModuleType]:
 
 def _merge_owned(module: ModuleType, registry: CommandRegistry, merged: set[int]) -> None:
     for value in list(vars(module).values()):
-        if not isinstance(value, CommandRegistry) or id(value) in merged:
+        if not isinstance(value, CommandRegistry):
             continue
-        if value.root is registry:  # the application's registry or one of its groups
+        # a group is merged with its root registry, in its place, never at the top level
+        owned = value.root
+        if owned is registry.root or id(owned) in merged:
             continue
-        merged.add(id(value))
+        merged.add(id(owned))
         try:
-            registry.merge(value)
+            registry.merge(owned)
         except Exception as exc:
             raise _failed(module.__name__, exc) from exc
 

@@ -16,15 +16,15 @@
 
 from __future__ import annotations
 
-import sqlalchemy as _sa
-
 from registers.db.aio import adispose_all
+from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
-from registers.db.engine import dispose_all, dispose_engine, get_database, get_engine
+from registers.db.engine import dispose_all, dispose_engine, get_engine, metadata_for
 from registers.db.exceptions import (
     ConfigurationError,
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     ImmutableFieldError,
     InvalidPrimaryKeyAssignmentError,
@@ -42,9 +42,8 @@ from registers.db.metadata import RegistryConfig
 from registers.db.query import F
 from registers.db.registry import DatabaseRegistry
 from registers.db.relations import BelongsTo, HasMany, HasManyThrough, prefetch
-from registers.db.schema import ColumnDifference, SchemaManager
+from registers.db.schema import ColumnDifference, SchemaManager, defer_creation
 from registers.db.security import hash_password, is_password_hash, verify_password
-from registers.db.typing_utils import normalize_url as _normalize_url
 
 __all__ = [
     "BelongsTo",
@@ -52,7 +51,9 @@ __all__ = [
     "ConfigurationError",
     "ConstraintError",
     "DatabaseError",
+    "DatabaseOptions",
     "DatabaseRegistry",
+    "DatabaseUnavailableError",
     "DuplicateKeyError",
     "F",
     "HasMany",
@@ -70,8 +71,10 @@ __all__ = [
     "SchemaManager",
     "UniqueConstraintError",
     "adispose_all",
+    "configure_database",
     "database_registry",
     "db_field",
+    "defer_creation",
     "dispose_all",
     "dispose_engine",
     "get_engine",
@@ -82,10 +85,3 @@ __all__ = [
     "verify_password",
 ]
 
-
-def metadata_for(url: str) -> _sa.MetaData:
-    """The SQLAlchemy ``MetaData`` with every registered table of ``url``.
-
-    Use it as Alembic's ``target_metadata`` for autogenerate.
-    """
-    return get_database(_normalize_url(url, "")).metadata

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import random
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +39,7 @@ from registers.db.async_engine import (
     aexecute,
     async_database,
     async_url,
+    close_quietly,
     get_async_engine,
 )
 from registers.db.dialects import is_transient
@@ -254,7 +256,7 @@ class AsyncOperations(OperationPlans[M]):
                 try:
                     rows = (await aexecute(conn, statement)).fetchall()
                 finally:
-                    await conn.close()
+                    await close_quietly(conn)
         except self._aerrors() as exc:
             original = driver_error(exc)
             raise self.errors(original, "read from") from original
@@ -272,6 +274,7 @@ class AsyncOperations(OperationPlans[M]):
         work, params, finish, atomic, data, retry_if = write
         adb = self._adb()
         tx = self._ambient(adb)
+        started = time.monotonic()
         if tx is None and not atomic:
             lean = adb.lean()
             fast = None if lean is None else await lean.connection(write=True)
@@ -281,7 +284,8 @@ class AsyncOperations(OperationPlans[M]):
                 except self._aerrors() as exc:
                     original = driver_error(exc)
                     if not (isinstance(original, sqlite3.Error)
-                            and self._retryable(retry_if, original)):
+                            and self._retryable(retry_if, original)
+                            and self.database.may_retry(started)):
                         raise self.errors(original, "write to", data) from original
                     # a single autocommit statement that failed changed nothing: retry below
         try:
@@ -293,7 +297,7 @@ class AsyncOperations(OperationPlans[M]):
                 try:
                     return finish(await self._awrite_once(adb, work, params, atomic, retry_if))
                 except _Transient as transient:
-                    if attempt == _RETRIES - 1:
+                    if attempt == _RETRIES - 1 or not self.database.may_retry(started):
                         raise transient.error from None
                     await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
         except self._aerrors() as exc:
@@ -344,7 +348,7 @@ class AsyncOperations(OperationPlans[M]):
                 raise _Transient(exc) from exc
             raise
         finally:
-            await conn.close()
+            await close_quietly(conn)
 
     # --- transactions, lifecycle ----------------------------------------------------
 
@@ -392,7 +396,7 @@ class AsyncOperations(OperationPlans[M]):
                 original = driver_error(exc)
                 raise self.errors(original, "commit to") from original
         finally:
-            await conn.close()
+            await close_quietly(conn)
 
     @asynccontextmanager
     async def _asavepoint(self, tx: AsyncTransaction) -> AsyncIterator[AsyncConnection]:

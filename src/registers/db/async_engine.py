@@ -36,17 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from registers.db.engine import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    Database,
-    configure_sqlite,
-    get_database,
-    sqlite_functions,
-    sqlite_pragmas,
-)
-from registers.db.errors import connect_error
+from registers.db.connect import on_configure
+from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
+from registers.db.sqlite_setup import configure_sqlite, sqlite_functions, sqlite_pragmas
 from registers.db.statements import Statement
 
 if TYPE_CHECKING:
@@ -65,7 +59,6 @@ __all__ = [
     "get_async_engine",
 ]
 
-_POOL_SIZE = 10
 # sync driver name -> async driver with the same parameter style ('?' or '%s')
 _ASYNC_DRIVERS = {
     ("sqlite", "pysqlite"): "aiosqlite",
@@ -154,18 +147,13 @@ class AsyncDatabase:
                     self.url,
                     connect_args={
                         "isolation_level": None,
-                        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                        "timeout": self.database.options.busy_timeout,
                     },
                 )
-                sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+                sa.event.listen(engine.sync_engine, "connect", self._sqlite_pragmas)
                 return engine
-            engine = create_async_engine(
-                self.url,
-                pool_size=_POOL_SIZE,
-                max_overflow=2 * _POOL_SIZE,
-                pool_pre_ping=True,
-                pool_recycle=1800,
-            )
+            engine = create_async_engine(self.url, **self.database.options.pool_arguments())
+            install_connect_hooks(engine.sync_engine, self.database)
             if driver == "aiomysql":
                 sa.event.listen(engine.sync_engine, "connect", _aiomysql_bytes)
             return engine
@@ -180,11 +168,16 @@ class AsyncDatabase:
             ) from exc
 
     async def connect(self) -> AsyncConnection:
+        engine = self.engine()
         try:
-            return await self.engine().connect()
-        except sa.exc.SQLAlchemyError as exc:
-            shown = self.database.url.render_as_string(hide_password=True)
-            raise connect_error(shown, exc) from exc
+            return await engine.connect()
+        except Exception as exc:  # refused, timed out, pool exhausted, ...
+            raise self.database.connect_error(exc) from exc
+
+    def _sqlite_pragmas(self, dbapi_connection: Any, record: Any) -> None:
+        """Every async SQLite connection is set up like the sync ones."""
+        db = self.database
+        configure_sqlite(dbapi_connection, options=db.options, read_only=db.sqlite_read_only)
 
     def lean(self) -> _LeanSQLite | None:
         """The SQLite fast path for this loop, or None when statements must go through the
@@ -300,7 +293,8 @@ async def _open_lean(database: Database) -> aiosqlite.Connection:
     import aiosqlite
 
     path, uri = database.sqlite_target()
-    pending = aiosqlite.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+    options = database.options
+    pending = aiosqlite.connect(path, timeout=options.busy_timeout,
                                 isolation_level=None, uri=uri)
     # A daemon worker thread, as SQLAlchemy's aiosqlite dialect does, so a connection
     # nobody closed never keeps the interpreter from exiting (aiosqlite < 0.22: the
@@ -311,7 +305,7 @@ async def _open_lean(database: Database) -> aiosqlite.Connection:
         thread.daemon = True
     conn = await pending
     try:
-        for pragma in sqlite_pragmas():
+        for pragma in sqlite_pragmas(options=options, read_only=database.sqlite_read_only):
             await conn.execute(pragma)
         for name, arity, function in sqlite_functions():
             await conn.create_function(name, arity, function, deterministic=True)
@@ -322,9 +316,6 @@ async def _open_lean(database: Database) -> aiosqlite.Connection:
     return conn
 
 
-def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-    """Every async SQLite connection is set up like the sync ones."""
-    configure_sqlite(dbapi_connection)
 
 
 def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
@@ -361,6 +352,28 @@ def async_database(database: Database) -> AsyncDatabase:
         return adb
 
 
+def reconfigure(url: str, options: Any = None) -> None:
+    """Drop the async engine of ``url`` (configure_database): the next operation opens
+    one with the new options. Pooled connections are left to the garbage collector,
+    since their event loop may be gone."""
+    adb = _async_databases.get(url)
+    if adb is None:
+        return
+    engine, adb._engine, adb._loop = adb._engine, None, None
+    adb.retire_lean()
+    if engine is not None:
+        engine.sync_engine.dispose(close=False)
+
+
+async def close_quietly(conn: AsyncConnection) -> None:
+    """Give a connection back; one a failure broke is discarded, never raised about."""
+    try:
+        await conn.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+
+
 async def adispose_database(database: Database) -> None:
     """Close ``database``'s pooled async connections, if it has any."""
     adb = _async_databases.get(database.key)
@@ -395,3 +408,6 @@ async def aexecute(conn: AsyncConnection | LeanConnection, statement: Statement)
     except Exception:  # drivers without lastrowid (psycopg)
         lastrowid = None
     return Result(rows, result.rowcount, lastrowid)
+
+
+on_configure(reconfigure)

@@ -28,7 +28,8 @@ def database_registry(
     manager_attr: str = "objects",
     auto_create: bool = True,
     autoincrement: bool = False,
-    unique_fields: Sequence[str] = (),
+    unique_fields: Sequence[str | Sequence[str]] = (),
+    indexes: Sequence[str | Sequence[str]] = (),
 ) -> Callable[[T], T]:
     """Give a pydantic model a table and a manager (``Model.objects``).
 
@@ -41,7 +42,11 @@ def database_registry(
         manager_attr: Where the manager is attached (``objects``).
         auto_create: Create the table at decoration if it is missing.
         autoincrement: Insist on a database-generated integer key.
-        unique_fields: Fields that get a UNIQUE constraint (and drive ``upsert``).
+        unique_fields: Fields that get a UNIQUE constraint (and drive ``upsert``): a
+            name, or a tuple of names for one constraint over several columns
+            (``[("tenant_id", "email")]``).
+        indexes: Indexes to create: a field name or a tuple of names (a composite index,
+            ``[("last_name", "first_name")]``).
 
     Raises:
         ModelRegistrationError: not a pydantic model, or a name clash.
@@ -77,6 +82,7 @@ def database_registry(
             auto_create=auto_create,
             autoincrement=autoincrement,
             unique_fields=unique_fields,
+            indexes=indexes,
         )
         _attach(cls, manager)
         return cls

@@ -7,18 +7,26 @@ to be spelt differently per backend, the difference lives here.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ConstraintViolation", "Dialect", "classify_integrity_error", "is_transient"]
+__all__ = [
+    "ConstraintViolation",
+    "Dialect",
+    "classify_integrity_error",
+    "is_check_violation",
+    "is_transient",
+    "is_unavailable",
+]
 
 
 @dataclass(frozen=True)
 class ConstraintViolation:
     """What an integrity error was about, as far as the driver reports it."""
 
-    kind: str  # "primary", "unique", "foreign_key", "not_null", "other"
+    kind: str  # "primary", "unique", "foreign_key", "not_null", "check", "other"
     constraint: str | None = None
     columns: tuple[str, ...] = ()
 
@@ -52,16 +60,18 @@ class Dialect:
         key: str,
         key_is_int: bool = True,
         returning: bool = True,
+        keep: Sequence[str] = (),
     ) -> str:
         """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
 
         SQLite and PostgreSQL return the key with RETURNING; MySQL reports it through
-        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``).
+        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``). ``keep`` columns are
+        written by the insert only (``auto_now_add`` times).
         """
         q = self.quote
         cols = ", ".join(q(c) for c in columns)
         values = self.params(len(columns))
-        updates = [c for c in columns if c not in conflict]
+        updates = [c for c in columns if c not in conflict and c not in keep]
         head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
         if self.family == "mysql":
             sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
@@ -110,6 +120,10 @@ class Dialect:
             return f"{column} LIKE BINARY {p} ESCAPE '!'", [pattern]
         return f"{column} LIKE {p} ESCAPE '!'", [pattern]
 
+    def match(self, columns: Sequence[str]) -> str:
+        """``a = ? AND b = ?``: a row matching one value per column."""
+        return " AND ".join(f"{self.quote(c)} = {self.placeholder}" for c in columns)
+
     def insert_defaults(self, quoted_table: str) -> str:
         """An INSERT of a row made only of defaults (a generated key)."""
         if self.family == "mysql":
@@ -136,8 +150,70 @@ def is_transient(family: str, exc: BaseException) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
+def is_check_violation(family: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is a CHECK violation the driver does not raise as an IntegrityError
+    (PyMySQL reports MariaDB's 4025 and MySQL's 3819 as OperationalError)."""
+    return family == "mysql" and bool(exc.args) and exc.args[0] in (4025, 3819)
+
+
+# PostgreSQL SQLSTATEs meaning the server cannot serve this session: class 08 (connection
+# exception), 53300 too_many_connections, 57P01-57P05 (shutdown, crash, cannot connect now,
+# database dropped, idle session timeout).
+_PG_UNAVAILABLE_PREFIXES = ("08", "53300", "57P0")
+# MySQL/MariaDB codes: client side 2002/2003 cannot connect, 2005 unknown host, 2006 gone
+# away, 2013 lost connection, 2055 lost at system error, 2026 SSL; server side 1040 too
+# many connections, 1053 shutdown, 1077 normal shutdown, 1081 cannot create socket,
+# 1129/1130 host blocked or not allowed, 1152/1159/1161 aborted / net read or write
+# timeout, 1927 connection killed, 4031 disconnected by the server for inactivity.
+_MYSQL_UNAVAILABLE = frozenset({
+    2002, 2003, 2005, 2006, 2013, 2026, 2055, 1040, 1053, 1077, 1081, 1129, 1130,
+    1152, 1159, 1161, 1927, 4031,
+})
+_CLOSED_MESSAGES = ("connection is closed", "the connection is lost", "server closed the",
+                    "connection already closed", "consuming input failed",
+                    "sending query failed", "connection refused", "read_timeout")
+
+
+def is_unavailable(family: str, exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (no verdict on the data).
+
+    True for SQLAlchemy's pool timeout and invalidated connections, socket errors, and the
+    driver errors of a refused, lost, timed-out, killed or overloaded connection. False for
+    everything the server decided (constraint, syntax, statement timeout, deadlock...).
+    """
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection within pool_timeout
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if isinstance(exc.orig, BaseException) else exc
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    if family == "sqlite":
+        return False
+    if family == "postgresql":
+        sqlstate = getattr(exc, "sqlstate", None)
+        if sqlstate is not None:
+            return str(sqlstate).startswith(_PG_UNAVAILABLE_PREFIXES)
+        name = type(exc).__name__
+        if name in ("OperationalError", "InterfaceError", "ConnectionTimeout",
+                    "ConnectionFailure"):
+            return True  # no SQLSTATE: the client library failed, not the server
+        return any(m in str(exc).lower() for m in _CLOSED_MESSAGES)
+    code = exc.args[0] if exc.args else None
+    if code in _MYSQL_UNAVAILABLE:
+        return True
+    # PyMySQL raises InterfaceError(0, '') on a connection it already closed
+    return type(exc).__name__ == "InterfaceError"
+
+
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
+# MariaDB: CONSTRAINT `ck_x` failed for `db`.`t`; MySQL 8: Check constraint 'ck_x' is violated.
+_MYSQL_CHECK = re.compile(r"constraint [`']([^`']+)[`'] (?:failed|is violated)", re.IGNORECASE)
 
 
 def classify_integrity_error(family: str, exc: BaseException, table: str) -> ConstraintViolation:
@@ -153,6 +229,9 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
             return ConstraintViolation("primary", None, columns)
         if name.endswith("UNIQUE") or message.startswith("UNIQUE constraint failed"):
             return ConstraintViolation("unique", None, columns)
+        if name.endswith("CHECK") or message.startswith("CHECK constraint failed"):
+            match = _SQLITE_CHECK.search(message)
+            return ConstraintViolation("check", match.group(1).strip() if match else None)
         if name.endswith("FOREIGNKEY") or "FOREIGN KEY" in message:
             return ConstraintViolation("foreign_key")
         if name.endswith("NOTNULL") or "NOT NULL" in message:
@@ -168,6 +247,8 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
             return ConstraintViolation("unique", constraint)
         if sqlstate == "23503":
             return ConstraintViolation("foreign_key", constraint)
+        if sqlstate == "23514":
+            return ConstraintViolation("check", constraint)
         if sqlstate == "23502":
             column = getattr(diag, "column_name", None)
             return ConstraintViolation("not_null", constraint, (column,) if column else ())
@@ -184,4 +265,7 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
         return ConstraintViolation("foreign_key")
     if code in (1048, 1364):
         return ConstraintViolation("not_null")
+    if code in (4025, 3819):
+        match = _MYSQL_CHECK.search(message)
+        return ConstraintViolation("check", match.group(1) if match else None)
     return ConstraintViolation("other")

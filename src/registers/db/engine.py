@@ -19,36 +19,51 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import operator
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
-from registers.db.errors import connect_error
-from registers.db.exceptions import ConfigurationError
+from registers.db.connect import (
+    DEFAULT_OPTIONS,
+    DatabaseOptions,
+    after_connect,
+    database_options,
+    on_configure,
+    psycopg_connect,
+    server_connect_arguments,
+)
+from registers.db.errors import connect_error, driver_error, first_line, transaction_error
+from registers.db.exceptions import ConfigurationError, RegistryError
+from registers.db.sqlite_setup import configure_sqlite
 
 __all__ = [
     "Database",
     "configure_sqlite",
+    "database_identity",
     "dispose_all",
     "dispose_engine",
     "get_database",
     "get_engine",
+    "metadata_for",
 ]
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
 # A server connection idle for longer than this is pinged before its next statement.
 IDLE_CHECK_SECONDS = 5.0
-_POOL_SIZE = 10
+# what sqlite3.connect takes from a SQLite URL; every other query parameter of a
+# ``?uri=true`` URL belongs to the SQLite URI (as in SQLAlchemy's pysqlite dialect)
+_PYSQLITE_ARGS = frozenset(
+    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread",
+     "cached_statements"}
+)
 
 
 @dataclass
@@ -67,10 +82,12 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"unsupported database URL {url!r}: {exc}") from exc
         self.key = url
+        self.identity = database_identity(url)  # fixed now: a relative path means today's cwd
         self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
         self.is_sqlite = self.family == "sqlite"
         database = self.url.database or ""
         self.is_memory = self.is_sqlite and (database in ("", ":memory:") or "mode=memory" in url)
+        self.options: DatabaseOptions = database_options(url)
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect
         self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
@@ -103,15 +120,9 @@ class Database:
                 return sa.create_engine(
                     self.url, creator=self._sqlite_connect, poolclass=sa.pool.NullPool
                 )
-            options: dict[str, Any] = {
-                "pool_size": _POOL_SIZE,
-                "max_overflow": 2 * _POOL_SIZE,
-                "pool_pre_ping": True,
-                "pool_recycle": 1800,
-            }
-            if self.family == "postgresql":
-                return sa.create_engine(self.url, **options)
-            return sa.create_engine(self.url, **options)
+            engine = sa.create_engine(self.url, **self.options.pool_arguments())
+            install_connect_hooks(engine, self)
+            return engine
         except ImportError as exc:
             extra = "postgres" if self.family == "postgresql" else "mysql"
             raise ConfigurationError(
@@ -121,22 +132,66 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"cannot use database URL {self.key!r}: {exc}") from exc
 
+    def reconfigure(self, options: DatabaseOptions) -> None:
+        """Use ``options`` from now on: open connections are closed, the pool resized."""
+        self.options = options
+        self.dispose()
+        if self.is_sqlite:
+            return
+        old = self.engine.pool
+        self.engine.pool = sa.pool.QueuePool(
+            old._creator,
+            pool_size=options.pool_size,
+            max_overflow=options.max_overflow,
+            timeout=options.pool_timeout,
+            pre_ping=True,
+            recycle=1800,
+            echo=old.echo,
+            logging_name=old._orig_logging_name,
+            reset_on_return=old._reset_on_return,
+            _dispatch=old.dispatch,
+            dialect=old._dialect,
+        )
+
     def sqlite_target(self) -> tuple[str, bool]:
-        """What ``sqlite3.connect`` opens for this SQLite URL: (path, whether it is a URI)."""
+        """What ``sqlite3.connect`` opens for this SQLite URL: (path, whether it is a URI).
+
+        With ``?uri=true`` the other query parameters are SQLite URI parameters
+        (``mode=ro``, ``cache=shared``, ``immutable=1``...), as SQLAlchemy reads them.
+        """
         path = self.url.database or ""
         uri = str(self.url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
-        return path, uri
+        if not uri:
+            return path, False
+        if not path.startswith("file:"):
+            path = f"file:{path}"
+        extra = {k: v for k, v in self.url.query.items() if k not in _PYSQLITE_ARGS}
+        if extra:
+            sep = "&" if "?" in path else "?"
+            path += sep + "&".join(f"{k}={v}" for k, v in sorted(extra.items()))
+        return path, True
+
+    @property
+    def sqlite_read_only(self) -> bool:
+        """Whether this SQLite URL opens the file read-only (``mode=ro``, ``immutable=1``)."""
+        path, uri = self.sqlite_target()
+        return uri and ("mode=ro" in path or "immutable=1" in path)
 
     def _sqlite_connect(self) -> sqlite3.Connection:
         path, uri = self.sqlite_target()
         conn = sqlite3.connect(
             path,
-            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            timeout=self.options.busy_timeout,
             isolation_level=None,
             check_same_thread=False,
             uri=uri,
         )
-        configure_sqlite(conn, memory=self.is_memory)
+        try:
+            configure_sqlite(conn, memory=self.is_memory, options=self.options,
+                             read_only=self.sqlite_read_only)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _memory_creator(self) -> sqlite3.Connection:
@@ -173,6 +228,18 @@ class Database:
         if self.is_sqlite:
             return self._new_thread_connection(), True
         return self._new_server_connection().connection, True
+
+    def shown_url(self) -> str:
+        """The URL for messages (password hidden)."""
+        return self.url.render_as_string(hide_password=True)
+
+    def connect_error(self, exc: BaseException) -> RegistryError:
+        """The error for a connection that could not be opened or checked out."""
+        if self.is_sqlite:
+            detail = first_line(driver_error(exc))
+            return ConfigurationError(f"cannot open SQLite database {self.url.database!r}: "
+                                      f"{detail}")
+        return connect_error(self.shown_url(), exc, self.options)
 
     def autocommit_connection(self) -> Any:
         """The thread's own DBAPI connection, in autocommit, when a single statement may
@@ -236,8 +303,8 @@ class Database:
     def _new_server_connection(self) -> _ConnectionHolder:
         try:
             fairy = self.engine.raw_connection()
-        except sa.exc.SQLAlchemyError as exc:
-            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
+        except Exception as exc:  # the pool raises the driver's own errors
+            raise self.connect_error(exc) from exc
         fairy.detach()  # ours for the thread's lifetime, not the pool's
         connection = fairy.dbapi_connection
         assert connection is not None
@@ -264,6 +331,13 @@ class Database:
         if owned and self.is_memory:
             self._memory_lock.release()
 
+    def may_retry(self, started: float) -> bool:
+        """Whether a write that began at ``started`` (``time.monotonic()``) and hit a
+        transient error may try again. On SQLite a busy error already waited out the busy
+        timeout, so retrying stops once ``busy_timeout`` has passed in total: the caller
+        waits about ``busy_timeout`` (at most twice that), not once per attempt."""
+        return not self.is_sqlite or time.monotonic() - started < self.options.busy_timeout
+
     def begin(self, conn: Any) -> None:
         """Start a write transaction on an owned connection."""
         _run(conn, "BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
@@ -281,7 +355,10 @@ class Database:
             else:
                 _run(conn, "ROLLBACK")
         except Exception:  # the original error matters more than a failed rollback
-            pass
+            # a server connection that cannot even roll back is broken: never reuse it
+            holder = getattr(self._local, "holder", None)
+            if not self.is_sqlite and holder is not None and holder.connection is conn:
+                self.discard_autocommit_connection()
 
     # --- transactions ---------------------------------------------------------------
 
@@ -308,8 +385,10 @@ class Database:
                     # IMMEDIATE takes the write lock now (waiting on the busy timeout),
                     # so the block can never fail later on a lock upgrade.
                     dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
-            except BaseException:
+            except BaseException as exc:
                 connection.close()
+                if isinstance(exc, Exception) and self._is_driver_error(exc):
+                    raise self._tx_error(exc, "begin a transaction on") from exc
                 raise
             token = self._tx.set(_Transaction(dbapi_connection, connection))
             try:
@@ -319,19 +398,35 @@ class Database:
                     root.rollback()
                 raise
             else:
-                root.commit()
+                try:
+                    root.commit()
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        root.rollback()
+                    if self._is_driver_error(exc):
+                        raise self._tx_error(exc, "commit the transaction on") from exc
+                    raise
             finally:
                 self._tx.reset(token)
-                connection.close()
+                with contextlib.suppress(Exception):  # a broken connection is discarded
+                    connection.close()
         finally:
             if self.is_memory:
                 self._memory_lock.release()
 
+    def _tx_error(self, exc: BaseException, action: str) -> RegistryError:
+        return transaction_error(self.shown_url(), self.family, exc, action,
+                                 self.options.busy_timeout)
+
+    def _is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, (sa.exc.SQLAlchemyError, self.dialect.loaded_dbapi.Error,
+                                OSError))
+
     def _connect(self) -> sa.Connection:
         try:
             return self.engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise connect_error(self.url.render_as_string(hide_password=True), exc) from exc
+        except Exception as exc:
+            raise self.connect_error(exc) from exc
 
     def _savepoint(self, tx: _Transaction) -> Iterator[sa.Connection]:
         nested = tx.sa_connection.begin_nested()
@@ -379,82 +474,6 @@ class _ConnectionHolder:
             self.close()
 
 
-def configure_sqlite(connection: Any, *, memory: bool = False) -> None:
-    """Set up one SQLite DBAPI connection the way every ``registers`` connection is.
-
-    WAL (files only), ``synchronous=NORMAL``, ``foreign_keys=ON``, the busy timeout, and the
-    ``registers_decimal`` function behind exact ``F()`` arithmetic on Decimal text. Used by
-    the sync connections here and by the async engine's ``connect`` hook.
-    """
-    cursor = connection.cursor()
-    try:
-        for pragma in sqlite_pragmas(memory=memory):
-            cursor.execute(pragma)
-    finally:
-        cursor.close()
-    for name, arity, function in sqlite_functions():
-        connection.create_function(name, arity, function, deterministic=True)
-
-
-def sqlite_pragmas(*, memory: bool = False) -> list[str]:
-    """The pragmas :func:`configure_sqlite` runs, in order (for drivers it cannot reach)."""
-    pragmas = [f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"]
-    if not memory:
-        pragmas += ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL"]
-    pragmas.append("PRAGMA foreign_keys = ON")
-    # LIKE is case-sensitive, as on PostgreSQL and (binary collation) MySQL/MariaDB.
-    pragmas.append("PRAGMA case_sensitive_like = ON")
-    return pragmas
-
-
-def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
-    """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
-    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
-            ("registers_int", 1, _checked_int), ("registers_lower", 1, _lower)]
-
-
-def _lower(value: Any) -> Any:
-    """Unicode lower case for ``icontains``/``ilike`` (SQLite's lower() is ASCII only)."""
-    return value.lower() if isinstance(value, str) else value
-
-
-class ExpressionFailed(ValueError):
-    """Raised inside a SQLite function of an ``F()`` expression (sqlite3 reports it as
-    "user-defined function raised exception"; the error translator names it)."""
-
-
-def _checked_int(value: Any) -> Any:
-    """An integer step of an ``F()`` expression on SQLite, which would turn an overflow
-    into a REAL: refused, as PostgreSQL and MySQL refuse it."""
-    if isinstance(value, float):
-        raise ExpressionFailed("integer overflow")
-    return value
-
-
-def _divisor(value: Any) -> Any:
-    """The divisor of an ``F()`` division on SQLite, refusing zero as the servers do."""
-    if value is not None and value == 0:
-        raise ExpressionFailed("division by zero")
-    return value
-
-
-_DECIMAL_OPS = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-}
-
-
-def _decimal_op(op: str, left: Any, right: Any) -> str | None:
-    """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
-    if left is None or right is None:
-        return None
-    if op == "/" and Decimal(str(right)) == 0:
-        raise ExpressionFailed("division by zero")
-    return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))
-
-
 def _run(conn: Any, statement: str) -> None:
     """Send a transaction-control statement on a DBAPI connection (no listener sees it)."""
     cursor = conn.cursor()
@@ -469,20 +488,161 @@ def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
         conn.execute(statement)
 
 
+def install_connect_hooks(engine: sa.Engine, database: Database) -> None:
+    """Make ``engine`` (sync, or an async engine's ``sync_engine``) open connections with
+    the bounds of ``database.options``, read at each connect."""
+    family = database.family
+
+    def do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        options = database.options
+        driver = dialect.driver
+        server_connect_arguments(family, driver, dialect.is_async, options, cparams)
+        if driver == "psycopg" and not dialect.is_async:
+            return psycopg_connect(options, cargs, cparams)
+        return None
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        after_connect(family, engine.dialect.driver, database.options, dbapi_connection)
+
+    sa.event.listen(engine, "do_connect", do_connect)
+    sa.event.listen(engine, "connect", on_connect)
+
+
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
 
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def database_identity(url: str) -> str:
+    """Which database ``url`` names, the same string for every spelling of it.
+
+    The driver (``postgresql://`` and ``postgresql+psycopg://``), the user and password,
+    a missing default port, and the spelling of a SQLite file's path (``app.db``,
+    ``./app.db``, an absolute path, a symbolic link) do not matter; host, port, database
+    and query options (a PostgreSQL ``search_path``, for instance) do. In-memory and URI
+    SQLite databases are only ever the same as themselves.
+    """
+    try:
+        parsed = sa.make_url(url)
+        backend = parsed.get_backend_name()
+    except Exception:
+        return url
+    family = "mysql" if backend in ("mysql", "mariadb") else backend
+    query = "&".join(
+        f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in parsed.query.items())
+    )
+    if family == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or path.startswith("file:") or "mode=memory" in url:
+            return url
+        if query and "uri=true" in query.lower():
+            return url
+        return "sqlite:///" + os.path.normcase(os.path.realpath(path))
+    host = (parsed.host or "localhost").lower()
+    port: int | str = parsed.port or _DEFAULT_PORTS.get(family) or ""
+    return f"{family}://{host}:{port}/{parsed.database or ''}" + (f"?{query}" if query else "")
+
+
+def _engine_key(url: str) -> str:
+    """Engines are shared by every spelling of one database for one user."""
+    try:
+        user = sa.make_url(url).username or ""
+    except Exception:
+        return url
+    return f"{user}@{database_identity(url)}"
+
+
+def _reconfigure(url: str, options: DatabaseOptions) -> None:
+    """Apply new options to the database of ``url`` if it is open (configure_database)."""
+    db = _databases.get(url)
+    if db is not None:
+        db.reconfigure(options)
+
+
+on_configure(_reconfigure)
+
 
 def get_database(url: str) -> Database:
-    """The :class:`Database` for ``url``, created on first use."""
+    """The :class:`Database` for ``url``, created on first use.
+
+    Every spelling of the same database (see :func:`database_identity`) for the same user
+    gets the same :class:`Database`: one engine, one ``MetaData``.
+    """
     db = _databases.get(url)
     if db is not None:
         return db
+    key = _engine_key(url)
     with _databases_lock:
-        db = _databases.get(url)
+        db = _databases.get(key)
         if db is None:
-            db = _databases[url] = Database(url)
+            db = Database(url)
+            _databases[key] = db
+        _databases[url] = db
         return db
+
+
+def _find_database(url: str) -> Database | None:
+    db = _databases.get(url)
+    return db if db is not None else _databases.get(_engine_key(url))
+
+
+def metadata_for(url: str) -> sa.MetaData:
+    """The SQLAlchemy ``MetaData`` with every registered table of the database ``url`` names.
+
+    Use it as Alembic's ``target_metadata`` for autogenerate. Any spelling of the database
+    works (``postgresql://`` for ``postgresql+psycopg://``, ``./app.db`` for ``app.db``,
+    a default port left out); a bare path means a SQLite file, as in the decorator.
+
+    Raises:
+        ConfigurationError: no model is registered on that database (the message names the
+            databases that have models, so a typo or a models module that was not imported
+            shows at once instead of Alembic planning to drop every table).
+    """
+    from registers.db.typing_utils import normalize_url
+
+    try:
+        full = normalize_url(url, "")
+    except ValueError as exc:
+        raise ConfigurationError(f"metadata_for: {exc}") from exc
+    identity = database_identity(full)
+    found: list[Database] = []
+    for db in list(_databases.values()):
+        if db.metadata.tables and db.identity == identity and db not in found:
+            found.append(db)
+    if len(found) == 1:
+        return found[0].metadata
+    if found:  # the same database through several users: one MetaData with every table
+        merged = sa.MetaData()
+        for db in found:
+            for table in db.metadata.sorted_tables:
+                if table.name not in merged.tables:
+                    table.to_metadata(merged)
+        return merged
+    raise ConfigurationError(f"no model is registered for {_display(full)}; {_registered()}")
+
+
+def registered_urls() -> list[str]:
+    """The URLs (as registered, passwords hidden) of the databases that have models."""
+    seen: dict[int, str] = {}
+    for db in list(_databases.values()):
+        if db.metadata.tables:
+            seen.setdefault(id(db), _display(db.key))
+    return sorted(set(seen.values()))
+
+
+def _registered() -> str:
+    urls = registered_urls()
+    if not urls:
+        return "no model is registered on any database yet (import the models module first)"
+    return "models are registered for: " + ", ".join(urls)
+
+
+def _display(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
 
 
 def get_engine(url: str) -> sa.Engine:
@@ -502,7 +662,7 @@ def dispose_engine(url: str) -> bool:
     """
     from registers.db.typing_utils import normalize_url
 
-    db = _databases.get(normalize_url(url, ""))
+    db = _find_database(normalize_url(url, ""))
     if db is None:
         return False
     db.dispose()
@@ -511,13 +671,13 @@ def dispose_engine(url: str) -> bool:
 
 def dispose_all() -> None:
     """Release the connections of every database."""
-    for db in list(_databases.values()):
+    for db in {id(db): db for db in list(_databases.values())}.values():
         db.dispose()
 
 
 def _after_fork_in_child() -> None:
     # A forked child must never reuse the parent's SQLite connections or pool.
-    for db in _databases.values():
+    for db in {id(db): db for db in _databases.values()}.values():
         db._local = threading.local()
         db._thread_connections = weakref.WeakSet()
         db.engine.dispose(close=False)

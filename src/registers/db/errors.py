@@ -11,12 +11,20 @@ with the driver's exception chained as ``__cause__``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from registers.db.dialects import classify_integrity_error
+import sqlalchemy as sa
+
+from registers.db.dialects import (
+    classify_integrity_error,
+    is_check_violation,
+    is_transient,
+    is_unavailable,
+)
 from registers.db.exceptions import (
     ConstraintError,
     DatabaseError,
+    DatabaseUnavailableError,
     DuplicateKeyError,
     InvalidQueryError,
     RegistryError,
@@ -24,7 +32,16 @@ from registers.db.exceptions import (
     UniqueConstraintError,
 )
 
-__all__ = ["ErrorTranslator", "connect_error", "driver_error", "first_line"]
+if TYPE_CHECKING:
+    from registers.db.connect import DatabaseOptions
+
+__all__ = [
+    "ErrorTranslator",
+    "connect_error",
+    "driver_error",
+    "first_line",
+    "transaction_error",
+]
 
 
 def driver_error(exc: BaseException) -> BaseException:
@@ -38,17 +55,40 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def connect_error(shown_url: str, exc: BaseException) -> DatabaseError:
-    """The error for a connection that could not be opened to ``shown_url``."""
-    return DatabaseError(f"cannot connect to {shown_url}: {first_line(driver_error(exc))}")
+def connect_error(shown_url: str, exc: BaseException,
+                  options: DatabaseOptions | None = None) -> DatabaseUnavailableError:
+    """The error for a connection that could not be opened to ``shown_url`` (refused,
+    timed out, rejected...) or checked out of a full pool: the database cannot be
+    reached, whatever the driver said."""
+    detail = first_line(driver_error(exc))
+    if isinstance(exc, sa.exc.TimeoutError) and options is not None:
+        detail = (f"no free connection within pool_timeout={options.pool_timeout:g}s "
+                  f"(pool_size={options.pool_size} + max_overflow={options.max_overflow} "
+                  "all in use)")
+    return DatabaseUnavailableError(f"cannot connect to {shown_url}: {detail}")
+
+
+def transaction_error(shown_url: str, family: str, exc: BaseException, action: str,
+                      busy_timeout: float) -> DatabaseError:
+    """The error for a ``transaction()`` block that could not ``action`` (``"begin a
+    transaction on"``, ``"commit the transaction on"``) the database at ``shown_url``."""
+    original = driver_error(exc)
+    cls = DatabaseUnavailableError if is_unavailable(family, exc) else DatabaseError
+    detail = first_line(original)
+    if family == "sqlite" and is_transient(family, original):
+        detail += f" (waited busy_timeout={busy_timeout:g}s for the lock)"
+    return cls(f"cannot {action} {shown_url}: {detail}")
 
 
 class ErrorTranslator:
     """Turns a driver exception raised for one table into the documented ``RegistryError``."""
 
     def __init__(self, model_name: str, table_name: str, family: str, key: str,
-                 hidden: Sequence[str], integrity_error: type[BaseException]) -> None:
+                 hidden: Sequence[str], integrity_error: type[BaseException],
+                 unique_names: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.model_name = model_name
+        # uq_... constraint name -> its fields (names can be shortened: never parse them)
+        self.unique_names = dict(unique_names or {})
         self.table_name = table_name
         self.family = family
         self.key = key
@@ -62,11 +102,21 @@ class ErrorTranslator:
         exc = driver_error(exc)
         if isinstance(exc, RegistryError):
             return exc
-        if isinstance(exc, self.integrity_error):
+        if isinstance(exc, self.integrity_error) or is_check_violation(self.family, exc):
             return self._constraint(exc, action, data)
         message = first_line(exc)
         lowered = message.lower()
         context = {"model": self.model_name, "table": self.table_name}
+        if is_unavailable(self.family, exc):
+            return DatabaseUnavailableError(
+                f"cannot {action} {self.where}: the database cannot be reached ({message})",
+                **context,
+            )
+        if "readonly database" in lowered:
+            return DatabaseError(
+                f"cannot {action} {self.where}: the database is opened read-only ({message})",
+                **context,
+            )
         if isinstance(exc, UnicodeEncodeError):
             return InvalidQueryError(
                 f"cannot {action} {self.where}: text is not valid UTF-8 ({exc.reason})",
@@ -97,9 +147,10 @@ class ErrorTranslator:
         violation = classify_integrity_error(self.family, exc, self.table_name)
         columns = violation.columns
         constraint = violation.constraint or ""
-        prefix = f"uq_{self.table_name}_"
-        if violation.kind == "unique" and constraint.startswith(prefix):
-            columns = (constraint[len(prefix):],)
+        if violation.kind == "unique" and constraint:
+            # MySQL names the key as `table.name` on some versions.
+            known = self.unique_names.get(constraint.rsplit(".", 1)[-1])
+            columns = known if known is not None else columns
         context = {"model": self.model_name, "table": self.table_name}
         if violation.kind == "primary" or (violation.kind == "unique" and columns == (self.key,)):
             value = data.get(self.key) if data else None
@@ -108,18 +159,31 @@ class ErrorTranslator:
                 field=self.key, value=value, **context,
             )
         if violation.kind == "unique":
-            field = columns[0] if columns else None
-            shown = ""
-            if data and field and field in data and field not in self.hidden:
-                shown = f"={data[field]!r}"[:120]
-            return UniqueConstraintError(
-                f"{self.model_name}.{field or '?'}{shown} must be unique: "
-                f"a row with that value already exists in {self.where}",
-                field=field, **context,
-            )
+            return self._unique(columns, data)
         detail = f" on {', '.join(columns)}" if columns else ""
+        kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
+        named = f" {constraint}" if constraint else ""
         return ConstraintError(
-            f"cannot {action} {self.where}: {violation.kind.replace('_', ' ')} constraint "
-            f"failed{detail}",
+            f"cannot {action} {self.where}: {kind} constraint{named} failed{detail}",
             **context,
+        )
+
+    def _unique(self, columns: Sequence[str],
+                data: Mapping[str, Any] | None) -> UniqueConstraintError:
+        context = {"model": self.model_name, "table": self.table_name}
+        shown = ""
+        if data and columns and all(c in data and c not in self.hidden for c in columns):
+            values = [data[c] for c in columns]
+            shown = (f"={values[0]!r}" if len(values) == 1 else f"={tuple(values)!r}")[:120]
+        if len(columns) > 1:
+            return UniqueConstraintError(
+                f"{self.model_name}.({', '.join(columns)}){shown} must be unique together: "
+                f"a row with those values already exists in {self.where}",
+                field=columns[0], fields=tuple(columns), **context,
+            )
+        field = columns[0] if columns else None
+        return UniqueConstraintError(
+            f"{self.model_name}.{field or '?'}{shown} must be unique: "
+            f"a row with that value already exists in {self.where}",
+            field=field, fields=tuple(columns), **context,
         )

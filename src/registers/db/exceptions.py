@@ -20,6 +20,15 @@ Invalid field values raise pydantic's ``ValidationError`` before any SQL runs.
     ├── RecordNotFoundError           ``require()`` / ``refresh()`` found no row
     ├── InvalidQueryError             unknown field or operator, malformed criteria
     └── DatabaseError                 any other failure reported by the database or driver
+        └── DatabaseUnavailableError  the database cannot be reached: connect refused or
+                                      timed out, server gone or stalled past read_timeout,
+                                      no pooled connection within pool_timeout (retry / 503)
+
+``DatabaseUnavailableError`` says nothing was decided by the database about the data:
+the operation could not be carried out (a write that raised it inside its own transaction
+was rolled back, or never reached the server), so retrying later, or answering HTTP 503,
+is the right reaction. The bounds on waiting are set per database with
+:func:`registers.db.configure_database`.
 
 Each error carries the context it knows (``model``, ``table``, ``field``, ``value``) as
 attributes; messages never contain a password or a password hash.
@@ -33,6 +42,7 @@ __all__ = [
     "ConfigurationError",
     "ConstraintError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "DuplicateKeyError",
     "ImmutableFieldError",
     "InvalidPrimaryKeyAssignmentError",
@@ -107,7 +117,15 @@ class ImmutableFieldError(RegistryError):
 
 
 class UniqueConstraintError(ConstraintError):
-    """A write violated a UNIQUE constraint."""
+    """A write violated a UNIQUE constraint.
+
+    ``fields`` names every field of the constraint (several for a composite
+    ``unique_fields`` entry); ``field`` is the first of them.
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.fields = fields or ((self.field,) if self.field else ())
 
 
 class RecordNotFoundError(RegistryError):
@@ -120,3 +138,17 @@ class InvalidQueryError(RegistryError):
 
 class DatabaseError(RegistryError):
     """Any other failure the database or its driver reported (the original is chained)."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached, so the operation was not carried out.
+
+    Raised when a connection cannot be opened (refused, unknown host, connect timeout, too
+    many connections), when the server goes away or stops answering for longer than the
+    configured ``read_timeout`` in the middle of an operation, and when no pooled
+    connection frees up within ``pool_timeout``. The driver's error is chained as
+    ``__cause__``. Retry later, or answer HTTP 503.
+
+    A COMMIT that fails this way is the one case where the outcome is unknown: the
+    server may have committed before the connection broke.
+    """

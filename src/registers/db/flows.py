@@ -37,6 +37,7 @@ __all__ = [
     "bulk_upsert",
     "drive",
     "keys_for",
+    "keys_for_sets",
     "returned_key",
     "update_checked",
     "update_then_read",
@@ -127,14 +128,16 @@ def returned_key(st: Statements, cursor: Cursor) -> Any:
     return cursor.lastrowid if st.dialect.family == "mysql" else cursor.fetchall()[0][0]
 
 
-def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool, target: str,
+def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool,
+               target: tuple[str, ...],
                names: Sequence[str], params: Sequence[Any], guarded: bool,
                sync_sequence: bool) -> Flow[Any]:
     """Insert-or-update one row on ``target`` when one statement is not enough; returns
     its key.
 
-    ``guarded`` (MySQL with a second unique column, where ``ON DUPLICATE KEY UPDATE``
-    would fire on any unique index): lock the row owning the target value and decide.
+    ``target``: the key, or the fields of one unique set (single or composite).
+    ``guarded`` (MySQL with a second unique constraint, where ``ON DUPLICATE KEY UPDATE``
+    would fire on any unique index): lock the row owning the target values and decide.
     ``sync_sequence`` (PostgreSQL, explicit key): move the key sequence past it.
     """
     if guarded:
@@ -157,14 +160,15 @@ def advance_sequence(st: Statements) -> Flow[None]:
     st.sequence_floor = max(st.sequence_floor, int(reached))
 
 
-def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool, target: str,
-                    names: Sequence[str], params: Sequence[Any]) -> Flow[Any]:
+def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,
+                    target: tuple[str, ...], names: Sequence[str],
+                    params: Sequence[Any]) -> Flow[Any]:
     by_name = dict(zip(names, params))
-    found = (yield Statement(st.lock_by(target), [by_name[target]])).fetchall()
+    found = (yield Statement(st.lock_by(target), [by_name[c] for c in target])).fetchall()
     if not found:
         result = yield Statement(st.insert_full if with_key else st.insert_nokey, params)
         return values[st.key] if with_key else result.lastrowid
-    changed = [n for n in names if n not in (target, st.key)]
+    changed = [n for n in names if n not in target and n != st.key and n not in st.keep]
     if changed:
         yield Statement(st.update_by_key(changed), [*(by_name[n] for n in changed), found[0][0]])
     return values[st.key] if with_key else found[0][0]
@@ -224,6 +228,31 @@ def insert_batches(st: Statements, names: Sequence[str],
     return keys
 
 
+def keys_for_sets(st: Statements, fields: tuple[str, ...],
+                  values: Sequence[tuple[Any, ...]]) -> Flow[list[Any]]:
+    """The keys of the rows whose composite unique ``fields`` hold ``values`` (tuples,
+    same order)."""
+    entries = [st.query.field(f) for f in fields]
+
+    def stored(row: Sequence[Any], read: bool) -> tuple[Any, ...]:
+        return tuple(
+            v if e.to_db is None or v is None else
+            e.to_db(e.adapter.validate_python(v) if read else v)
+            for e, v in zip(entries, row)
+        )
+
+    wanted = [stored(v, False) for v in values]
+    found: dict[tuple[Any, ...], Any] = {}
+    chunk_size = max(1, IN_CHUNK // len(fields))
+    for start in range(0, len(wanted), chunk_size):
+        chunk = wanted[start:start + chunk_size]
+        params = [v for row in chunk for v in row]
+        result = yield Statement(st.keys_for_sets(fields, len(chunk)), params)
+        for *row, key in result.fetchall():
+            found[stored(row, True)] = key
+    return [found.get(v) for v in wanted]
+
+
 def keys_for(st: Statements, field: str, values: Sequence[Any]) -> Flow[list[Any]]:
     """The keys of the rows whose unique ``field`` holds ``values`` (same order)."""
     entry = st.query.field(field)
@@ -248,18 +277,19 @@ def bulk_create(st: Statements, names: Sequence[str], rows: Sequence[Sequence[An
 
 
 class UpsertGroup(NamedTuple):
-    """Rows of a bulk upsert that conflict the same way: on the key or a unique field
+    """Rows of a bulk upsert that conflict the same way: on the key or a unique set
     (``target``), or not at all (None: plain inserts)."""
 
     with_key: bool
-    target: str | None
+    target: tuple[str, ...] | None
     indexes: list[int]
     rows: list[Sequence[Any]]
     values: list[Mapping[str, Any]]
 
 
 def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
-                guarded: Callable[[str], bool], sync_sequence: bool) -> Flow[list[Any]]:
+                guarded: Callable[[tuple[str, ...]], bool],
+                sync_sequence: bool) -> Flow[list[Any]]:
     """Upsert every group with one batched statement each; returns keys in item order."""
     keys: list[Any] = [None] * size
     for group in groups:
@@ -274,8 +304,14 @@ def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
         else:
             yield Statement(st.upsert(group.with_key, group.target, returning=False),
                             group.rows, many=True)
-            found = [v[st.key] for v in group.values] if group.with_key else (
-                yield from keys_for(st, group.target, [v[group.target] for v in group.values]))
+            target = group.target
+            if group.with_key:
+                found = [v[st.key] for v in group.values]
+            elif len(target) == 1:
+                found = yield from keys_for(st, target[0], [v[target[0]] for v in group.values])
+            else:
+                found = yield from keys_for_sets(
+                    st, target, [tuple(v[f] for f in target) for v in group.values])
         for index, key in zip(group.indexes, found):
             keys[index] = key
     if sync_sequence:

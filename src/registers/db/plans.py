@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from registers.db import flows
 from registers.db.dialects import classify_integrity_error
 from registers.db.exceptions import ImmutableFieldError, InvalidQueryError, RecordNotFoundError
+from registers.db.fields import utc_now
 from registers.db.flows import Cursor, Read, Write
 from registers.db.query import Expression
 from registers.db.statements import Pages
@@ -115,6 +116,8 @@ class OperationPlans(ModelTable[M]):
 
     def _plan_insert(self, instance: M) -> Write[M]:
         values = instance.__dict__
+        if self._stamps:
+            self.config.stamp(values, instance.model_fields_set)
         if self._hashed:
             self._hash_passwords(values)
         with_key = not (self.managed_key and values[self.key] is None)
@@ -143,16 +146,23 @@ class OperationPlans(ModelTable[M]):
             )
         return self._revalidated(instance, data)
 
-    def _conflict_target(self, values: Mapping[str, Any]) -> str | None:
+    def _conflict_target(self, values: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The key when it has a value, else the first unique field (in field order),
+        else the first composite unique set whose values are all given."""
         if values[self.key] is not None:
-            return self.key
-        for name in self.config.unique_columns:
-            if values.get(name) is not None:
-                return name
+            return self._key_target
+        for group in self._conflict_sets:  # flat loops: this is on upsert's hot path
+            for name in group:
+                if values.get(name) is None:
+                    break
+            else:
+                return group
         return None
 
     def _plan_upsert(self, instance: M) -> Write[M]:
         values = instance.__dict__
+        if self._stamps:
+            self.config.stamp(values, instance.model_fields_set)
         if self._hashed:
             self._hash_passwords(values)
         target = self._conflict_target(values)
@@ -184,24 +194,27 @@ class OperationPlans(ModelTable[M]):
         values[PERSISTED_KEY] = self._stored_key(values[self.key])
         return instance
 
-    def _needs_guarded_upsert(self, target: str) -> bool:
+    def _needs_guarded_upsert(self, target: tuple[str, ...]) -> bool:
         """MySQL's ON DUPLICATE KEY UPDATE fires on *any* unique index, so with a second
-        unique column it would update the row owning that value: lock and decide instead."""
+        unique constraint it would update the row owning that value: lock and decide
+        instead. (A generated key cannot collide when no key is given.)"""
         if self.database.family != "mysql":
             return False
-        uniques = {self.key, *self.config.unique_columns}
-        return len(uniques - {target}) > 0 and not (
-            target != self.key and self.managed_key and len(uniques) == 2
-        )
+        others = [u for u in [(self.key,), *self.config.unique_sets] if u != target]
+        if target != (self.key,) and self.managed_key:
+            others.remove((self.key,))
+        return bool(others)
 
-    def _lost_insert_race(self, target: str) -> Callable[[BaseException], bool]:
+    def _lost_insert_race(self, target: tuple[str, ...]) -> Callable[[BaseException], bool]:
         """A concurrent upsert inserted the same ``target`` first: retrying updates it."""
+        names = self.config.unique_names
+
         def check(exc: BaseException) -> bool:
             if not isinstance(exc, self.errors.integrity_error):
                 return False
             violation = classify_integrity_error(self.database.family, exc, self.table_name)
-            name = violation.constraint or ""
-            return name == "PRIMARY" if target == self.key else name.endswith(f"_{target}")
+            name = (violation.constraint or "").rsplit(".", 1)[-1]
+            return name == "PRIMARY" if target == (self.key,) else names.get(name) == target
         return check
 
     def _saving(self, instance: M) -> M:
@@ -270,6 +283,9 @@ class OperationPlans(ModelTable[M]):
                 f"update_where() on {self.model_name} needs at least one field to update",
                 model=self.model_name,
             )
+        if self._stamps and self.config.auto_now_columns:
+            now = utc_now()  # auto_now: the time of every write, update_where's too
+            updates = {**updates, **dict.fromkeys(self.config.auto_now_columns, now)}
         computed = [n for n, v in updates.items() if isinstance(v, Expression)]
         # MySQL's SET sees the values assigned before it: expressions read the old row
         # through a self-join there, so every expression sees the row's old values.
@@ -392,6 +408,9 @@ class OperationPlans(ModelTable[M]):
         if self.managed_key:
             for model in models:
                 self._check_managed_key(model)
+        if self._stamps:
+            for model in models:
+                self.config.stamp(model.__dict__, model.model_fields_set)
         if self._hashed:
             for model in models:
                 self._hash_passwords(model.__dict__)
@@ -405,9 +424,11 @@ class OperationPlans(ModelTable[M]):
     def _plan_bulk_upsert(self, models: list[M]) -> Write[list[M]] | None:
         if not models:
             return None
-        grouped: dict[tuple[bool, str | None], flows.UpsertGroup] = {}
+        grouped: dict[tuple[bool, tuple[str, ...] | None], flows.UpsertGroup] = {}
         for index, model in enumerate(models):
             values = model.__dict__
+            if self._stamps:
+                self.config.stamp(values, model.model_fields_set)
             if self._hashed:
                 self._hash_passwords(values)
             with_key = values[self.key] is not None

@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.aio import AsyncOperations
+from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
-from registers.db.schema import ColumnDifference
+from registers.db.schema import ColumnDifference, creation_deferred
 from registers.db.sync_ops import SyncOperations
 from registers.db.table import PERSISTED_KEY
 
@@ -52,7 +53,8 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
         manager_attr: str = "objects",
         auto_create: bool = True,
         autoincrement: bool = False,
-        unique_fields: Sequence[str] = (),
+        unique_fields: Sequence[str | Sequence[str]] = (),
+        indexes: Sequence[str | Sequence[str]] = (),
     ) -> None:
         config = RegistryConfig(
             model,
@@ -62,10 +64,11 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
             manager_attr,
             auto_create,
             autoincrement,
-            tuple(unique_fields),
+            unique_fields,  # type: ignore[arg-type]  # checked and normalised there
+            indexes,  # type: ignore[arg-type]
         )
         super().__init__(model, config)
-        if auto_create:
+        if auto_create and not creation_deferred():
             self.create_schema()
 
     @property
@@ -89,11 +92,15 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
     def truncate(self) -> None:
         self.schema.truncate()
 
-    def add_column(self, name: str, annotation: Any, *, nullable: bool = True) -> None:
-        self.schema.add_column(name, annotation, nullable=nullable)
+    def add_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                   nullable: bool | None = None, default: Any = _FROM_MODEL) -> None:
+        """Add a column and back-fill existing rows (see :meth:`SchemaManager.add_column`)."""
+        self.schema.add_column(name, annotation, nullable=nullable, default=default)
 
-    def ensure_column(self, name: str, annotation: Any, *, nullable: bool = True) -> bool:
-        return self.schema.ensure_column(name, annotation, nullable=nullable)
+    def ensure_column(self, name: str, annotation: Any = _FROM_MODEL, *,
+                      nullable: bool | None = None, default: Any = _FROM_MODEL) -> bool:
+        """:meth:`add_column` unless the column exists; returns whether it was added."""
+        return self.schema.ensure_column(name, annotation, nullable=nullable, default=default)
 
     def schema_diff(self) -> list[ColumnDifference]:
         return self.schema.diff()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,35 +10,83 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from registers.db.evolution import _FROM_MODEL, ColumnAdder
 from registers.db.exceptions import MigrationError, SchemaError
-from registers.db.typing_utils import ColumnSpec, is_optional
+from registers.db.typing_utils import ColumnSpec
 
 if TYPE_CHECKING:
     from registers.db.engine import Database
     from registers.db.metadata import RegistryConfig
 
-__all__ = ["ColumnDifference", "SchemaManager", "build_table"]
+__all__ = [
+    "ColumnDifference",
+    "SchemaManager",
+    "build_table",
+    "creation_deferred",
+    "defer_creation",
+]
+
+_deferred: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "registers_defer_creation", default=False
+)
+
+
+@contextmanager
+def defer_creation() -> Iterator[None]:
+    """Register models without creating their tables, whatever their ``auto_create``.
+
+    Migration tools import the models to read their tables; creating the tables there
+    would make autogenerate find nothing to do (the tables already exist) and would run
+    DDL outside the migration. ``registers db`` and :mod:`registers.db.migrations` import
+    models inside this block.
+    """
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+def creation_deferred() -> bool:
+    """Whether models registered now skip ``auto_create`` (inside :func:`defer_creation`)."""
+    return _deferred.get()
+
 
 
 def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
-    """The SQLAlchemy ``Table`` for a model, added to ``metadata`` (replacing any old one)."""
+    """The SQLAlchemy ``Table`` for a model, added to ``metadata`` (replacing any old one).
+
+    Every constraint and index registers creates is named here (see
+    :func:`~registers.db.metadata.constraint_name`), so errors and ``schema_diff()`` can
+    tell which declaration a database object comes from.
+    """
     table_name = config.table_name
     assert table_name is not None
     existing = metadata.tables.get(table_name)
     if existing is not None:
         metadata.remove(existing)
-    columns = [_column(table_name, spec, config.managed_key) for spec in config.columns]
+    columns = [_column(config, spec) for spec in config.columns]
     key = config.key_column.name
     return sa.Table(
         table_name,
         metadata,
         *columns,
-        sa.PrimaryKeyConstraint(key, name=f"pk_{table_name}"),
+        sa.PrimaryKeyConstraint(key, name=config.name_of("pk")),
         *[
-            sa.UniqueConstraint(c.name, name=f"uq_{table_name}_{c.name}")
-            for c in config.columns
-            if c.unique and not c.primary_key
+            sa.UniqueConstraint(*group, name=config.name_of("uq", group))
+            for group in config.unique_sets
         ],
+        *[
+            sa.CheckConstraint(spec.options.check, name=config.name_of("ck", [spec.name]))
+            for spec in config.columns
+            if spec.options.check is not None
+        ],
+        *[
+            sa.Index(config.name_of("ix", group), *group)
+            for group in config.index_sets
+        ],
+        # Managed keys are never handed out twice, even after the newest row is deleted.
+        sqlite_autoincrement=config.managed_key,
         # utf8mb4 whatever the server's default (emoji, any script); text columns are
         # binary NO PAD on top of this (typing_utils.ExactVarchar).
         mysql_charset="utf8mb4",
@@ -45,18 +94,21 @@ def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def _column(table: str, spec: ColumnSpec, managed_key: bool) -> sa.Column[Any]:
+def _column(config: RegistryConfig, spec: ColumnSpec) -> sa.Column[Any]:
     args: list[Any] = []
     if spec.options.foreign_key:
         ref_table, ref_column = spec.options.foreign_key.split(".")
-        args.append(sa.ForeignKey(f"{ref_table}.{ref_column}", name=f"fk_{table}_{spec.name}"))
+        args.append(sa.ForeignKey(
+            f"{ref_table}.{ref_column}",
+            name=config.name_of("fk", [spec.name]),
+            ondelete=spec.options.on_delete.upper() if spec.options.on_delete else None,
+        ))
     return sa.Column(
         spec.name,
         spec.column_type(),
         *args,
         nullable=spec.nullable,
-        autoincrement=bool(spec.primary_key and managed_key),
-        index=spec.options.index or None,
+        autoincrement=bool(spec.primary_key and config.managed_key),
     )
 
 
@@ -64,8 +116,12 @@ def _column(table: str, spec: ColumnSpec, managed_key: bool) -> sa.Column[Any]:
 class ColumnDifference:
     """One difference between a model and its live table."""
 
-    kind: str  # "missing_column", "extra_column", "type_mismatch", "nullability_mismatch"
-    column: str
+    kind: str
+    """``missing_column``, ``extra_column``, ``type_mismatch``, ``nullability_mismatch``,
+    ``missing_unique``, ``extra_unique``, ``missing_index``, ``extra_index``,
+    ``missing_check``, ``extra_check``, ``missing_foreign_key``, ``extra_foreign_key`` or
+    ``foreign_key_mismatch``."""
+    column: str  # the column, or the columns of a constraint joined by ", "
     expected: str | None = None
     actual: str | None = None
 
@@ -77,17 +133,24 @@ class ColumnDifference:
 class SchemaManager:
     """DDL for one registered table."""
 
-    def __init__(self, database: Database, table: sa.Table, model_name: str) -> None:
+    def __init__(
+        self,
+        database: Database,
+        table: sa.Table,
+        model_name: str,
+        config: RegistryConfig | None = None,
+    ) -> None:
         self.database = database
         self.table = table
         self.model_name = model_name
+        self.config = config
 
     @property
     def _engine(self) -> sa.Engine:
         return self.database.engine
 
     @contextmanager
-    def _connection(self, write: bool) -> Iterator[sa.Connection]:
+    def connection(self, write: bool) -> Iterator[sa.Connection]:
         """The caller's transaction connection if inside ``transaction()``, else a new one.
 
         Inside a block, DDL joins the block (on SQLite a second connection would wait
@@ -98,13 +161,15 @@ class SchemaManager:
             yield tx.sa_connection
             return
         if write:
-            with self._engine.begin() as conn:
+            # One real transaction (on SQLite too, whose connections run in autocommit
+            # unless registers says BEGIN): a failed step leaves nothing behind.
+            with self.database.transaction() as conn:
                 yield conn
         else:
             with self._engine.connect() as conn:
                 yield conn
 
-    def _fail(
+    def fail(
         self, action: str, exc: Exception, cls: type[SchemaError] = SchemaError
     ) -> SchemaError:
         return cls(
@@ -117,7 +182,7 @@ class SchemaManager:
     def create(self) -> None:
         """Create the table and its indexes if missing (idempotent)."""
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
                 self.table.create(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
             try:
@@ -125,32 +190,49 @@ class SchemaManager:
             except SchemaError:
                 created_meanwhile = False
             if not created_meanwhile:
-                raise self._fail("create", exc) from exc
+                raise self.fail("create", exc) from exc
 
     def drop(self) -> None:
         """Drop the table if it exists."""
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
                 self.table.drop(conn, checkfirst=True)
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("drop", exc) from exc
+            raise self.fail("drop", exc) from exc
 
     def exists(self) -> bool:
         try:
-            with self._connection(write=False) as conn:
+            with self.connection(write=False) as conn:
                 return bool(sa.inspect(conn).has_table(self.table.name))
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("inspect", exc) from exc
+            raise self.fail("inspect", exc) from exc
 
     def truncate(self) -> None:
         """Delete every row, keeping the table."""
         statements = self.database_dialect().truncate(self.table.name)
+        keep_counter = self.database.family == "mysql" and bool(
+            self.config and self.config.managed_key
+        )
         try:
-            with self._connection(write=True) as conn:
+            with self.connection(write=True) as conn:
+                # MySQL's TRUNCATE restarts AUTO_INCREMENT: put it back, so no key is
+                # handed out twice (SQLite's AUTOINCREMENT and PostgreSQL's sequence
+                # already keep counting).
+                counter = conn.exec_driver_sql(
+                    "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+                    (self.table.name,),
+                ).scalar() if keep_counter else None
                 for statement in statements:
-                    conn.exec_driver_sql(statement)
+                    conn.exec_driver_sql(statement, ())
+                if counter:
+                    quote = self.database_dialect().quote
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {quote(self.table.name)} AUTO_INCREMENT = {int(counter)}",
+                        (),
+                    )
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("truncate", exc) from exc
+            raise self.fail("truncate", exc) from exc
 
     def database_dialect(self) -> Any:
         from registers.db.dialects import Dialect
@@ -160,7 +242,7 @@ class SchemaManager:
 
     def live_columns(self) -> dict[str, dict[str, Any]]:
         try:
-            with self._connection(write=False) as conn:
+            with self.connection(write=False) as conn:
                 inspector = sa.inspect(conn)
                 if not inspector.has_table(self.table.name):
                     raise SchemaError(
@@ -170,44 +252,49 @@ class SchemaManager:
                     )
                 return {c["name"]: dict(c) for c in inspector.get_columns(self.table.name)}
         except sa.exc.SQLAlchemyError as exc:
-            raise self._fail("inspect", exc) from exc
+            raise self.fail("inspect", exc) from exc
 
-    def add_column(self, name: str, annotation: Any, *, nullable: bool = True) -> None:
-        """``ALTER TABLE ... ADD COLUMN``; :class:`MigrationError` if it exists or fails."""
-        if not isinstance(name, str) or not name.isidentifier():
-            raise MigrationError(
-                f"cannot add column {name!r} to {self.table.name!r}: not an identifier",
-                model=self.model_name,
-                table=self.table.name,
-            )
-        if name in self.live_columns():
-            raise MigrationError(
-                f"column {name!r} already exists in table {self.table.name!r}",
-                model=self.model_name,
-                table=self.table.name,
-                field=name,
-            )
-        from pydantic.fields import FieldInfo
+    def add_column(
+        self,
+        name: str,
+        annotation: Any = _FROM_MODEL,
+        *,
+        nullable: bool | None = None,
+        default: Any = _FROM_MODEL,
+    ) -> None:
+        """``ALTER TABLE ... ADD COLUMN``, existing rows back-filled, in one step.
 
-        spec = ColumnSpec.from_field(name, FieldInfo.from_annotation(annotation))
-        nullable = nullable or is_optional(annotation)
-        column_type = spec.column_type().compile(dialect=self.database.dialect)
-        quote = self.database_dialect().quote
-        sql = (
-            f"ALTER TABLE {quote(self.table.name)} ADD COLUMN {quote(name)} {column_type}"
-            f"{'' if nullable else ' NOT NULL'}"
-        )
-        try:
-            with self._connection(write=True) as conn:
-                conn.exec_driver_sql(sql)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._fail(f"add column {name!r} to", exc, MigrationError) from exc
+        For a field of the model, ``annotation``, ``nullable`` and ``default`` come from
+        the field unless given, and the field's UNIQUE, index, CHECK and foreign key are
+        created with the column. Existing rows get ``default`` (a ``default_factory`` is
+        called once per row), so a model read afterwards always validates.
 
-    def ensure_column(self, name: str, annotation: Any, *, nullable: bool = True) -> bool:
-        """Add the column unless it exists. Returns whether it was added."""
-        if name in self.live_columns():
+        Raises:
+            MigrationError: the column exists, the name is not an identifier, the column
+                is NOT NULL with no default on a table that has rows, the default is not
+                a valid value, or the database refused the change (nothing is changed).
+        """
+        ColumnAdder(self).add(name, annotation, nullable, default)
+
+    def ensure_column(
+        self,
+        name: str,
+        annotation: Any = _FROM_MODEL,
+        *,
+        nullable: bool | None = None,
+        default: Any = _FROM_MODEL,
+    ) -> bool:
+        """Add the column (as :meth:`add_column`) unless it exists. Returns whether it was
+        added."""
+        if isinstance(name, str) and name in self.live_columns():
             return False
-        self.add_column(name, annotation, nullable=nullable)
+        try:
+            self.add_column(name, annotation, nullable=nullable, default=default)
+        except MigrationError:
+            # Several processes ensuring the same column at start-up: one adds it.
+            if isinstance(name, str) and name in self.live_columns():
+                return False
+            raise
         return True
 
     def diff(self) -> list[ColumnDifference]:
@@ -242,7 +329,99 @@ class SchemaManager:
         for name in live:
             if name not in self.table.columns:
                 differences.append(ColumnDifference("extra_column", name))
+        differences.extend(self._constraint_diff())
         return differences
+
+    def _constraint_diff(self) -> list[ColumnDifference]:
+        """UNIQUE constraints, indexes, CHECKs and foreign keys: model vs live table."""
+        try:
+            with self.connection(write=False) as conn:
+                inspector = sa.inspect(conn)
+                name = self.table.name
+                live_uniques = inspector.get_unique_constraints(name)
+                live_indexes = inspector.get_indexes(name)
+                live_checks = inspector.get_check_constraints(name)
+                live_fks = inspector.get_foreign_keys(name)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.fail("inspect", exc) from exc
+        differences: list[ColumnDifference] = []
+
+        def compare(kind: str, expected: dict[Any, str], actual: dict[Any, str],
+                    extra_too: bool = True) -> None:
+            for item, label in expected.items():
+                if item not in actual:
+                    differences.append(ColumnDifference(f"missing_{kind}", label))
+            if extra_too:
+                for item, label in actual.items():
+                    if item not in expected:
+                        differences.append(ColumnDifference(f"extra_{kind}", label))
+
+        def label(columns: Any) -> str:
+            return ", ".join(columns)
+
+        fk_names = {fk.get("name") for fk in live_fks}
+        compare(
+            "unique",
+            {tuple(sorted(c.name for c in uc.columns)): label(c.name for c in uc.columns)
+             for uc in self.table.constraints if isinstance(uc, sa.UniqueConstraint)},
+            {
+                **{tuple(sorted(uc["column_names"])): label(uc["column_names"])
+                   for uc in live_uniques},
+                **{tuple(sorted(ix["column_names"])): label(ix["column_names"])
+                   for ix in live_indexes if ix.get("unique")},
+            },
+        )
+        compare(
+            "index",
+            {tuple(c.name for c in ix.columns): label(c.name for c in ix.columns)
+             for ix in self.table.indexes},
+            {tuple(ix["column_names"]): label(ix["column_names"]) for ix in live_indexes
+             # MySQL backs each foreign key with an index of the constraint's name.
+             if not ix.get("unique") and ix.get("name") not in fk_names
+             and None not in ix["column_names"]},
+        )
+        expected_checks = {
+            str(ck.name): str(ck.name) for ck in self.table.constraints
+            if isinstance(ck, sa.CheckConstraint) and ck.name
+            and str(ck.name).startswith("ck_")
+        }
+        compare(
+            "check",
+            expected_checks,
+            # Only registers' own names: MariaDB adds a CHECK to every JSON column.
+            {str(ck["name"]): str(ck["name"]) for ck in live_checks
+             if str(ck.get("name") or "").startswith("ck_")},
+        )
+        expected_fks = {
+            _fk_key([c.name for c in fk.columns], fk.elements[0].target_fullname,
+                    fk.ondelete): label(c.name for c in fk.columns)
+            for fk in self.table.foreign_key_constraints
+        }
+        actual_fks = {
+            _fk_key(fk["constrained_columns"],
+                    f"{fk['referred_table']}.{','.join(fk['referred_columns'])}",
+                    (fk.get("options") or {}).get("ondelete")): label(fk["constrained_columns"])
+            for fk in live_fks
+        }
+        for item, columns in list(expected_fks.items()):
+            other = next((k for k in actual_fks if k[0] == item[0] and k != item), None)
+            if other is not None and item not in actual_fks:
+                differences.append(ColumnDifference(
+                    "foreign_key_mismatch", columns, _fk_text(item), _fk_text(other)
+                ))
+                del expected_fks[item], actual_fks[other]
+        compare("foreign_key", expected_fks, actual_fks)
+        return differences
+
+
+def _fk_key(columns: Any, target: str, ondelete: str | None) -> tuple[Any, ...]:
+    # RESTRICT and NO ACTION (the default) both refuse the delete of a referenced row.
+    action = (ondelete or "").upper()
+    return (tuple(columns), target, "" if action in ("", "RESTRICT", "NO ACTION") else action)
+
+
+def _fk_text(key: tuple[Any, ...]) -> str:
+    return f"-> {key[1]}" + (f" ON DELETE {key[2]}" if key[2] else "")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -83,8 +83,10 @@ class Statements:
 
     def __init__(self, table_name: str, names: Sequence[str], key: str, managed_key: bool,
                  key_is_int: bool, dialect: Dialect, query: QueryCompiler,
-                 database: Database) -> None:
+                 database: Database, keep: Sequence[str] = ()) -> None:
         self.dialect = dialect
+        # Written by the insert only, never by an upsert's update branch (auto_now_add).
+        self.keep = tuple(keep)
         self.query = query
         self.names = list(names)
         self.key = key
@@ -104,7 +106,7 @@ class Statements:
         self.insert_names = [n for n in names if n != key]
         self.insert_full = self.insert(self.names)
         self.insert_nokey = self.insert(self.insert_names)
-        self._upserts: dict[tuple[bool, str, bool], str] = {}
+        self._upserts: dict[tuple[bool, tuple[str, ...], bool], str] = {}
         # PostgreSQL: a value the key sequence is known to have reached (it never goes
         # back), so an explicit key at or below it needs no sequence update.
         self.sequence_floor = 0
@@ -123,13 +125,14 @@ class Statements:
             sql += f" RETURNING {self.quoted_key}"
         return sql
 
-    def upsert(self, with_key: bool, conflict: str, returning: bool = True) -> str:
-        """One atomic insert-or-update on ``conflict`` (cached per shape)."""
+    def upsert(self, with_key: bool, conflict: tuple[str, ...], returning: bool = True) -> str:
+        """One atomic insert-or-update on the ``conflict`` columns (cached per shape)."""
         cached = self._upserts.get((with_key, conflict, returning))
         if cached is None:
             names = self.names if with_key else self.insert_names
             cached = self.dialect.upsert(
-                self.table_name, names, [conflict], self.key, self.key_is_int, returning
+                self.table_name, names, conflict, self.key, self.key_is_int, returning,
+                keep=self.keep,
             )
             self._upserts[(with_key, conflict, returning)] = cached
         return cached
@@ -179,6 +182,16 @@ class Statements:
             f"WHERE {q(field)} IN ({self.dialect.params(count)})"
         )
 
+    def keys_for_sets(self, fields: Sequence[str], count: int) -> str:
+        """(values..., key) of the rows whose ``fields`` hold one of ``count`` value
+        tuples (a composite unique set)."""
+        q = self.dialect.quote
+        match = f"({self.dialect.match(fields)})"
+        return (
+            f"SELECT {', '.join(q(f) for f in fields)}, {self.quoted_key} FROM {self.table} "
+            f"WHERE {' OR '.join([match] * count)}"
+        )
+
     # --- writes -----------------------------------------------------------------------
 
     def update(self, set_sql: str, where: str) -> str:
@@ -201,10 +214,12 @@ class Statements:
         """The keys of the rows matching ``where``, locked for update."""
         return f"SELECT {self.quoted_key} FROM {self.table}{where} FOR UPDATE"
 
-    def lock_by(self, field: str) -> str:
-        """The key of the row whose ``field`` holds a value, locked for update."""
-        q, p = self.dialect.quote, self.dialect.placeholder
-        return f"SELECT {self.quoted_key} FROM {self.table} WHERE {q(field)} = {p} FOR UPDATE"
+    def lock_by(self, fields: Sequence[str]) -> str:
+        """The key of the row whose ``fields`` hold given values, locked for update."""
+        return (
+            f"SELECT {self.quoted_key} FROM {self.table} WHERE {self.dialect.match(fields)} "
+            "FOR UPDATE"
+        )
 
     def key_in(self, count: int) -> str:
         return f" WHERE {self.quoted_key} IN ({self.dialect.params(count)})"
@@ -228,7 +243,7 @@ class Statements:
             (self.table, self.key, self.table, self.key),
         )
 
-    def upsert_telling_insert(self, conflict: str) -> str:
+    def upsert_telling_insert(self, conflict: tuple[str, ...]) -> str:
         """PostgreSQL upsert with a known key that returns whether it inserted the row."""
         return f"{self.upsert(True, conflict, returning=False)} RETURNING (xmax = 0)"
 

@@ -174,8 +174,8 @@ class SyncOperations(OperationPlans[M]):
         try:
             with self.database.transaction() as conn:
                 yield conn
-        except self._dbapi_errors as exc:
-            raise self.errors(exc, "commit to") from exc
+        except self._dbapi_errors as exc:  # raw SQL of the block (begin/commit: engine)
+            raise self.errors(exc, "run a transaction on") from exc
 
     # --- the connection policy ------------------------------------------------------
 
@@ -241,6 +241,7 @@ class SyncOperations(OperationPlans[M]):
         """
         work, params, finish, atomic, data, retry_if = write
         db = self.database
+        started = time.monotonic()
         conn = None if atomic else db.autocommit_connection()
         if conn is not None:
             try:
@@ -256,14 +257,14 @@ class SyncOperations(OperationPlans[M]):
                 elif db.is_disconnect(exc, conn):
                     # whether the server applied the statement is unknown: never resend
                     db.discard_autocommit_connection()
-                if not is_transient(db.family, exc):
+                if not (is_transient(db.family, exc) and db.may_retry(started)):
                     raise self.errors(exc, "write to", data) from exc
                 # a deadlock, or SQLite busy past the timeout: take the retrying path
         for attempt in range(_RETRIES):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))
             except _Transient as transient:
-                if attempt == _RETRIES - 1 or not transient.owned:
+                if attempt == _RETRIES - 1 or not transient.owned or not db.may_retry(started):
                     raise self.errors(transient.error, "write to", data) from transient.error
                 time.sleep(0.01 * (2**attempt) * (1 + random.random()))
             except db.driver_errors as exc:

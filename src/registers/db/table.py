@@ -51,7 +51,7 @@ class ModelTable(Generic[M]):
         self.table_name: str = config.table_name or ""
         self.database: Database = get_database(config.url)
         self.table: sa.Table = build_table(config, self.database.metadata)
-        self.schema = SchemaManager(self.database, self.table, self.model_name)
+        self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         family = self.database.family
         self.dialect = Dialect(family, self.database.dialect, self.database.placeholder)
         columns = config.columns
@@ -92,10 +92,14 @@ class ModelTable(Generic[M]):
         self._insert_names = [n for n in self.names if n != self.key]
         self.errors = ErrorTranslator(
             self.model_name, self.table_name, family, self.key, self._hashed,
-            self.database.dialect.loaded_dbapi.IntegrityError,
+            self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
         )
         self.sql = Statements(self.table_name, self.names, self.key, self.managed_key,
-                              self._key_is_int, self.dialect, self.query, self.database)
+                              self._key_is_int, self.dialect, self.query, self.database,
+                              keep=config.auto_now_add_columns)
+        self._stamps = config.stamps  # auto_now / auto_now_add fields to set on writes
+        self._key_target = (self.key,)
+        self._conflict_sets = config.conflict_sets
 
     @property
     def hashed_fields(self) -> tuple[str, ...]:
@@ -250,10 +254,14 @@ class ModelTable(Generic[M]):
         data = {n: values[n] for n in self.names}
         if extra:
             data.update(extra)
-            return self._build(data)
-        if self._aliased:
-            data = {k: data[n] for n, k in zip(self.names, self._input_keys)}
-        return self._validate(data)
+            fresh = self._build(data)
+        else:
+            if self._aliased:
+                data = {k: data[n] for n, k in zip(self.names, self._input_keys)}
+            fresh = self._validate(data)
+        if self._stamps:  # which fields the caller gave decides what auto_now_add sets
+            fresh.__pydantic_fields_set__ = {*instance.model_fields_set, *(extra or ())}
+        return fresh
 
     def _coerce_item(self, item: M | Mapping[str, Any]) -> M:
         if type(item) is dict:

@@ -271,7 +271,7 @@ def _compile_exact_longtext(type_: ExactLongText, compiler: Any, **kw: Any) -> s
 def _text_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     # MySQL cannot index TEXT: keys, unique and indexed strings get a bounded VARCHAR.
     length = spec.max_length or 255
-    if spec.primary_key or spec.options.unique or spec.options.index or spec.unique:
+    if spec.primary_key or spec.options.unique or spec.options.index or spec.indexed:
         return sa.Text().with_variant(ExactVarchar(min(length, 768)), "mysql", "mariadb")
     return sa.Text().with_variant(ExactLongText(), "mysql", "mariadb")
 
@@ -472,6 +472,7 @@ class ColumnSpec:
     max_length: int | None = None
     decimal_digits: tuple[int | None, int | None] = (None, None)
     hashed: bool = False
+    indexed: bool = False  # part of the key, a UNIQUE constraint or an index
     constraints: tuple[Any, ...] = ()
 
     @classmethod
@@ -525,7 +526,7 @@ class ColumnSpec:
         if family == "mysql" and self.kind == "decimal":
             return _mysql_decimal(self.decimal_digits[1], self.decimal_digits[0])
         if family == "mysql" and self.kind in ("str", "string_like", "secret_str") and (
-                self.primary_key or self.options.unique or self.options.index or self.unique):
+                self.primary_key or self.options.unique or self.options.index or self.indexed):
             return _bounded_text(min(self.max_length or 255, 768), codec)
         return codec
 

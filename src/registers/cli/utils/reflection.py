@@ -19,6 +19,7 @@ __all__ = [
     "ParamInfo",
     "get_params",
     "is_async_callable",
+    "is_async_generator_callable",
     "parse_docstring",
     "unwrap",
 ]
@@ -95,15 +96,24 @@ def unwrap(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def is_async_callable(func: Callable[..., Any]) -> bool:
-    """Whether calling ``func`` returns a coroutine (an ``async def``, maybe decorated)."""
+def _code_flags(func: Callable[..., Any]) -> int:
     candidates = (func, unwrap(func), getattr(func, "func", None), type(func).__call__)
     for candidate in candidates:
         target = getattr(candidate, "__func__", candidate)
         code = getattr(target, "__code__", None)
         if code is not None:
-            return bool(code.co_flags & _CO_COROUTINE)
-    return False
+            return int(code.co_flags)
+    return 0
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` returns a coroutine (an ``async def``, maybe decorated)."""
+    return bool(_code_flags(func) & _CO_COROUTINE)
+
+
+def is_async_generator_callable(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` returns an async generator (``async def`` with ``yield``)."""
+    return bool(_code_flags(func) & _CO_ASYNC_GENERATOR)
 
 
 def _evaluate(func: Any, annotation: Any) -> Any:

@@ -27,6 +27,7 @@ __all__ = [
     "is_bool_flag",
     "is_optional",
     "resolve_argparse_type",
+    "strip_optional",
     "type_name",
     "unwrap_annotated",
 ]
@@ -102,6 +103,7 @@ class TypeInfo:
         "choices",
         "container",
         "convert",
+        "found",
         "kind",
         "metadata",
         "name",
@@ -131,6 +133,7 @@ class TypeInfo:
         self.nargs = nargs
         self.optional = optional
         self.metadata = metadata
+        self.found: dict[type, Any] | None = None  # metadata by class (signature.py caches)
 
 
 def _typing_attr(name: str) -> Any:
@@ -161,7 +164,12 @@ def _union_members(annotation: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+def strip_optional(annotation: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``Optional[T]``/``T | None``, ``(annotation, False)`` otherwise.
+
+    Raises:
+        UnsupportedAnnotation: A union of several types besides ``None``.
+    """
     members = _union_members(annotation)
     if members is None:
         return annotation, False
@@ -181,7 +189,7 @@ def is_bool_flag(annotation: Any) -> bool:
     """Whether ``annotation`` is ``bool`` (possibly ``Optional``/``Annotated``): a ``--flag``."""
     bare = unwrap_annotated(annotation)[0]
     try:
-        bare = _strip_optional(bare)[0]
+        bare = strip_optional(bare)[0]
     except UnsupportedAnnotation:
         return False
     return unwrap_annotated(bare)[0] is bool
@@ -332,7 +340,7 @@ def classify(annotation: Any) -> TypeInfo:
             that could be injected (e.g. ``dict[str, int]`` or ``int | str``).
     """
     bare, metadata = unwrap_annotated(annotation)
-    bare, optional = _strip_optional(bare)
+    bare, optional = strip_optional(bare)
     bare, inner = unwrap_annotated(bare)
     metadata += inner
     info = _classify_bare(bare)

@@ -1,0 +1,103 @@
+"""How every SQLite connection of ``registers`` is set up (sync, async engine, fast path).
+
+WAL (files only), ``synchronous`` (``NORMAL`` unless ``configure_database`` says ``FULL``),
+``foreign_keys=ON``, the busy timeout, and the deterministic SQL functions registers
+relies on (``registers_decimal`` behind exact ``F()`` arithmetic on Decimal text).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from registers.db.connect import DEFAULT_OPTIONS, DatabaseOptions
+
+__all__ = ["configure_sqlite", "sqlite_functions", "sqlite_pragmas"]
+
+
+def configure_sqlite(connection: Any, *, memory: bool = False,
+                     options: DatabaseOptions = DEFAULT_OPTIONS,
+                     read_only: bool = False) -> None:
+    """Set up one SQLite DBAPI connection the way every ``registers`` connection is.
+
+    WAL (files only), ``synchronous`` as configured (``NORMAL`` by default),
+    ``foreign_keys=ON``, the busy timeout, and the ``registers_decimal`` function behind
+    exact ``F()`` arithmetic on Decimal text. Used by the sync connections here and by the
+    async engine's ``connect`` hook.
+    """
+    cursor = connection.cursor()
+    try:
+        for pragma in sqlite_pragmas(memory=memory, options=options, read_only=read_only):
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+    for name, arity, function in sqlite_functions():
+        connection.create_function(name, arity, function, deterministic=True)
+
+
+def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_OPTIONS,
+                   read_only: bool = False) -> list[str]:
+    """The pragmas :func:`configure_sqlite` runs, in order (for drivers it cannot reach).
+
+    A read-only connection cannot switch the journal mode (that writes the file); it
+    reads a WAL database as it is.
+    """
+    pragmas = [f"PRAGMA busy_timeout = {options.busy_timeout_ms}"]
+    if not memory:
+        if not read_only:
+            pragmas.append("PRAGMA journal_mode = WAL")
+        pragmas.append(f"PRAGMA synchronous = {options.sqlite_synchronous.upper()}")
+    pragmas.append("PRAGMA foreign_keys = ON")
+    # LIKE is case-sensitive, as on PostgreSQL and (binary collation) MySQL/MariaDB.
+    pragmas.append("PRAGMA case_sensitive_like = ON")
+    return pragmas
+
+
+def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
+    """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
+    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
+            ("registers_int", 1, _checked_int), ("registers_lower", 1, _lower)]
+
+
+class ExpressionFailed(ValueError):
+    """Raised inside a SQLite function of an ``F()`` expression (sqlite3 reports it as
+    "user-defined function raised exception"; the error translator names it)."""
+
+
+def _lower(value: Any) -> Any:
+    """Unicode lower case for ``icontains``/``ilike`` (SQLite's lower() is ASCII only)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _checked_int(value: Any) -> Any:
+    """An integer step of an ``F()`` expression on SQLite, which would turn an overflow
+    into a REAL: refused, as PostgreSQL and MySQL refuse it."""
+    if isinstance(value, float):
+        raise ExpressionFailed("integer overflow")
+    return value
+
+
+def _divisor(value: Any) -> Any:
+    """The divisor of an ``F()`` division on SQLite, refusing zero as the servers do."""
+    if value is not None and value == 0:
+        raise ExpressionFailed("division by zero")
+    return value
+
+
+_DECIMAL_OPS = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
+def _decimal_op(op: str, left: Any, right: Any) -> str | None:
+    """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
+    if left is None or right is None:
+        return None
+    if op == "/" and Decimal(str(right)) == 0:
+        raise ExpressionFailed("division by zero")
+    return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))

@@ -1,0 +1,339 @@
+"""configure_database: one place per database for timeouts, pool size and SQLite durability."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from registers.db import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseOptions,
+    DatabaseUnavailableError,
+    RegistryError,
+    configure_database,
+    database_registry,
+    dispose_engine,
+    get_database,
+)
+from registers.db.async_engine import async_database
+from registers.db.connect import DEFAULT_OPTIONS
+
+SLACK = 4.0  # a bound on waiting, not a speed measurement: a loaded CI machine
+
+
+class Note(BaseModel):
+    id: int | None = None
+    text: str
+
+
+def _register(url: str, **options: Any) -> Any:
+    return database_registry(url, table_name="notes", **options)(
+        type("Note", (Note,), {"__module__": __name__})
+    )
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    path = tmp_path / "app.db"
+    url = f"sqlite:///{path}"
+    yield url, path
+    dispose_engine(url)
+
+
+# --- validation -----------------------------------------------------------------------
+
+
+def test_defaults_are_bounded() -> None:
+    options = DatabaseOptions()
+    assert options.connect_timeout == 10
+    assert options.pool_timeout == 10
+    assert options.read_timeout == 120
+    assert options.statement_timeout is None
+    assert options.busy_timeout == 30
+    assert (options.pool_size, options.max_overflow) == (10, 20)
+    assert options.sqlite_synchronous == "normal"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("connect_timeout", 0), ("connect_timeout", -1), ("connect_timeout", math.inf),
+        ("connect_timeout", math.nan), ("connect_timeout", None), ("connect_timeout", "5"),
+        ("connect_timeout", True), ("pool_timeout", 0), ("read_timeout", 0),
+        ("read_timeout", -5), ("statement_timeout", 0), ("statement_timeout", math.inf),
+        ("pool_size", 0), ("pool_size", 2.5), ("pool_size", True), ("max_overflow", -1),
+    ],
+)
+def test_out_of_range_server_options_are_refused(name: str, value: Any) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        configure_database("postgresql+psycopg://u@127.0.0.1:1/db", **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("busy_timeout", -1), ("busy_timeout", math.nan), ("sqlite_synchronous", "off"),
+     ("sqlite_synchronous", "FULL "), ("sqlite_synchronous", None)],
+)
+def test_out_of_range_sqlite_options_are_refused(name: str, value: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        configure_database(str(tmp_path / "x.db"), **{name: value})
+
+
+def test_read_timeout_must_outlast_statement_timeout() -> None:
+    with pytest.raises(ConfigurationError, match=r"read_timeout .* statement_timeout"):
+        configure_database("mysql+pymysql://u@127.0.0.1:1/db", statement_timeout=30,
+                           read_timeout=30)
+
+
+@pytest.mark.parametrize("option", ["pool_size", "pool_timeout", "statement_timeout",
+                                    "read_timeout", "connect_timeout", "max_overflow"])
+def test_server_options_do_not_apply_to_sqlite(option: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=f"{option} does not apply to SQLite"):
+        configure_database(f"sqlite:///{tmp_path / 'x.db'}", **{option: 3})
+
+
+@pytest.mark.parametrize("option", [{"busy_timeout": 1}, {"sqlite_synchronous": "full"}])
+def test_sqlite_options_do_not_apply_to_servers(option: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="does not apply to a server database"):
+        configure_database("postgresql+psycopg://u@127.0.0.1:1/db", **option)
+
+
+def test_configure_returns_the_options_and_a_refused_call_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    options = configure_database(url, busy_timeout=2)
+    assert options == DatabaseOptions(busy_timeout=2)
+    with pytest.raises(ConfigurationError):
+        configure_database(url, busy_timeout=-2)
+    assert get_database(url).options.busy_timeout == 2
+    dispose_engine(url)
+
+
+def test_a_bare_path_and_its_url_share_the_options(tmp_path: Path) -> None:
+    path = tmp_path / "y.db"
+    configure_database(str(path), sqlite_synchronous="full")
+    assert get_database(f"sqlite:///{path}").options.sqlite_synchronous == "full"
+    dispose_engine(str(path))
+
+
+# --- SQLite durability: synchronous ----------------------------------------------------
+
+
+def _pragma(conn: Any, name: str) -> Any:
+    return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("normal", 1), ("full", 2)])
+def test_sqlite_synchronous_on_a_real_connection(sqlite_file: tuple[str, Path],
+                                                 setting: str, expected: int) -> None:
+    url, _ = sqlite_file
+    configure_database(url, sqlite_synchronous=setting)  # type: ignore[arg-type]
+    model = _register(url)
+    model.objects.create(text="a")
+    db = get_database(url)
+    assert _pragma(db._local.holder.connection, "synchronous") == expected
+    assert _pragma(db._local.holder.connection, "journal_mode") == "wal"
+    with model.objects.transaction() as conn:  # the engine's connections too
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+
+
+def test_switching_to_full_after_registration_reopens_connections(
+    sqlite_file: tuple[str, Path],
+) -> None:
+    url, _ = sqlite_file
+    model = _register(url)
+    model.objects.create(text="a")
+    assert _pragma(get_database(url)._local.holder.connection, "synchronous") == 1
+    configure_database(url, sqlite_synchronous="full")
+    model.objects.create(text="b")
+    assert _pragma(get_database(url)._local.holder.connection, "synchronous") == 2
+    assert [n.text for n in model.objects.all()] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("normal", 1), ("full", 2)])
+async def test_async_sqlite_synchronous_on_a_real_connection(
+    sqlite_file: tuple[str, Path], setting: str, expected: int
+) -> None:
+    url, _ = sqlite_file
+    configure_database(url, sqlite_synchronous=setting)  # type: ignore[arg-type]
+    model = _register(url)
+    await model.objects.acreate(text="a")
+    async with model.objects.atransaction() as conn:  # SQLAlchemy's async engine
+        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == expected
+    lean = async_database(get_database(url)).lean()  # the direct aiosqlite path
+    assert lean is not None
+    fast = await lean.connection(write=True)
+    assert fast is not None
+    rows = await fast.raw.execute_fetchall("PRAGMA synchronous")
+    assert next(iter(rows))[0] == expected
+    await model.objects.adispose()
+
+
+# --- SQLite: the lock wait is bounded and named ------------------------------------------
+
+
+@pytest.fixture
+def locked(sqlite_file: tuple[str, Path]) -> Iterator[tuple[Any, str]]:
+    """A model on a file another connection holds the write lock of."""
+    url, path = sqlite_file
+    configure_database(url, busy_timeout=0.5)
+    model = _register(url)
+    model.objects.create(text="acked")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield model, url
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_a_transaction_that_cannot_get_the_lock_says_it_failed_entering(
+    locked: tuple[Any, str],
+) -> None:
+    model, _ = locked
+    entered = []
+    started = time.monotonic()
+    with pytest.raises(DatabaseError) as info, model.objects.transaction():
+        entered.append(True)
+    elapsed = time.monotonic() - started
+    assert not entered
+    message = str(info.value)
+    assert "cannot begin a transaction" in message
+    assert "commit" not in message
+    assert "database is locked" in message and "busy_timeout=0.5s" in message
+    assert not isinstance(info.value, DatabaseUnavailableError)
+    assert isinstance(info.value.__cause__, (sqlite3.OperationalError, sa.exc.OperationalError))
+    assert elapsed < 0.5 + SLACK
+
+
+async def test_an_async_transaction_that_cannot_get_the_lock_says_it_failed_entering(
+    locked: tuple[Any, str],
+) -> None:
+    model, _ = locked
+    with pytest.raises(DatabaseError, match="cannot begin a transaction") as info:
+        async with model.objects.atransaction():
+            pass
+    assert "commit" not in str(info.value)
+    await model.objects.adispose()
+
+
+WRITES = {
+    "create": lambda M: M.objects.create(text="lost"),
+    "update_where": lambda M: M.objects.update_where({"id": 1}, text="lost"),
+    "bulk_create": lambda M: M.objects.bulk_create([{"text": "lost"}] * 3),
+    "delete": lambda M: M.objects.delete(1),
+}
+AWRITES = {
+    "acreate": lambda M: M.objects.acreate(text="lost"),
+    "aupdate_where": lambda M: M.objects.aupdate_where({"id": 1}, text="lost"),
+    "abulk_create": lambda M: M.objects.abulk_create([{"text": "lost"}] * 3),
+    "adelete": lambda M: M.objects.adelete(1),
+}
+
+
+@pytest.mark.parametrize("op", WRITES)
+def test_a_write_waits_about_busy_timeout_for_the_lock(locked: tuple[Any, str],
+                                                        op: str) -> None:
+    """Retries of a busy error stop once busy_timeout has passed (they used to multiply
+    the wait: 0.5 s busy timeout, 4 s wait)."""
+    model, _ = locked
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match="database is locked"):
+        WRITES[op](model)
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 2 * 0.5 + 2.0
+    assert [n.text for n in model.objects.all()] == ["acked"]  # reads are not blocked
+
+
+@pytest.mark.parametrize("op", AWRITES)
+async def test_an_async_write_waits_about_busy_timeout_for_the_lock(
+    locked: tuple[Any, str], op: str
+) -> None:
+    model, _ = locked
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match="database is locked"):
+        await AWRITES[op](model)
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 2 * 0.5 + 2.0
+    assert [n.text for n in await model.objects.aall()] == ["acked"]
+    await model.objects.adispose()
+
+
+# --- SQLite URL options ----------------------------------------------------------------
+
+
+def test_read_only_uri_reads_and_refuses_writes(sqlite_file: tuple[str, Path]) -> None:
+    url, path = sqlite_file
+    writer = _register(url)
+    writer.objects.create(text="kept")
+    dispose_engine(url)
+    ro_url = f"sqlite:///{path}?mode=ro&uri=true"
+    reader = _register(ro_url)
+    try:
+        assert [n.text for n in reader.objects.all()] == ["kept"]
+        assert reader.objects.count() == 1
+        for write in (lambda: reader.objects.create(text="x"),
+                      lambda: reader.objects.update_where({"id": 1}, text="x"),
+                      lambda: reader.objects.delete(1),
+                      lambda: reader.objects.bulk_create([{"text": "x"}])):
+            with pytest.raises(DatabaseError, match="opened read-only"):
+                write()
+        with pytest.raises(DatabaseError, match="opened read-only"), \
+                reader.objects.transaction():
+            reader.objects.create(text="x")
+    finally:
+        dispose_engine(ro_url)
+    assert [n.text for n in writer.objects.all()] == ["kept"]
+
+
+async def test_async_read_only_uri_reads_and_refuses_writes(
+    sqlite_file: tuple[str, Path],
+) -> None:
+    url, path = sqlite_file
+    writer = _register(url)
+    writer.objects.create(text="kept")
+    dispose_engine(url)
+    ro_url = f"sqlite:///{path}?mode=ro&uri=true"
+    reader = _register(ro_url)
+    try:
+        assert [n.text for n in await reader.objects.aall()] == ["kept"]
+        with pytest.raises(DatabaseError, match="opened read-only"):
+            await reader.objects.acreate(text="x")
+        with pytest.raises(DatabaseError, match="opened read-only"):
+            await reader.objects.aupdate_where({"id": 1}, text="x")
+    finally:
+        await reader.objects.adispose()
+        dispose_engine(ro_url)
+    assert writer.objects.count() == 1
+
+
+def test_read_only_uri_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing.db'}?mode=ro&uri=true"
+    with pytest.raises(RegistryError, match="unable to open database file"):
+        _register(url)
+    dispose_engine(url)
+
+
+def test_uri_options_reach_sqlite(sqlite_file: tuple[str, Path]) -> None:
+    url, path = sqlite_file
+    _register(url).objects.create(text="a")
+    target, uri = get_database(f"sqlite:///{path}?mode=ro&uri=true").sqlite_target()
+    assert uri and target == f"file:{path}?mode=ro"
+    assert get_database(url).sqlite_target() == (str(path), False)
+    dispose_engine(f"sqlite:///{path}?mode=ro&uri=true")
+
+
+def test_defaults_unchanged_for_unconfigured_urls(tmp_path: Path) -> None:
+    assert get_database(f"sqlite:///{tmp_path / 'z.db'}").options == DEFAULT_OPTIONS
+    dispose_engine(f"sqlite:///{tmp_path / 'z.db'}")
