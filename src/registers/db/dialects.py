@@ -41,6 +41,8 @@ class Dialect:
         # MySQL cannot RETURNING from UPDATE; SQLite >= 3.35 and PostgreSQL can.
         self.update_returning = family in ("sqlite", "postgresql")
         self.insert_returning = family == "postgresql"
+        # SQLite's lower() folds ASCII only: a Python function folds all of Unicode there.
+        self.lower = "registers_lower" if family == "sqlite" else "LOWER"
 
     def quote(self, name: str) -> str:
         return str(self._preparer.quote(name))
@@ -112,7 +114,8 @@ class Dialect:
         body = value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
         pattern = f"{'%' if prefix else ''}{body}{'%' if suffix else ''}"
         if insensitive:
-            return f"LOWER({column}) LIKE LOWER({p}) ESCAPE '!'", [pattern]
+            lower = self.lower
+            return f"{lower}({column}) LIKE {lower}({p}) ESCAPE '!'", [pattern]
         if self.family == "mysql":
             return f"{column} LIKE BINARY {p} ESCAPE '!'", [pattern]
         return f"{column} LIKE {p} ESCAPE '!'", [pattern]

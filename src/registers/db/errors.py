@@ -122,6 +122,12 @@ class ErrorTranslator:
                 f"cannot {action} {self.where}: text is not valid UTF-8 ({exc.reason})",
                 **context,
             )
+        if "user-defined function raised exception" in lowered or "division by" in lowered:
+            # SQLite: a registers_* function of an F() expression refused a step.
+            why = "integer overflow or division by zero" if "user-defined" in lowered \
+                else f"division by zero: {message}"
+            return InvalidQueryError(
+                f"cannot {action} {self.where}: an F() expression failed ({why})", **context)
         if isinstance(exc, OverflowError) or "out of range" in lowered:
             return InvalidQueryError(
                 f"cannot {action} {self.where}: a value is out of range for its column "

@@ -39,6 +39,7 @@ __all__ = [
     "keys_for",
     "keys_for_sets",
     "returned_key",
+    "update_checked",
     "update_then_read",
     "upsert_row",
 ]
@@ -173,18 +174,38 @@ def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,
     return values[st.key] if with_key else found[0][0]
 
 
+# The aliases of MySQL's self-joined UPDATE: the row written, and its old values.
+NEW_ROW = "registers_row"
+OLD_ROW = "registers_old"
+
+Check = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def update_checked(sql: str, params: Sequence[Any], check: Check) -> Flow[Sequence[Any]]:
+    """``UPDATE ... RETURNING`` whose returned rows are checked before the transaction
+    commits (``check`` raises to roll it back); returns the rows."""
+    return check((yield Statement(sql, params)).fetchall())
+
+
 def update_then_read(st: Statements, where: str, where_params: list[Any], set_sql: str,
-                     set_params: list[Any]) -> Flow[list[Any]]:
+                     set_params: list[Any], joined: bool = False,
+                     check: Check | None = None) -> Flow[list[Any]]:
     """``UPDATE`` where ``RETURNING`` is missing (MySQL): lock the matching keys, then
-    update and re-read them in chunks; returns the updated rows."""
+    update and re-read them in chunks; returns the updated rows. ``joined``: ``set_sql``
+    reads the old row through the self-join :data:`OLD_ROW`. ``check`` vets the rows
+    before the transaction commits."""
     locked = yield Statement(st.lock_keys(where), where_params)
     keys = [row[0] for row in locked.fetchall()]
     rows: list[Any] = []
     for start in range(0, len(keys), IN_CHUNK):
         chunk = keys[start:start + IN_CHUNK]
         in_sql = st.key_in(len(chunk))
-        yield Statement(st.update(set_sql, in_sql), set_params + chunk)
+        update = st.update_joined(set_sql, len(chunk)) if joined else \
+            st.update(set_sql, in_sql)
+        yield Statement(update, set_params + chunk)
         rows.extend((yield Statement(st.select + in_sql, chunk)).fetchall())
+    if check is not None:
+        check(rows)
     return rows
 
 

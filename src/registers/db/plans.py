@@ -312,14 +312,52 @@ class OperationPlans(ModelTable[M]):
         if self._stamps and self.config.auto_now_columns:
             now = utc_now()  # auto_now: the time of every write, update_where's too
             updates = {**updates, **dict.fromkeys(self.config.auto_now_columns, now)}
-        set_sql, set_params = self._set_clause(updates)
+        computed = [n for n, v in updates.items() if isinstance(v, Expression)]
+        # MySQL's SET sees the values assigned before it: expressions read the old row
+        # through a self-join there, so every expression sees the row's old values.
+        joined = bool(computed) and self.database.family == "mysql"
+        set_sql, set_params = self._set_clause(updates, joined)
         where, where_params = self.query.where(criteria)
         if self.dialect.update_returning:
             sql = self.sql.update_returning(set_sql, where)
-            return sql, set_params + where_params, self._updated_rows, False, updates, None
+            if not computed:
+                return sql, set_params + where_params, self._updated_rows, False, updates, None
+            # A computed value is checked before the transaction commits: one that does
+            # not fit its field (an overflow, a constraint) fails and changes nothing.
+            checked = functools.partial(flows.update_checked, sql, set_params + where_params,
+                                        functools.partial(self._checked_rows, computed))
+            return checked, None, self._sorted_models, True, updates, None
+        check = functools.partial(self._checked_rows, computed) if computed else None
         flow = functools.partial(flows.update_then_read, self.sql, where, where_params, set_sql,
-                                 set_params)
+                                 set_params, joined, check)
         return flow, None, self._sorted_models, True, updates, None
+
+    def _checked_rows(self, computed: Sequence[str], rows: Sequence[Any]) -> Sequence[Any]:
+        """``rows`` as updated, refused (InvalidQueryError) when a computed field's new
+        value does not fit the field: SQLite turns an overflowing integer into a REAL."""
+        ints = [self.names.index(n) for n in computed
+                if self.query.field(n).spec.kind == "int"]
+        for row in rows:
+            for index in ints:
+                if isinstance(row[index], float):
+                    raise self._unfit(self.names[index], row[index], "overflows a 64-bit "
+                                      "integer")
+            try:
+                self._to_model(row)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                name = str(error["loc"][0]) if error["loc"] else computed[0]
+                raise self._unfit(name, row[self.names.index(name)]
+                                  if name in self.names else None, error["msg"]) from None
+        return rows
+
+    def _unfit(self, name: str, value: Any, why: str) -> InvalidQueryError:
+        shown = "" if name in self._hashed else f" ({value!r})"
+        return InvalidQueryError(
+            f"update_where() on {self.model_name}: the new value of {name}{shown} does not "
+            f"fit the field: {why}; nothing was changed",
+            model=self.model_name, table=self.table_name, field=name,
+        )
 
     def _updated_rows(self, cursor: Cursor) -> list[M]:
         return self._sorted_models(cursor.fetchall())
@@ -329,9 +367,11 @@ class OperationPlans(ModelTable[M]):
         models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
         return models
 
-    def _set_clause(self, updates: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    def _set_clause(self, updates: Mapping[str, Any],
+                    joined: bool = False) -> tuple[str, list[Any]]:
         parts: list[str] = []
         params: list[Any] = []
+        target, source = (f"{flows.NEW_ROW}.", f"{flows.OLD_ROW}.") if joined else ("", "")
         for name, value in updates.items():
             entry = self.query.field(name)
             if name == self.key:
@@ -342,7 +382,9 @@ class OperationPlans(ModelTable[M]):
             if isinstance(value, Expression):
                 for ref in value.fields():
                     self.query.field(ref)
-                parts.append(f"{entry.quoted} = {self.query.expression(value, params)}")
+                self._check_expression_fits(name, entry.spec.kind, value)
+                sql = self.query.expression(value, params, source=source)
+                parts.append(f"{target}{entry.quoted} = {sql}")
                 continue
             if value is None and not entry.spec.nullable:
                 raise InvalidQueryError(
@@ -352,8 +394,24 @@ class OperationPlans(ModelTable[M]):
                 value = self._hashed_value(value)
             value = self._validate_field(entry, name, value)
             params.append(value if entry.to_db is None or value is None else entry.to_db(value))
-            parts.append(f"{entry.quoted} = {self.dialect.placeholder}")
+            parts.append(f"{target}{entry.quoted} = {self.dialect.placeholder}")
         return ", ".join(parts), params
+
+    def _check_expression_fits(self, name: str, kind: str, value: Expression) -> None:
+        """An ``F`` expression's kind must fit its target: an int field takes int
+        arithmetic only, a float field int or float, a Decimal field int or Decimal."""
+        computed = self.query.expression_kind(value)
+        allowed = {"int": ("int",), "float": ("int", "float"),
+                   "decimal": ("int", "decimal")}.get(kind)
+        if allowed is None:
+            raise InvalidQueryError(
+                f"{self.model_name}.{name} is a {kind} field: F expressions can only set "
+                "int, float and Decimal fields", model=self.model_name, field=name)
+        if computed not in allowed:
+            raise InvalidQueryError(
+                f"{self.model_name}.{name} is a {kind} field but the F expression computes "
+                f"a {computed} (no backend would store it the same way)",
+                model=self.model_name, field=name)
 
     def _validate_field(self, entry: Any, name: str, value: Any) -> Any:
         if value is None:

@@ -18,6 +18,8 @@ and binds its values.
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,8 @@ LOOKUPS = (
     "iexact", "istartswith", "iendswith", "regex", "iregex",
 )
 _JSON_ONLY = ("has_key",)
+# ``IN`` lists longer than this are sent as one array parameter (see _in_list).
+LONG_IN = 5000
 _COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 # lookup -> (prefix wildcard, suffix wildcard, case-insensitive)
 _TEXT_LOOKUPS = {
@@ -88,6 +92,9 @@ class Expression:
 
     def __truediv__(self, other: Any) -> Expression:
         return self._combine("/", other)
+
+    def __rtruediv__(self, other: Any) -> Expression:
+        return self._combine("/", other, reverse=True)
 
     def fields(self) -> list[str]:
         found: list[str] = []
@@ -793,30 +800,92 @@ class QueryCompiler:
 
     # --- SET ------------------------------------------------------------------------
 
-    def expression(self, expr: Expression, params: list[Any], exact: bool = False) -> str:
-        """SQL for an ``F`` expression; ``exact`` does Decimal arithmetic on SQLite text."""
+    def expression_kind(self, expr: Any) -> str:
+        """What an ``F`` expression computes, the same on every backend: ``"int"`` (only
+        int fields and int literals; ``/`` truncates toward zero), ``"float"`` (a float
+        field or literal takes part) or ``"decimal"`` (exact). Anything else is refused."""
         if isinstance(expr, F):
-            return self.field(expr.name).quoted
+            kind = self.field(expr.name).spec.kind
+            if kind not in ("int", "float", "decimal"):
+                raise InvalidQueryError(
+                    f"F({expr.name!r}) is a {kind} field: F expressions compute with int, "
+                    "float and Decimal fields only", model=self.model_name, field=expr.name)
+            return kind
+        if isinstance(expr, Expression):
+            left, op, right = expr.parts
+            kinds = {self.expression_kind(left), self.expression_kind(right)}
+            if op == "/" and _is_zero(right):
+                raise InvalidQueryError(f"F expression divides by zero: {right!r}",
+                                        model=self.model_name)
+            if kinds == {"int"}:
+                return "int"
+            if kinds == {"decimal", "float"}:
+                raise InvalidQueryError(
+                    "F expression mixes Decimal and float (convert one: float arithmetic "
+                    "is not exact)", model=self.model_name)
+            return "decimal" if "decimal" in kinds else "float"
+        if isinstance(expr, bool) or not isinstance(expr, (int, float, Decimal)):
+            raise InvalidQueryError(f"F expressions combine fields and numbers, got {expr!r}")
+        if isinstance(expr, int):
+            if not -(2**63) <= expr < 2**63:
+                raise InvalidQueryError(f"F expression literal {expr} does not fit a 64-bit "
+                                        "integer", model=self.model_name)
+            return "int"
+        if isinstance(expr, float):
+            if not math.isfinite(expr):
+                raise InvalidQueryError(f"F expression literal {expr!r} is not finite",
+                                        model=self.model_name)
+            return "float"
+        if not expr.is_finite():
+            raise InvalidQueryError(f"F expression literal {expr!r} is not finite",
+                                    model=self.model_name)
+        return "decimal"
+
+    def expression(self, expr: Expression, params: list[Any], exact: bool = False,
+                   source: str = "") -> str:
+        """SQL for an ``F`` expression; ``exact`` does Decimal arithmetic on SQLite text.
+        ``source`` qualifies column references (MySQL reads old values through a
+        self-join, since its ``SET`` sees the values assigned before it)."""
+        if isinstance(expr, F):
+            return source + self.field(expr.name).quoted
         left, op, right = expr.parts
         if exact or self._uses_text_decimal(expr):
             # SQLite keeps Decimal as exact text: compute with Python's Decimal through a
             # function registered on every connection (see engine.py), never in REAL.
             return (
-                f"registers_decimal('{op}', {self._operand(left, params, True)}, "
-                f"{self._operand(right, params, True)})"
+                f"registers_decimal('{op}', {self._operand(left, params, True, source)}, "
+                f"{self._operand(right, params, True, source)})"
             )
-        return f"({self._operand(left, params)} {op} {self._operand(right, params)})"
+        a = self._operand(left, params, False, source)
+        b = self._operand(right, params, False, source)
+        integer = self.expression_kind(expr) == "int"
+        if op == "/":
+            if self.dialect.family == "sqlite":
+                # SQLite divides by zero into NULL: refuse like the servers do.
+                b = f"registers_divisor({b})"
+            elif self.dialect.family == "mysql" and integer:
+                return f"({a} DIV {b})"  # MySQL's / is exact: 7 / 2 = 3.5, then rounded
+        if integer and self.dialect.family == "sqlite":
+            # SQLite turns an overflowing integer into a REAL: refuse like the servers do.
+            return f"registers_int({a} {op} {b})"
+        return f"({a} {op} {b})"
 
     def _uses_text_decimal(self, expr: Expression) -> bool:
         return any(self.field(name).compare_param is not None for name in expr.fields())
 
-    def _operand(self, value: Any, params: list[Any], exact: bool = False) -> str:
+    def _operand(self, value: Any, params: list[Any], exact: bool = False,
+                 source: str = "") -> str:
         if isinstance(value, Expression):
-            return self.expression(value, params, exact)
+            return self.expression(value, params, exact, source)
         if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise InvalidQueryError(f"F expressions combine fields and numbers, got {value!r}")
         params.append(str(value) if exact else value)
         return self.dialect.placeholder
+
+
+def _is_zero(value: Any) -> bool:
+    return not isinstance(value, (Expression, bool)) and isinstance(
+        value, (int, float, Decimal)) and value == 0
 
 
 # --- compiling a filter tree --------------------------------------------------------
@@ -859,6 +928,12 @@ def _and_group(st: _Statement, scope: _Scope, children: Sequence[Any]) -> str:
             parts.append(_node_sql(st, scope, child))
             continue
         head, sep, rest = child.key.partition("__")
+        if child.key.endswith("__"):
+            raise InvalidQueryError(
+                f"criteria key {child.key!r} for {compiler.model_name} ends with '__' "
+                f"(write {child.key.rstrip('_')}=... or {child.key}<lookup>=...)",
+                model=compiler.model_name, field=head,
+            )
         if head in compiler._columns:
             parts.append(_leaf_sql(st, scope, child, head, rest))
             continue
@@ -984,14 +1059,46 @@ def _predicate(st: _Statement, compiler: QueryCompiler, leaf: _Leaf, target: _Ta
             return f"{col} BETWEEN {p} AND {p}"
         if not size:
             return "1 = 0" if lookup == "in" else "1 = 1"
-        st.bind(index, lambda v: [bind(x, lookup) for x in v])
-        negate = "NOT " if lookup == "not_in" else ""
-        return f"{col} {negate}IN ({st.dialect.params(size)})"
+        return _in_list(st, compiler, target, index, lookup, size)
     if lookup == "isnull":
         if not isinstance(shape, bool):
             raise compiler._bad(name, lookup, "expects True or False")
         return f"{target.raw} IS {'' if shape else 'NOT '}NULL"
     return _text_predicate(st, compiler, leaf, target, lookup)
+
+
+def _in_list(st: _Statement, compiler: QueryCompiler, target: _Target, index: int,
+             lookup: str, size: int) -> str:
+    """``col [NOT] IN (...)`` for any number of values: past :data:`LONG_IN` values
+    PostgreSQL gets one array parameter (``= ANY``; it binds at most 65,535 parameters)
+    and SQLite one JSON array (its parameter limit may be 32,766). ``not_in`` keeps NULLs,
+    as ``ne`` does; a None among the values is refused (use ``isnull``)."""
+    col, family, name, bind = target.compared, st.dialect.family, target.name, target.bind
+
+    def values(v: Any) -> list[Any]:
+        if any(x is None for x in v):
+            raise compiler._bad(name, lookup, "cannot hold None (use isnull)")
+        return [bind(x, lookup) for x in v]
+
+    negate = lookup == "not_in"
+    if size <= LONG_IN or family == "mysql":
+        st.bind(index, values)
+        sql = f"{col} {'NOT ' if negate else ''}IN ({st.dialect.params(size)})"
+    elif family == "postgresql":
+        st.bind(index, lambda v: [values(v)])
+        sql = f"{col} <> ALL(%s)" if negate else f"{col} = ANY(%s)"
+    else:
+        def as_json(v: Any) -> list[Any]:
+            found = values(v)
+            if any(isinstance(x, bytes) for x in found):
+                raise compiler._bad(name, lookup, f"takes at most {LONG_IN} bytes values")
+            return [json.dumps(found)]
+
+        st.bind(index, as_json)
+        sql = f"{col} {'NOT ' if negate else ''}IN (SELECT value FROM json_each(?))"
+    if negate and target.nullable:  # as ne: a NULL is not one of the values
+        return f"({sql} OR {target.raw} IS NULL)"
+    return sql
 
 
 def _text_predicate(st: _Statement, compiler: QueryCompiler, leaf: _Leaf, target: _Target,
@@ -1006,9 +1113,10 @@ def _text_predicate(st: _Statement, compiler: QueryCompiler, leaf: _Leaf, target
         st.bind(leaf.pos, lambda v: [v])
         if lookup == "like":
             return f"{col} LIKE {p}"
+        lower = dialect.lower  # Unicode folding on every backend (SQLite: a function)
         if lookup == "ilike":
-            return f"LOWER({col}) LIKE LOWER({p})"
-        return f"LOWER({col}) = LOWER({p})"
+            return f"{lower}({col}) LIKE {lower}({p})"
+        return f"{lower}({col}) = {lower}({p})"
     if lookup in ("regex", "iregex"):
         insensitive = lookup == "iregex"
 
@@ -1196,12 +1304,19 @@ def _order_sql(st: _Statement, scope: _Scope, items: list[Any],
     return (" ORDER BY " + ", ".join(parts) if parts else ""), exprs
 
 
+# The largest LIMIT/OFFSET every backend accepts (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+
+
 def check_window(limit: Any, offset: Any) -> None:
     for name, value in (("limit", limit), ("offset", offset)):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 0
+            isinstance(value, bool) or not isinstance(value, int)
+            or not 0 <= value <= MAX_LIMIT
         ):
-            raise InvalidQueryError(f"{name} must be a non-negative int, got {value!r}")
+            raise InvalidQueryError(
+                f"{name} must be an int from 0 to {MAX_LIMIT} (2**63 - 1, what every "
+                f"backend accepts), got {value!r}")
 
 
 def _limit_sql(limit: int | None, offset: int | None) -> str:

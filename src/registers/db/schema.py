@@ -87,6 +87,10 @@ def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
         ],
         # Managed keys are never handed out twice, even after the newest row is deleted.
         sqlite_autoincrement=config.managed_key,
+        # utf8mb4 whatever the server's default (emoji, any script); text columns are
+        # binary NO PAD on top of this (typing_utils.ExactVarchar).
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
     )
 
 

@@ -51,6 +51,8 @@ def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_O
             pragmas.append("PRAGMA journal_mode = WAL")
         pragmas.append(f"PRAGMA synchronous = {options.sqlite_synchronous.upper()}")
     pragmas.append("PRAGMA foreign_keys = ON")
+    # LIKE is case-sensitive, as on PostgreSQL and (binary collation) MySQL/MariaDB.
+    pragmas.append("PRAGMA case_sensitive_like = ON")
     return pragmas
 
 
@@ -58,7 +60,34 @@ def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
     from registers.db.lookup_sql import sqlite_regexp
 
-    return [("registers_decimal", 3, _decimal_op), ("registers_regexp", 3, sqlite_regexp)]
+    return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
+            ("registers_int", 1, _checked_int), ("registers_lower", 1, _lower),
+            ("registers_regexp", 3, sqlite_regexp)]
+
+
+class ExpressionFailed(ValueError):
+    """Raised inside a SQLite function of an ``F()`` expression (sqlite3 reports it as
+    "user-defined function raised exception"; the error translator names it)."""
+
+
+def _lower(value: Any) -> Any:
+    """Unicode lower case for ``icontains``/``ilike`` (SQLite's lower() is ASCII only)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _checked_int(value: Any) -> Any:
+    """An integer step of an ``F()`` expression on SQLite, which would turn an overflow
+    into a REAL: refused, as PostgreSQL and MySQL refuse it."""
+    if isinstance(value, float):
+        raise ExpressionFailed("integer overflow")
+    return value
+
+
+def _divisor(value: Any) -> Any:
+    """The divisor of an ``F()`` division on SQLite, refusing zero as the servers do."""
+    if value is not None and value == 0:
+        raise ExpressionFailed("division by zero")
+    return value
 
 
 _DECIMAL_OPS = {
@@ -73,4 +102,6 @@ def _decimal_op(op: str, left: Any, right: Any) -> str | None:
     """Exact arithmetic on SQLite's Decimal text (``F("balance") + Decimal("0.20")``)."""
     if left is None or right is None:
         return None
+    if op == "/" and Decimal(str(right)) == 0:
+        raise ExpressionFailed("division by zero")
     return str(_DECIMAL_OPS[op](Decimal(str(left)), Decimal(str(right))))

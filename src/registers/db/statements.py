@@ -18,6 +18,9 @@ from registers.db.query import Q, QueryCompiler
 
 __all__ = ["IN_CHUNK", "Statement", "Statements"]
 
+# The largest LIMIT / OFFSET every backend accepts (a signed 64-bit integer).
+MAX_LIMIT = 2**63 - 1
+
 # Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
 IN_CHUNK = 5000
 
@@ -140,8 +143,11 @@ class Statements:
                      q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
         """``SELECT`` of whole rows matching ``q`` and ``criteria``, ordered and paged
         (compiled once per shape: see ``QueryCompiler.select_statement``)."""
+        # every read has one defined order, the same on every backend: key order
+        # without order_by (the compiler breaks ties of order_by by the key)
         sql, params, _ = self.query.select_statement(
-            ((q, criteria),), order_by, reverse=reverse, limit=limit, offset=offset)
+            ((q, criteria),), self.key if order_by is None else order_by, reverse=reverse,
+            limit=limit, offset=offset)
         return sql, params
 
     def pages(self, criteria: Mapping[str, Any], order_by: Any, batch_size: int,
@@ -149,10 +155,15 @@ class Statements:
         """Keyset pagination of the rows matching ``q`` and ``criteria`` in ``order_by``
         order (the key breaks ties), ``batch_size`` rows a page."""
         where, params = self.query.where(criteria, q)
-        terms = self.query.order_terms(order_by)
+        return Pages(self, where, params, self.ordering(order_by), batch_size)
+
+    def ordering(self, order_by: Any, reverse: bool = False) -> list[tuple[Any, bool]]:
+        """The terms of ``order_by``, then the key (which breaks ties): every read has
+        one defined order, the same on every backend (key order without ``order_by``)."""
+        terms = self.query.order_terms(order_by, reverse)
         if all(entry.spec.name != self.key for entry, _ in terms):
-            terms.append((self.query.field(self.key), False))
-        return Pages(self, where, params, terms, batch_size)
+            terms.append((self.query.field(self.key), reverse))
+        return terms
 
     def keys_for(self, field: str, count: int) -> str:
         """(value, key) of the rows whose ``field`` is one of ``count`` values."""
@@ -176,6 +187,16 @@ class Statements:
 
     def update(self, set_sql: str, where: str) -> str:
         return f"UPDATE {self.table} SET {set_sql}{where}"
+
+    def update_joined(self, set_sql: str, count: int) -> str:
+        """MySQL: ``UPDATE`` of ``count`` keys whose ``SET`` reads the old row through a
+        self-join (aliases ``registers_row`` / ``registers_old``, see flows.py)."""
+        new, old = "registers_row", "registers_old"
+        return (
+            f"UPDATE {self.table} AS {new} JOIN {self.table} AS {old} "
+            f"ON {old}.{self.quoted_key} = {new}.{self.quoted_key} SET {set_sql} "
+            f"WHERE {new}.{self.quoted_key} IN ({self.dialect.params(count)})"
+        )
 
     def update_returning(self, set_sql: str, where: str) -> str:
         return f"{self.update(set_sql, where)} RETURNING {self.select_list}"

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.ext.compiler import compiles
 
 from registers.db.fields import ColumnOptions, column_options
 
@@ -150,6 +151,54 @@ def _time_from_timedelta(value: Any) -> Any:
     return value
 
 
+def _naive_time(codec: Codec | None) -> Codec:
+    """``codec`` behind a check that the time has no UTC offset: no backend keeps one
+    (PostgreSQL's ``time`` and MySQL's ``TIME`` drop it), so it is refused everywhere."""
+    def store(value: Any) -> Any:
+        if isinstance(value, _dt.time) and value.tzinfo is not None:
+            raise ValueError(
+                f"time {value.isoformat()} has a UTC offset, which no backend keeps "
+                "(store a naive time, or a datetime)")
+        return value if codec is None else codec(value)
+    return store
+
+
+# MySQL's DECIMAL holds at most 65 digits; an undeclared Decimal field is DECIMAL(65, 30).
+_MYSQL_PLACES = 30
+_MYSQL_DIGITS = 65
+
+
+def _mysql_decimal(places: int | None, digits: int | None) -> Codec:
+    places = _MYSQL_PLACES if places is None else places
+    digits = _MYSQL_DIGITS if digits is None else digits
+
+    def store(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(f"Decimal {value} cannot be stored in MySQL/MariaDB")
+            _, numerals, exponent = value.as_tuple()
+            assert isinstance(exponent, int)
+            after = max(0, -exponent)
+            before = max(0, len(numerals) + exponent)
+            if after > places or before > digits - places:
+                raise ValueError(
+                    f"Decimal {value} does not fit DECIMAL({digits}, {places}) exactly "
+                    f"(declare max_digits/decimal_places on the field)")
+        return value
+    return store
+
+
+def _bounded_text(length: int, codec: Codec | None) -> Codec:
+    def store(value: Any) -> Any:
+        stored = value if codec is None else codec(value)
+        if isinstance(stored, str) and len(stored) > length:
+            raise ValueError(
+                f"text of {len(stored)} characters is longer than this indexed column's "
+                f"VARCHAR({length}) on MySQL/MariaDB (declare max_length, up to 768)")
+        return stored
+    return store
+
+
 def _finite_float(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value!r} cannot be stored in this database (finite floats only)")
@@ -185,12 +234,46 @@ class _Kind:
     from_db: dict[str, Codec | None]
 
 
+class ExactVarchar(mysql.VARCHAR):
+    """MySQL/MariaDB ``VARCHAR`` in utf8mb4 with a binary, NO PAD collation: equality,
+    ``unique`` and upserts are exact (case and trailing spaces matter), as elsewhere."""
+
+    cache_ok = True
+
+
+class ExactLongText(mysql.LONGTEXT):
+    """MySQL/MariaDB ``LONGTEXT`` in utf8mb4 with a binary, NO PAD collation."""
+
+    cache_ok = True
+
+
+def exact_collation(dialect: Any) -> str:
+    """The binary, NO PAD utf8mb4 collation of this MySQL/MariaDB server."""
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"  # MariaDB's utf8mb4_bin pads: 'a' = 'a ' there
+    version = getattr(dialect, "server_version_info", None) or (0,)
+    return "utf8mb4_0900_bin" if version >= (8, 0) else "utf8mb4_bin"
+
+
+@compiles(ExactVarchar, "mysql")
+@compiles(ExactVarchar, "mariadb")
+def _compile_exact_varchar(type_: ExactVarchar, compiler: Any, **kw: Any) -> str:
+    return (f"VARCHAR({type_.length}) CHARACTER SET utf8mb4 "
+            f"COLLATE {exact_collation(compiler.dialect)}")
+
+
+@compiles(ExactLongText, "mysql")
+@compiles(ExactLongText, "mariadb")
+def _compile_exact_longtext(type_: ExactLongText, compiler: Any, **kw: Any) -> str:
+    return f"LONGTEXT CHARACTER SET utf8mb4 COLLATE {exact_collation(compiler.dialect)}"
+
+
 def _text_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     # MySQL cannot index TEXT: keys, unique and indexed strings get a bounded VARCHAR.
     length = spec.max_length or 255
     if spec.primary_key or spec.options.unique or spec.options.index or spec.indexed:
-        return sa.Text().with_variant(sa.String(min(length, 768)), "mysql", "mariadb")
-    return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+        return sa.Text().with_variant(ExactVarchar(min(length, 768)), "mysql", "mariadb")
+    return sa.Text().with_variant(ExactLongText(), "mysql", "mariadb")
 
 
 def _int_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
@@ -437,7 +520,16 @@ class ColumnSpec:
             return _json_dumper(self.annotation)
         if self.python_type is Path:
             return _to_str
-        return _KINDS[self.kind].to_db[_family(dialect)]
+        family = _family(dialect)
+        codec = _KINDS[self.kind].to_db[family]
+        if self.kind == "time":
+            return _naive_time(codec)
+        if family == "mysql" and self.kind == "decimal":
+            return _mysql_decimal(self.decimal_digits[1], self.decimal_digits[0])
+        if family == "mysql" and self.kind in ("str", "string_like", "secret_str") and (
+                self.primary_key or self.options.unique or self.options.index or self.indexed):
+            return _bounded_text(min(self.max_length or 255, 768), codec)
+        return codec
 
     def from_db(self, dialect: str) -> Codec | None:
         """The read conversion for ``dialect`` (``None`` when pydantic needs none)."""
