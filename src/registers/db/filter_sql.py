@@ -464,7 +464,7 @@ def check_window(limit: Any, offset: Any) -> None:
             or not 0 <= value <= MAX_LIMIT
         ):
             raise InvalidQueryError(
-                f"{name} must be an int from 0 to {MAX_LIMIT} (2**63 - 1, what every "
+                f"{name} must be a non-negative int no larger than 2**63 - 1 (what every "
                 f"backend accepts), got {value!r}")
 
 
