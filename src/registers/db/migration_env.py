@@ -62,6 +62,7 @@ def run_env() -> None:
         "process_revision_directives": _process_revision_directives,
         "on_version_apply": _record_applied(config),
         "registers_compare_checks": True,
+        "render_item": _render_item,
     }
     _install_check_comparator()
     if context.is_offline_mode():
@@ -214,3 +215,12 @@ def _foreign_key_check(connection: sa.Connection) -> None:
             f"the migration leaves {len(rows)} row(s) breaking a foreign key (first: "
             f"{table} rowid {rowid} -> {parent}); nothing was changed"
         )
+
+
+def _render_item(kind: str, obj: Any, autogen_context: Any) -> Any:
+    """Scripts that use registers' own column types import their module (Alembic writes
+    them by their full dotted name and leaves the import to us)."""
+    module = type(obj).__module__
+    if kind == "type" and module.startswith("registers."):
+        autogen_context.imports.add(f"import {module}")
+    return False  # Alembic's own rendering
