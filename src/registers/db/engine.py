@@ -68,7 +68,8 @@ def get_database(url: str) -> Database:
     Every spelling of the same database (see :func:`database_identity`) for the same user
     gets the same :class:`Database`: one engine, one ``MetaData``.
     """
-    db = _databases.get(url)
+    relative = _cwd_relative(url)
+    db = None if relative else _databases.get(url)
     if db is not None:
         return db
     key = _engine_key(url)
@@ -77,8 +78,21 @@ def get_database(url: str) -> Database:
         if db is None:
             db = Database(url)
             _databases[key] = db
-        _databases[url] = db
+        if not relative:  # a relative path names another file once the cwd changes
+            _databases[url] = db
         return db
+
+
+def _cwd_relative(url: str) -> bool:
+    """Whether ``url`` is a SQLite file given by a path relative to the working directory."""
+    if not url.startswith("sqlite"):
+        return False
+    try:
+        path = sa.make_url(url).database or ""
+    except Exception:
+        return False
+    return bool(path) and path != ":memory:" and not path.startswith("file:") and \
+        "mode=memory" not in url and not os.path.isabs(path)
 
 
 def _find_database(url: str) -> Database | None:
