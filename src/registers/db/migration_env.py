@@ -62,7 +62,7 @@ def run_env() -> None:
         "process_revision_directives": _process_revision_directives,
         "on_version_apply": _record_applied(config),
         "registers_compare_checks": True,
-        "render_item": _render_item,
+        "render_item": render_item,
     }
     _install_check_comparator()
     if context.is_offline_mode():
@@ -217,9 +217,11 @@ def _foreign_key_check(connection: sa.Connection) -> None:
         )
 
 
-def _render_item(kind: str, obj: Any, autogen_context: Any) -> Any:
-    """Scripts that use registers' own column types import their module (Alembic writes
-    them by their full dotted name and leaves the import to us)."""
+def render_item(kind: str, obj: Any, autogen_context: Any) -> Any:
+    """Alembic's ``render_item`` hook: scripts that use registers' own column types import
+    their module (Alembic writes them by their full dotted name and leaves the import to
+    the environment). Pass it to ``context.configure(render_item=...)`` in a hand-written
+    ``env.py``."""
     module = type(obj).__module__
     if kind == "type" and module.startswith("registers."):
         autogen_context.imports.add(f"import {module}")

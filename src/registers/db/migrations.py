@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from registers.db.exceptions import ConfigurationError
 from registers.db.migration_autogen import _describe
-from registers.db.migration_env import run_env
+from registers.db.migration_env import render_item, run_env
 from registers.db.migration_support import (
     _ENV_PY,
     _INI,
@@ -72,6 +72,7 @@ __all__ = [
     "history",
     "import_models",
     "init",
+    "render_item",
     "revision",
     "run_env",
     "sql",
