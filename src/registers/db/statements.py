@@ -18,9 +18,6 @@ from registers.db.query import Q, QueryCompiler
 
 __all__ = ["IN_CHUNK", "Statement", "Statements"]
 
-# The largest LIMIT / OFFSET every backend accepts (a signed 64-bit integer).
-MAX_LIMIT = 2**63 - 1
-
 # Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
 IN_CHUNK = 5000
 
