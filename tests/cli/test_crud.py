@@ -418,6 +418,15 @@ def test_an_unregistered_model_raises_at_registration() -> None:
         CommandRegistry().crud(Plain)
 
 
+def test_a_parametrized_generic_raises_at_registration() -> None:
+    class Plain(BaseModel):
+        name: str
+
+    # Python 3.10: list[Plain] passes isinstance(..., type); issubclass() would raise TypeError.
+    with pytest.raises(RegistrationError, match=r"list.*@database_registry"):
+        CommandRegistry().crud(list[Plain])
+
+
 def test_taken_names_raise_duplicate_command_error(sqlite_url: str) -> None:
     cli = CommandRegistry()
 

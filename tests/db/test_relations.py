@@ -382,6 +382,18 @@ def test_a_relation_to_an_unregistered_model_fails_when_declared() -> None:
         BelongsTo(Unregistered, local_key="author_id")
 
 
+def test_a_relation_to_a_parametrized_generic_fails_when_declared() -> None:
+    class Item(BaseModel):
+        id: int | None = None
+
+    # Python 3.10: list[Item] passes isinstance(..., type); issubclass() would raise TypeError.
+    for target in (list[Item], dict[str, Any]):
+        with pytest.raises(RelationshipError, match="must be a registered model class"):
+            HasMany(target, foreign_key="author_id")
+        with pytest.raises(RelationshipError, match="must be a registered model class"):
+            BelongsTo(target, local_key="author_id")
+
+
 def test_a_relation_naming_an_unknown_target_field_fails_when_declared(database_url: str) -> None:
     @database_registry(database_url, table_name="writers")
     class Writer(BaseModel):

@@ -8,12 +8,13 @@ also imported and run as ordinary code, so each line really works at run time.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from typing_extensions import assert_type
 
-from registers.cli import CommandRegistry
+from registers.cli import CommandRegistry, Progress, progress
 from registers.db import (
     BelongsTo,
     DatabaseRegistry,
@@ -72,6 +73,16 @@ def greet(name: str, times: int = 1) -> str:
     return " ".join([f"Hello, {name}!"] * times)
 
 
+class Settings:
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+
+
+@cli.callback()
+def settings(verbose: bool = False) -> Settings:
+    return Settings(verbose)
+
+
 def check_sync() -> None:
     assert_type(User.objects, DatabaseRegistry[User])
     User.create_schema()
@@ -105,6 +116,11 @@ def check_sync() -> None:
     as_declared: Callable[[str, int], str] = greet  # the decorator keeps the signature
     assert as_declared("Ada", 2) == "Hello, Ada! Hello, Ada!"
     assert_type(greet("Ada"), str)
+    assert_type(settings(), Settings)  # @cli.callback() keeps the function's type too
+    assert_type(progress([ada], label="Users"), Progress[User])
+    with progress(length=1, file=io.StringIO()) as bar:  # no items: advanced by hand
+        assert_type(bar, Progress[NoReturn])
+        bar.advance()
     assert_type(ada.delete(), bool)
     with User.objects.engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")

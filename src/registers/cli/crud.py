@@ -39,7 +39,7 @@ from pydantic import BaseModel, ValidationError
 
 from registers.db.exceptions import InvalidQueryError, RecordNotFoundError, RegistryError
 from registers.db.registry import DatabaseRegistry
-from registers.db.typing_utils import ColumnSpec
+from registers.db.typing_utils import ColumnSpec, is_model_class
 
 from .exceptions import CommandError, RegistrationError
 from .params import Prompt
@@ -136,7 +136,7 @@ def find_manager(model: Any) -> DatabaseRegistry[Any]:
     """
     if isinstance(model, DatabaseRegistry):
         return model
-    if isinstance(model, type) and issubclass(model, BaseModel):
+    if is_model_class(model):
         for base in model.__mro__:
             for value in vars(base).values():
                 if isinstance(value, DatabaseRegistry) and value.model is model:

@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from types import TracebackType
-    from typing import Any, Generic, TextIO, TypeVar
+    from typing import Any, Generic, NoReturn, TextIO, TypeVar
 
     T = TypeVar("T")
 else:
@@ -29,6 +29,12 @@ else:
     class Generic:
         def __class_getitem__(cls, item: object) -> type:
             return cls
+
+if not TYPE_CHECKING:  # typing stays unimported at run time
+    def overload(func: object) -> object:
+        return func
+else:
+    from typing import overload
 
 __all__ = ["Progress", "progress"]
 
@@ -183,13 +189,25 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+@overload
+def progress(
+    iterable: Iterable[T], *, label: str = "", length: int | None = None,
+    file: TextIO | None = None,
+) -> Progress[T]: ...
+@overload
+def progress(
+    iterable: None = None, *, label: str = "", length: int | None = None,
+    file: TextIO | None = None,
+) -> Progress[NoReturn]: ...  # no items: advance() by hand
+
+
 def progress(
     iterable: Iterable[T] | None = None,
     *,
     label: str = "",
     length: int | None = None,
     file: TextIO | None = None,
-) -> Progress[T]:
+) -> Progress[T] | Progress[NoReturn]:
     """Wrap ``iterable`` so that iterating it shows progress on stderr.
 
     Args:

@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 else:
     _EntryBase = tuple
 
+if not TYPE_CHECKING:  # typing stays unimported at run time
+    def overload(func: object) -> object:
+        return func
+else:
+    from typing import overload
+
 __all__ = ["CommandEntry", "CommandRegistry"]
 
 # top-level options that are never taken for a command alias
@@ -270,7 +276,12 @@ class CommandRegistry:
 
         return decorator
 
-    def callback(self, func: F | None = None) -> Any:
+    @overload
+    def callback(self, func: F) -> F: ...
+    @overload
+    def callback(self, func: None = None) -> Callable[[F], F]: ...
+
+    def callback(self, func: F | None = None) -> F | Callable[[F], F]:
         """Decorator registering the program's root options: ``app --verbose deploy ...``.
 
         The function's parameters become options given before the command word (each

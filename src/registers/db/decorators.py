@@ -12,6 +12,7 @@ from registers.db.exceptions import ModelRegistrationError
 from registers.db.metadata import RESERVED_METHODS
 from registers.db.registry import DatabaseRegistry
 from registers.db.security import verify_password as _verify
+from registers.db.typing_utils import is_model_class
 
 __all__ = ["database_registry"]
 
@@ -71,7 +72,7 @@ def database_registry(
                 f"{getattr(cls, '__name__', cls)!r} is a dataclass; "
                 "@database_registry needs a pydantic BaseModel subclass, not a dataclass"
             )
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        if not is_model_class(cls):
             raise ModelRegistrationError(
                 f"{getattr(cls, '__name__', cls)!r} is not a pydantic BaseModel subclass; "
                 "@database_registry needs one"

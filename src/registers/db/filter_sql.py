@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from registers.db.exceptions import InvalidQueryError
 from registers.db.lookup_sql import DATE_PARTS, JsonPath, date_part, regex
@@ -381,12 +381,12 @@ def _json_sql(st: _Statement, scope: _Scope, leaf: _Leaf, entry: _Field,
 def _check_json_keys(compiler: Any, entry: _Field, keys: list[str],
                      shown: str) -> None:
     """Keys into a nested model must be its fields (further down, anything goes)."""
-    from registers.db.typing_utils import unwrap_annotation
+    from registers.db.typing_utils import is_model_class, unwrap_annotation
 
     current: Any = entry.spec.python_type
     for key in keys:
         current = unwrap_annotation(current)
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if not is_model_class(current):
             return
         info = current.model_fields.get(key)
         if info is None:

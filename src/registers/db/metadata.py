@@ -14,6 +14,7 @@ from registers.db.fields import COLUMN_OPTION_NAMES, utc_now
 from registers.db.typing_utils import (
     ColumnSpec,
     default_table_name,
+    is_model_class,
     normalize_url,
     unwrap_annotation,
 )
@@ -73,7 +74,7 @@ class RegistryConfig:
 
     def __post_init__(self) -> None:
         model = self.model
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        if not is_model_class(model):
             raise ModelRegistrationError(
                 f"{getattr(model, '__name__', model)!r} is not a pydantic BaseModel subclass; "
                 "only pydantic v2 models can be registered"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from pydantic import BaseModel
 
 from registers.db.exceptions import RelationshipError
+from registers.db.typing_utils import is_model_class
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -35,7 +36,7 @@ _S = TypeVar("_S", bound=Sequence[BaseModel])
 
 def _manager(model: Any, role: str) -> Any:
     # Any: the manager's modules import this one (relation lookups), not the reverse.
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+    if not is_model_class(model):
         raise RelationshipError(f"{role} must be a registered model class, got {model!r}")
     for value in vars(model).values():
         if type(value).__name__ == "DatabaseRegistry" and getattr(value, "model", None) is model:

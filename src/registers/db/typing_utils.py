@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeGuard, Union
 
 import pydantic
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ __all__ = [
     "Codec",
     "ColumnSpec",
     "default_table_name",
+    "is_model_class",
     "is_optional",
     "normalize_url",
     "unwrap_annotation",
@@ -83,6 +84,17 @@ def _strip_annotated(annotation: Any) -> Any:
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     return annotation
+
+
+def is_model_class(value: Any) -> TypeGuard[type[BaseModel]]:
+    """Whether ``value`` is a pydantic model class.
+
+    Not just ``isinstance(value, type) and issubclass(value, BaseModel)``: on Python 3.10
+    a parametrized generic (``dict[str, Any]``, ``list[Post]``) passes the ``isinstance``
+    test and then makes ``issubclass`` raise ``TypeError``.
+    """
+    return (isinstance(value, type) and typing.get_origin(value) is None
+            and issubclass(value, BaseModel))
 
 
 def unwrap_annotation(annotation: Any) -> Any:
