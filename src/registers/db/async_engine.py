@@ -199,6 +199,8 @@ class AsyncDatabase:
             ) from exc
 
     async def connect(self) -> AsyncConnection:
+        if self.database.pending_tables:
+            self.database.create_pending()
         if not self.loaded:
             await self.load()
         engine = self.engine()
@@ -215,6 +217,8 @@ class AsyncDatabase:
     def direct(self) -> DirectConnections | None:
         """The fast path's connections for this loop, or None when statements must go
         through the engine (a statement listener wants to see them)."""
+        if self.database.pending_tables:
+            self.database.create_pending()  # once, synchronously: DDL of auto_create models
         engine = self.engine()
         events = engine.sync_engine.dispatch
         if events.before_cursor_execute or events.after_cursor_execute:
