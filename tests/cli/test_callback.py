@@ -83,7 +83,7 @@ def test_grouped_commands_get_the_callbacks_result_too(cli: CommandRegistry) -> 
 
 def test_root_help_lists_root_options(app: CommandRegistry) -> None:
     out = app.invoke("--help").stdout
-    assert "-v, --verbose" in out and "-c PATH, --config PATH" in out and "--dry-run" in out
+    assert "-v, --verbose" in out and "-c, --config PATH" in out and "--dry-run" in out
     assert "[OPTIONS]" in out
 
 

@@ -21,7 +21,7 @@ def test_short_and_long_names_both_work(cli: CommandRegistry) -> None:
     assert cli.invoke("export -oz.csv").stdout == "z.csv\n"
     assert cli.invoke("export").stdout == "a\n"
     help_text = cli.invoke("export --help").stdout
-    assert "-o PATH, --output PATH" in help_text and "Where (type: path; default: a)" in help_text
+    assert "-o, --output PATH" in help_text and "Where (type: path; default: a)" in help_text
 
 
 def test_a_short_name_alone_keeps_the_parameters_long_name(cli: CommandRegistry) -> None:
@@ -121,7 +121,7 @@ def test_option_metavar_and_help(cli: CommandRegistry) -> None:
     def run(limit: Annotated[int, Option("-n", help="At most N", metavar="N")] = 5) -> int:
         return limit
 
-    assert "-n N, --limit N  At most N (type: int; default: 5)" in cli.invoke("run -h").stdout
+    assert "-n, --limit N  At most N (type: int; default: 5)" in cli.invoke("run -h").stdout
 
 
 def test_hidden_option_works_but_is_not_in_help(cli: CommandRegistry) -> None:

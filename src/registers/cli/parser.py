@@ -111,6 +111,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         return "\n".join(fill_paragraphs(text, width, indent).splitlines())
 
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        # "-o, --output PATH" (Click's form and Python 3.13's) on every Python: 3.10 to 3.12
+        # repeat the metavar ("-o PATH, --output PATH").
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {metavar}"
+
 
 def fill_paragraphs(text: str, width: int, indent: str = "") -> str:
     """Re-flow each blank-line separated paragraph of ``text`` to ``width`` columns."""
