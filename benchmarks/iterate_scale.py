@@ -13,7 +13,8 @@ values, so ``order_by="age"`` pages through ties), filled untimed from a generat
 timed (wall clock): registers' ``iterate(order_by="age", batch_size=1000)`` (keyset pages on
 ``(age, id)``), registers' ``iterate()`` in key order, and the floor: one streaming
 ``SELECT ... ORDER BY age, id`` read 1,000 rows at a time (sqlite3 by hand on SQLite;
-SQLAlchemy's ``stream_results`` raw cursor on a server), every row validated into the
+a server-side cursor of
+psycopg / an unbuffered PyMySQL cursor on a server), every row validated into the
 pydantic model. Memory, untimed: the peak traced by ``tracemalloc`` during a second
 ``iterate(order_by="age")`` pass (Python allocations), and how far the process's peak RSS
 grew during the timed passes.
@@ -132,11 +133,21 @@ def floor_pass(url: str, table: str) -> Callable[[], int]:
 
     def run_server() -> int:
         n = 0
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).exec_driver_sql(sql)
-            while batch := result.cursor.fetchmany(PAGE):
+        raw: Any = engine.raw_connection()  # the driver's own connection
+        try:
+            if engine.dialect.name == "postgresql":
+                cur = raw.cursor(name="scale")  # server-side, in the driver's transaction
+            else:
+                import pymysql.cursors
+
+                cur = raw.cursor(pymysql.cursors.SSCursor)  # unbuffered
+            cur.execute(sql)
+            while batch := cur.fetchmany(PAGE):
                 for r in batch:
                     n += validate(dict(zip(COLUMNS, r))).id > 0
+            cur.close()
+        finally:
+            raw.close()
         return n
 
     return run_server
@@ -215,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.iterate_scale", "--url", url,
                  "--worker", str(n)], capture_output=True, text=True,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                    [str(Path(__file__).resolve().parent.parent),
+                     *filter(None, [os.environ.get("PYTHONPATH")])])})
             if out.returncode:
                 print(out.stdout, out.stderr, file=sys.stderr)
                 return out.returncode
