@@ -101,7 +101,8 @@ def fill(url: str, table: str, n: int) -> None:
                     chunk = []
             if chunk:
                 c.execute(t.insert(), chunk)
-            c.exec_driver_sql(f"ANALYZE {table}")
+            analyze = "ANALYZE TABLE" if engine.dialect.name == "mysql" else "ANALYZE"
+            c.exec_driver_sql(f"{analyze} {table}")
     engine.dispose()
 
 

@@ -78,8 +78,8 @@ class Pages:
     def _lead(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
         """A bound on the first term that every alternative of the keyset implies
         (``age >= ?`` before ``age > ? OR (age = ? AND id > ?)``): an index range the
-        planners seek to, where the OR alone makes SQLite, PostgreSQL and MariaDB scan
-        the index from its start on every page (quadratic in the row count)."""
+        planners seek to, where the OR alone makes SQLite and PostgreSQL scan the index
+        from its start on every page (quadratic in the row count)."""
         if len(self.terms) < 2:
             return "", []  # the key alone: ``id > ?`` is a range already
         (entry, descending), value = self.terms[0], row[self.indexes[0]]
