@@ -12,12 +12,11 @@ Each size runs in its own subprocess on its own table (``age`` indexed, 100 dist
 values, so ``order_by="age"`` pages through ties), filled untimed from a generator. Then,
 timed (wall clock): registers' ``iterate(order_by="age", batch_size=1000)`` (keyset pages on
 ``(age, id)``), registers' ``iterate()`` in key order, and the floor: one streaming
-``SELECT ... ORDER BY age, id`` read 1,000 rows at a time (sqlite3 by hand on SQLite;
-a server-side cursor of
-psycopg / an unbuffered PyMySQL cursor on a server), every row validated into the
-pydantic model. Memory, untimed: the peak traced by ``tracemalloc`` during a second
-``iterate(order_by="age")`` pass (Python allocations), and how far the process's peak RSS
-grew during the timed passes.
+``SELECT ... ORDER BY age, id`` read 1,000 rows at a time (sqlite3 by hand on SQLite; a
+psycopg server-side cursor / an unbuffered PyMySQL cursor on a server), every row
+validated into the pydantic model. Memory, untimed: the peak traced by ``tracemalloc``
+during a second ``iterate(order_by="age")`` pass (Python allocations), and how far the
+process's peak RSS grew during the timed passes.
 
 Printed per size: microseconds per row, the ratio of that to the smallest size's (1.00 is
 perfectly linear total cost; a cost per page that grows with the table shows up as a

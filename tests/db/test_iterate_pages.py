@@ -2,11 +2,12 @@
 
 A keyset page after ``(age=50, id=7)`` is ``age > 50 OR (age = 50 AND id > 7)``; alone, that
 OR makes SQLite and PostgreSQL scan the index from its start for every page, so streaming
-N rows costs O(N^2 / batch) (MariaDB's range optimizer copes). Each page after the first therefore also carries the
-bound every alternative implies (``age >= 50``), and on PostgreSQL a column that holds no
-NULL is ordered without ``NULLS FIRST``/``NULLS LAST`` (which no ascending b-tree serves, so
-every page was a sort of the whole table). Both must keep the rows and their order exactly
-as before: the property test mixes NOT NULL and nullable columns, ties everywhere.
+N rows costs O(N^2 / batch) (MariaDB's range optimizer copes). Each page after the first
+therefore also carries the bound every alternative implies (``age >= 50``), and on
+PostgreSQL a column that holds no NULL is ordered without ``NULLS FIRST``/``NULLS LAST``
+(which no ascending b-tree serves, so every page was a sort of the whole table). Both must
+keep the rows and their order exactly as before: the property test mixes NOT NULL and
+nullable columns, ties everywhere.
 """
 
 from __future__ import annotations
