@@ -272,14 +272,11 @@ class PsycopgFloor(Floor):
 
     async def bulk(self, rows: list[dict[str, Any]]) -> list[User]:
         params = [validated(v) for v in rows]
+        sql = (f"INSERT INTO {self.table} ({', '.join(VALUES)}) SELECT * FROM unnest("
+               "%s::text[], %s::text[], %s::bigint[], %s::bool[], %s::float8[]) RETURNING id")
         async with self.conn.transaction():
-            cur = self.conn.cursor()
-            await cur.executemany(self.insert + " RETURNING id", params, returning=True)
-            keys = []
-            while True:
-                keys.append((await cur.fetchone())[0])
-                if not cur.nextset():
-                    break
+            cur = await self.conn.execute(sql, [list(c) for c in zip(*params)])
+            keys = [r[0] for r in await cur.fetchall()]
         return [User(id=k, **v) for k, v in zip(keys, rows)]
 
     async def iterate(self) -> AsyncIterator[User]:

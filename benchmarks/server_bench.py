@@ -99,6 +99,8 @@ class Floor:
         cols = ", ".join(VALUES)
         self.insert = f"INSERT INTO {table} ({cols}) VALUES (%s, %s, %s, %s, %s)"
         self.select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
+        self.bulk_sql = (f"INSERT INTO {table} ({cols}) SELECT * FROM unnest(%s::text[], "
+                         "%s::text[], %s::bigint[], %s::bool[], %s::float8[]) RETURNING id")
         if backend == "postgresql":
             sets = ", ".join(f"{c} = excluded.{c}" for c in VALUES)
             self.upsert_sql = (f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES "
@@ -143,14 +145,11 @@ class Floor:
         params = [validated(v) for v in rows]
         cur = self.conn.cursor()
         if self.backend == "postgresql":
-            # executemany(returning=True) pipelines the inserts: as fast as without keys
+            # one short statement, the columns as arrays: faster than a pipelined
+            # executemany(returning=True) or a multi-row VALUES list
             with self.conn.transaction():
-                cur.executemany(self.insert + " RETURNING id", params, returning=True)
-                keys = []
-                while True:
-                    keys.append(cur.fetchone()[0])
-                    if not cur.nextset():
-                        break
+                cur.execute(self.bulk_sql, [list(c) for c in zip(*params)])
+                keys = [r[0] for r in cur.fetchall()]
         else:
             # PyMySQL folds executemany into one multi-row INSERT: consecutive keys
             self.conn.begin()
@@ -175,7 +174,16 @@ class Floor:
         return by_id([to_model(r) for r in rows])
 
     def iterate(self) -> Iterator[User]:
-        """Keyset pages by hand (what a streaming reader writes): flat memory."""
+        """Streaming with flat memory: a server-side cursor on PostgreSQL (faster than
+        keyset pages there), keyset pages on MariaDB (PyMySQL's unbuffered cursor is
+        slower)."""
+        if self.backend == "postgresql":
+            with self.conn.transaction(), self.conn.cursor(name="iterate") as cur:
+                cur.execute(f"{self.select} ORDER BY id")
+                while rows := cur.fetchmany(PAGE):
+                    for r in rows:
+                        yield to_model(r)
+            return
         sql = f"{self.select} WHERE id > %s ORDER BY id LIMIT {PAGE}"
         last = 0
         while True:
