@@ -6,9 +6,10 @@ its input, sends its SQL and builds its result exactly like the sync method; mul
 writes drive the same flows (:func:`registers.db.flows.adrive`). Connections, engines and
 the SQLite fast path live in :mod:`registers.db.async_engine`.
 
-Nothing runs sync database code in a worker thread. The one CPU-bound step, password
-hashing (PBKDF2, ~0.3 s per value), runs through :func:`asyncio.to_thread` (hashlib
-releases the GIL), so the event loop keeps serving other tasks meanwhile.
+Statements never run as sync database code in a worker thread. Two steps do, so the
+event loop keeps serving other tasks meanwhile: password hashing (PBKDF2, ~0.3 s per
+value; hashlib releases the GIL) and, once, creating the tables of ``auto_create`` models
+on their first use (:meth:`AsyncDatabase.prepare`), both through :func:`asyncio.to_thread`.
 
 ``async with Model.objects.atransaction():`` scopes every async operation of any model on
 the same database in the current task (a context variable); nested blocks are savepoints.
@@ -47,7 +48,7 @@ from registers.db.exceptions import InvalidQueryError
 from registers.db.flows import Flow, Read, RetryIf, Write, adrive
 from registers.db.plans import OperationPlans
 from registers.db.query import Q
-from registers.db.statements import Statement
+from registers.db.statements import Pages, Statement
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -107,17 +108,20 @@ class AsyncOperations(OperationPlans[M]):
         """How many rows match ``q`` and ``criteria``."""
         return await self._aread(self._plan_count(criteria, q))
 
-    async def aiterate(self, *q: Q, batch_size: int = 1000,
-                       order_by: str | Sequence[str] | None = None,
-                       **criteria: Any) -> AsyncIterator[M]:
+    def aiterate(self, *q: Q, batch_size: int = 1000,
+                 order_by: str | Sequence[str] | None = None,
+                 **criteria: Any) -> AsyncIterator[M]:
         """Stream matching rows in batches (``async for user in User.objects.aiterate():``)."""
-        pages = self._plan_iterate(batch_size, order_by, criteria, q)
+        return self._astream(self._plan_iterate(batch_size, order_by, criteria, q))
+
+    async def _astream(self, pages: Pages) -> AsyncIterator[M]:
+        """The models of every page, read one page at a time (for ``aiterate``)."""
         sql, params = pages.first
         while True:
             rows = await self.arows(sql, params)
             for model in self._models(rows):
                 yield model
-            if len(rows) < batch_size:
+            if len(rows) < pages.batch_size:
                 return
             sql, params = pages.after(rows[-1])
 
@@ -245,8 +249,8 @@ class AsyncOperations(OperationPlans[M]):
             if tx is not None:
                 async with tx.lock:
                     return finish((await aexecute(tx.connection, statement)).rows)
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
+            if not adb.loaded or self.database.pending_tables:
+                await adb.prepare()  # first use: the async layer, pending tables
             direct = adb.direct()
             if direct is not None:
                 rows = await self._aread_direct(direct, statement)
@@ -309,8 +313,8 @@ class AsyncOperations(OperationPlans[M]):
                 async with tx.lock:
                     outcome = await self._awrite_joined(tx.connection, work, params, atomic)
                 return finish(outcome)
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
+            if not adb.loaded or self.database.pending_tables:
+                await adb.prepare()  # first use: the async layer, pending tables
             direct = adb.direct()
             if direct is not None and direct.shared and atomic:
                 direct = None  # SQLite: a transaction needs a connection of its own

@@ -44,6 +44,7 @@ class Pages:
         self.where = where
         self.params = params
         self.terms = terms
+        self.batch_size = batch_size
         self.indexes = [st.names.index(entry.spec.name) for entry, _ in terms]
         self.tail = f"{st.query.order_sql(terms)} LIMIT {batch_size}"
         self.first = (f"{st.select}{where}{self.tail}", params)

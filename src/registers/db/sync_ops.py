@@ -26,6 +26,7 @@ from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
 from registers.db.plans import OperationPlans
 from registers.db.query import Q
 from registers.db.queryset import Query
+from registers.db.statements import Pages
 
 __all__ = ["SyncOperations"]
 
@@ -94,14 +95,17 @@ class SyncOperations(OperationPlans[M]):
         pagination, so a row written meanwhile never shifts a page: no row is returned
         twice or skipped, whatever the ties and NULLs.
         """
-        pages = self._plan_iterate(batch_size, order_by, criteria, q)
+        return self._stream(self._plan_iterate(batch_size, order_by, criteria, q))
+
+    def _stream(self, pages: Pages) -> Iterator[M]:
+        """The models of every page, read one page at a time (for ``iterate``)."""
         sql, params = pages.first
         while True:
             rows = self.rows(sql, params)
             # One model at a time: the consumer decides what stays alive, so memory stays
             # flat and the garbage collector never scans a whole batch of models.
             yield from self._models(rows)
-            if len(rows) < batch_size:
+            if len(rows) < pages.batch_size:
                 return
             sql, params = pages.after(rows[-1])
 
