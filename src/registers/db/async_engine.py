@@ -42,7 +42,7 @@ from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
 from registers.db.sqlite_setup import configure_sqlite, sqlite_functions, sqlite_pragmas
-from registers.db.statements import Statement
+from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -257,12 +257,15 @@ class LeanConnection:
         if many:
             cursor = await self.raw.executemany(sql, [tuple(row) for row in params])
             return Result([], cursor.rowcount, cursor.lastrowid)
-        if sql.startswith("SELECT") or " RETURNING " in sql:
+        described = type(statement) is Described
+        if (sql.startswith("SELECT") or " RETURNING " in sql) and not described:
             rows = list(await self.raw.execute_fetchall(sql, tuple(params)))
             return Result(rows, len(rows), None)
         cursor = await self.raw.execute(sql, tuple(params))
         rows = [] if cursor.description is None else list(await cursor.fetchall())
-        return Result(rows, cursor.rowcount, cursor.lastrowid)
+        columns = None if not described or cursor.description is None else \
+            [d[0] for d in cursor.description]
+        return Result(rows, cursor.rowcount, cursor.lastrowid, columns)
 
 
 class _LeanSQLite:
@@ -438,7 +441,9 @@ async def aexecute(conn: AsyncConnection | LeanConnection, statement: Statement)
         lastrowid = result.lastrowid
     except Exception:  # drivers without lastrowid (psycopg)
         lastrowid = None
-    return Result(rows, result.rowcount, lastrowid)
+    columns = list(result.keys()) if type(statement) is Described and result.returns_rows \
+        else None
+    return Result(rows, result.rowcount, lastrowid, columns)
 
 
 on_configure(reconfigure)
