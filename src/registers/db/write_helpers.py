@@ -140,7 +140,8 @@ class WritePlans(UpsertPlans[M]):
         items = list(models) if not isinstance(models, list) else models
         rows: dict[Any, list[Any]] = {}
         for position, model in enumerate(items):
-            rows[self._saved_key(model, position)] = [model.__dict__[n] for n in names]
+            key = self._saved_key(model, position)
+            rows[key] = [model.__dict__[n] for n in names]
         if not rows:
             return None
         auto_now = [n for n in self.config.auto_now_columns if n not in names] \
