@@ -71,7 +71,7 @@ def _race(threads: int, work: Callable[[int], Any]) -> tuple[list[Any], list[Bas
         try:
             barrier.wait()
             results.append(work(n))
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+        except BaseException as exc:
             errors.append(exc)
 
     workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]

@@ -332,7 +332,8 @@ class OperationPlans(ModelTable[M]):
                                  set_params, joined, check)
         return flow, None, self._sorted_models, True, updates, None
 
-    def _checked_rows(self, computed: Sequence[str], rows: Sequence[Any]) -> Sequence[Any]:
+    def _checked_rows(self, computed: Sequence[str], rows: Sequence[Any],
+                      operation: str = "update_where()") -> Sequence[Any]:
         """``rows`` as updated, refused (InvalidQueryError) when a computed field's new
         value does not fit the field: SQLite turns an overflowing integer into a REAL."""
         ints = [self.names.index(n) for n in computed
@@ -341,20 +342,22 @@ class OperationPlans(ModelTable[M]):
             for index in ints:
                 if isinstance(row[index], float):
                     raise self._unfit(self.names[index], row[index], "overflows a 64-bit "
-                                      "integer")
+                                      "integer", operation)
             try:
                 self._to_model(row)
             except ValidationError as exc:
                 error = exc.errors()[0]
                 name = str(error["loc"][0]) if error["loc"] else computed[0]
                 raise self._unfit(name, row[self.names.index(name)]
-                                  if name in self.names else None, error["msg"]) from None
+                                  if name in self.names else None, error["msg"],
+                                  operation) from None
         return rows
 
-    def _unfit(self, name: str, value: Any, why: str) -> InvalidQueryError:
+    def _unfit(self, name: str, value: Any, why: str,
+               operation: str = "update_where()") -> InvalidQueryError:
         shown = "" if name in self._hashed else f" ({value!r})"
         return InvalidQueryError(
-            f"update_where() on {self.model_name}: the new value of {name}{shown} does not "
+            f"{operation} on {self.model_name}: the new value of {name}{shown} does not "
             f"fit the field: {why}; nothing was changed",
             model=self.model_name, table=self.table_name, field=name,
         )

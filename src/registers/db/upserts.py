@@ -58,13 +58,13 @@ class UpsertPlans(OperationPlans[M]):
         if kept is None and not assign and not self.sql.keep:
             return super()._plan_upsert(instance)  # every field given: the returned
             # instance is the row as stored (auto_now_add would keep an older time)
-        if kept is None:
-            kept = self.sql.keep
+        names = self.names if with_key else self._insert_names
+        if kept is None:  # every field given (on_conflict or auto_now_add ask for the row)
+            kept = tuple(n for n in names if n in target or n == self.key or n in self.sql.keep)
         if self._stamps:
             self.config.stamp(values, instance.model_fields_set)
         if self._hashed:
             self._hash_passwords(values)
-        names = self.names if with_key else self._insert_names
         params = list(self._params(values, names))
         if self.database.family == "mysql":
             return self._plan_mysql_upsert(values, with_key, target, names, params, kept,
@@ -75,7 +75,8 @@ class UpsertPlans(OperationPlans[M]):
         params.extend(assign_params)
         if not (sync or computed):  # one statement
             return sql, params, self._row_model, False, values, None
-        check = functools.partial(self._checked_rows, computed) if computed else None
+        check = functools.partial(self._checked_rows, computed, operation="upsert()") \
+            if computed else None
         flow = functools.partial(write_flows.upsert_returning, Statement(sql, params),
                                  self.sql if sync else None, values[self.key], check)
         return flow, None, self._to_model, bool(computed), values, None

@@ -19,7 +19,8 @@ import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from registers.db import write_flows
 from registers.db.criteria import Expression
@@ -28,7 +29,7 @@ from registers.db.exceptions import InvalidQueryError
 from registers.db.fields import utc_now
 from registers.db.flows import Cursor, Read, RetryIf, Write
 from registers.db.statements import Described, Statement
-from registers.db.table import PERSISTED_KEY
+from registers.db.table import PERSISTED_KEY, field_error
 from registers.db.upserts import UpsertPlans
 
 __all__ = ["WritePlans"]
@@ -67,7 +68,8 @@ class WritePlans(UpsertPlans[M]):
                f"{self.sql.quoted_key} LIMIT 1"
         if not self.database.is_sqlite:  # SQLite: the write transaction is exclusive
             lock += " FOR UPDATE"
-        check = functools.partial(self._checked_rows, computed) if computed else None
+        check = functools.partial(self._checked_rows, computed,
+                                  operation="update_or_create()") if computed else None
         flow = functools.partial(write_flows.update_or_create, self.sql,
                                  Statement(lock, where_params),
                                  functools.partial(self._insert_new, data), set_sql,
@@ -144,23 +146,18 @@ class WritePlans(UpsertPlans[M]):
             rows[key] = [model.__dict__[n] for n in names]
         if not rows:
             return None
-        auto_now = [n for n in self.config.auto_now_columns if n not in names] \
-            if self._stamps else []
-        now = utc_now() if auto_now or self._stamps else None
-        entries = [self.query.field(n) for n in names]
+        stamped = self.config.auto_now_columns if self._stamps else []
+        auto_now = [n for n in stamped if n not in names]
+        now = utc_now() if stamped else None
+        convert = [self._bulk_converter(n, now if n in stamped else None) for n in names]
+        codecs = [self._to_db[self.names.index(n)] for n in auto_now]
+        extra = [now if codec is None else codec(now) for codec in codecs]
         encoded: list[list[Any]] = []
         for key, values in rows.items():
-            row = [key]
-            for name, entry, value in zip(names, entries, values):
-                if name in self.config.auto_now_columns:
-                    value = now
-                row.append(self._bulk_value(name, entry, value))
-            row.extend([now] * len(auto_now))
-            encoded.append(row)
+            encoded.append([key, *[c(v) for c, v in zip(convert, values)], *extra])
         columns = [*names, *auto_now]
         statements = [Statement(*self._bulk_update_sql(columns, chunk))
                       for chunk in self._chunks(encoded, len(columns) + 1)]
-        stamped = [n for n in self.config.auto_now_columns if self._stamps]
         finish = functools.partial(_stamped, items, stamped, now)
         flow = functools.partial(write_flows.bulk_update, statements)
         return flow, None, finish, len(statements) > 1, None, None
@@ -198,18 +195,38 @@ class WritePlans(UpsertPlans[M]):
             key = self._coerce_key(key)
         return key
 
-    def _bulk_value(self, name: str, entry: Any, value: Any) -> Any:
-        if isinstance(value, Expression):
-            raise InvalidQueryError(
-                f"bulk_update() on {self.model_name}: {name} holds an F expression "
-                "(use update_where for computed values)", model=self.model_name, field=name)
-        if value is None and not entry.spec.nullable:
-            raise InvalidQueryError(f"{self.model_name}.{name} cannot be None",
-                                    model=self.model_name, field=name)
-        if entry.spec.hashed:
-            value = self._hashed_value(value)
-        value = self._validate_field(entry, name, value)
-        return value if entry.to_db is None or value is None else entry.to_db(value)
+    def _bulk_converter(self, name: str, now: Any) -> Callable[[Any], Any]:
+        """``value -> parameter`` for one field of ``bulk_update``: checked, validated,
+        hashed and encoded as a single-row write would (``now``: an auto_now time)."""
+        entry = self.query.field(name)
+        adapter = entry.value_adapter
+        validator = adapter.validator
+        validate = validator.validate_python if isinstance(validator, SchemaValidator) \
+            else adapter.validate_python
+        to_db, nullable, hashed = entry.to_db, entry.spec.nullable, entry.spec.hashed
+
+        def convert(value: Any) -> Any:
+            if now is not None:
+                return now if to_db is None else to_db(now)
+            if value is None:
+                if nullable:
+                    return None
+                raise InvalidQueryError(f"{self.model_name}.{name} cannot be None",
+                                        model=self.model_name, field=name)
+            if isinstance(value, Expression):
+                raise InvalidQueryError(
+                    f"bulk_update() on {self.model_name}: {name} holds an F expression "
+                    "(use update_where for computed values)", model=self.model_name,
+                    field=name)
+            if hashed:
+                value = self._hashed_value(value)
+            try:
+                value = validate(value)
+            except ValidationError as exc:
+                error = field_error(self.model_name, name, exc, hashed)
+                raise error from None
+            return value if to_db is None else to_db(value)
+        return convert
 
     def _chunks(self, rows: list[list[Any]], width: int) -> list[list[list[Any]]]:
         size = self.sql.batch_size(width)
