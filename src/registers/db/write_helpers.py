@@ -16,6 +16,7 @@ not), as in Django.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -140,21 +141,29 @@ class WritePlans(UpsertPlans[M]):
         ``UPDATE ... JOIN`` a derived table (MySQL), all in one transaction."""
         names = self._bulk_update_fields(fields)
         items = list(models) if not isinstance(models, list) else models
-        rows: dict[Any, list[Any]] = {}
-        for position, model in enumerate(items):
-            key = self._saved_key(model, position)
-            rows[key] = [model.__dict__[n] for n in names]
+        rows: dict[Any, Sequence[Any]] = {}
+        pick = operator.itemgetter(*names)
+        one = len(names) == 1
+        model_type = self.model
+        for position, model in enumerate(items):  # flat: this loop runs once per row
+            if not isinstance(model, model_type):
+                self._saved_key(model, position)  # raises
+            values = model.__dict__
+            key = values.get(PERSISTED_KEY)
+            if key is None:
+                key = self._saved_key(model, position)
+            rows[key] = (pick(values),) if one else pick(values)
         if not rows:
             return None
         stamped = self.config.auto_now_columns if self._stamps else []
         auto_now = [n for n in stamped if n not in names]
         now = utc_now() if stamped else None
-        convert = [self._bulk_converter(n, now if n in stamped else None) for n in names]
         codecs = [self._to_db[self.names.index(n)] for n in auto_now]
-        extra = [now if codec is None else codec(now) for codec in codecs]
-        encoded: list[list[Any]] = []
-        for key, values in rows.items():
-            encoded.append([key, *[c(v) for c, v in zip(convert, values)], *extra])
+        extra = [[now if codec is None else codec(now)] * len(rows) for codec in codecs]
+        given = list(zip(*rows.values()))  # one tuple of values per field
+        encoded_columns = [self._bulk_column(n, v, now if n in stamped else None)
+                           for n, v in zip(names, given)]
+        encoded = [list(row) for row in zip(rows, *encoded_columns, *extra)]
         columns = [*names, *auto_now]
         statements = [Statement(*self._bulk_update_sql(columns, chunk))
                       for chunk in self._chunks(encoded, len(columns) + 1)]
@@ -195,38 +204,34 @@ class WritePlans(UpsertPlans[M]):
             key = self._coerce_key(key)
         return key
 
-    def _bulk_converter(self, name: str, now: Any) -> Callable[[Any], Any]:
-        """``value -> parameter`` for one field of ``bulk_update``: checked, validated,
-        hashed and encoded as a single-row write would (``now``: an auto_now time)."""
+    def _bulk_column(self, name: str, values: Sequence[Any], now: Any) -> list[Any]:
+        """One field's parameters for ``bulk_update``: checked, validated, hashed and
+        encoded as a single-row write would (``now``: the time of an auto_now field)."""
         entry = self.query.field(name)
+        to_db = entry.to_db
+        if now is not None:
+            return [now if to_db is None else to_db(now)] * len(values)
+        if any(isinstance(v, Expression) for v in values):
+            raise InvalidQueryError(
+                f"bulk_update() on {self.model_name}: {name} holds an F expression "
+                "(use update_where for computed values)", model=self.model_name, field=name)
+        if not entry.spec.nullable and any(v is None for v in values):
+            raise InvalidQueryError(f"{self.model_name}.{name} cannot be None",
+                                    model=self.model_name, field=name)
+        if entry.spec.hashed:
+            values = [self._hashed_value(v) for v in values]
         adapter = entry.value_adapter
         validator = adapter.validator
         validate = validator.validate_python if isinstance(validator, SchemaValidator) \
             else adapter.validate_python
-        to_db, nullable, hashed = entry.to_db, entry.spec.nullable, entry.spec.hashed
-
-        def convert(value: Any) -> Any:
-            if now is not None:
-                return now if to_db is None else to_db(now)
-            if value is None:
-                if nullable:
-                    return None
-                raise InvalidQueryError(f"{self.model_name}.{name} cannot be None",
-                                        model=self.model_name, field=name)
-            if isinstance(value, Expression):
-                raise InvalidQueryError(
-                    f"bulk_update() on {self.model_name}: {name} holds an F expression "
-                    "(use update_where for computed values)", model=self.model_name,
-                    field=name)
-            if hashed:
-                value = self._hashed_value(value)
-            try:
-                value = validate(value)
-            except ValidationError as exc:
-                error = field_error(self.model_name, name, exc, hashed)
-                raise error from None
-            return value if to_db is None else to_db(value)
-        return convert
+        try:
+            checked = [None if v is None else validate(v) for v in values]
+        except ValidationError as exc:
+            error = field_error(self.model_name, name, exc, entry.spec.hashed)
+            raise error from None
+        if to_db is None:
+            return checked
+        return [None if v is None else to_db(v) for v in checked]
 
     def _chunks(self, rows: list[list[Any]], width: int) -> list[list[list[Any]]]:
         size = self.sql.batch_size(width)
