@@ -49,6 +49,7 @@ from registers.db.flows import Flow, Read, RetryIf, Write, adrive
 from registers.db.plans import OperationPlans
 from registers.db.query import Q
 from registers.db.statements import Pages, Statement
+from registers.db.write_helpers import WritePlans
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,7 +62,44 @@ _RETRIES = 6
 _SAVEPOINT_IDS = itertools.count(1)
 
 
-class AsyncOperations(OperationPlans[M]):
+class _PasswordsOffLoop(WritePlans[M]):
+    """Password hashing off the event loop, before an async operation is planned."""
+
+    async def _ahashed(self, instance: M) -> M:
+        """``instance`` with its plain-text passwords hashed in a worker thread."""
+        return (await self._ahashed_all([instance]))[0]
+
+    async def _ahashed_all(self, instances: list[M]) -> list[M]:
+        """``instances`` with their plain-text passwords hashed in a worker thread (PBKDF2
+        takes ~0.3 s a value and releases the GIL, so the loop keeps serving other tasks).
+        The plan's own hashing then finds nothing left to do."""
+        todo = [i.__dict__ for i in instances if self._plain_passwords(i.__dict__)]
+        if todo:
+            await asyncio.to_thread(_hash_each, self, todo)
+        return instances
+
+    async def _ahashed_values(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``values`` with plain-text passwords hashed off the loop."""
+        if not isinstance(values, Mapping):
+            return values  # the plan refuses it
+        plain = {n: values[n] for n in self._plain_passwords(values)}
+        if plain:
+            await asyncio.to_thread(_hash_each, self, [plain])
+        return {**values, **plain} if plain else values
+
+    async def _ahashed_updates(self, criteria: Any,
+                               updates: dict[str, Any]) -> dict[str, Any]:
+        """``updates`` with plain-text passwords hashed off the loop (when the update
+        will run at all: the plan refuses empty criteria first)."""
+        if not (isinstance(criteria, (Mapping, Q)) and criteria):
+            return updates
+        plain = {n: updates[n] for n in self._plain_passwords(updates)}
+        if plain:
+            await asyncio.to_thread(_hash_each, self, [plain])
+        return {**updates, **plain} if plain else updates
+
+
+class AsyncOperations(_PasswordsOffLoop[M]):
     """``acreate``, ``aget``, ...: the async half of ``Model.objects``."""
 
     # --- reads ----------------------------------------------------------------------
@@ -143,10 +181,52 @@ class AsyncOperations(OperationPlans[M]):
 
     astrict_create = acreate
 
-    async def aupsert(self, instance: M | None = None, /, **data: Any) -> M:
+    async def aupsert(self, instance: M | None = None, /, *,
+                      on_conflict: Mapping[str, Any] | None = None, **data: Any) -> M:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.upsert`."""
+        given = self._given(instance, data)
         instance = await self._ahashed(self._upserted_instance(instance, data))
-        return await self._awrite(self._plan_upsert(instance))
+        if on_conflict:
+            on_conflict = await self._ahashed_values(on_conflict)
+        return await self._awrite(self._plan_upsert(instance, given, on_conflict))
+
+    async def aget_or_create(self, defaults: Mapping[str, Any] | None = None,
+                             **lookup: Any) -> tuple[M, bool]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.get_or_create`."""
+        if defaults:
+            defaults = await self._ahashed_values(defaults)
+        return await self._awrite(self._plan_get_or_create(defaults, lookup))
+
+    async def aupdate_or_create(self, defaults: Mapping[str, Any] | None = None,
+                                **lookup: Any) -> tuple[M, bool]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.update_or_create`."""
+        if defaults:
+            defaults = await self._ahashed_values(defaults)
+        return await self._awrite(self._plan_update_or_create(defaults, lookup))
+
+    async def abulk_update(self, models: Iterable[M], fields: Sequence[str]) -> int:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.bulk_update` (all or
+        nothing); plain-text passwords are hashed off the loop (onto the models)."""
+        items = list(models)
+        if self._hashed:
+            await self._ahashed_all([m for m in items if isinstance(m, self.model)])
+        write = self._plan_bulk_update(items, fields)
+        return 0 if write is None else await self._awrite(write)
+
+    async def ain_bulk(self, keys: Iterable[Any] | None = None, *,
+                       field: str | None = None) -> dict[Any, M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.in_bulk`."""
+        reads, name = self._plan_in_bulk(keys, field)
+        found: dict[Any, M] = {}
+        for read in reads:
+            for model in await self._aread(read):
+                found[model.__dict__[name]] = model
+        return found
+
+    async def araw(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+                   ) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.raw`."""
+        return await self._awrite(self._plan_raw(sql, params))
 
     async def aupdate_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
@@ -186,32 +266,6 @@ class AsyncOperations(OperationPlans[M]):
     async def arefresh_instance(self, instance: M) -> M:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.refresh_instance`."""
         return await self._aread(self._plan_refresh(instance))
-
-    # --- password hashing off the event loop ----------------------------------------
-
-    async def _ahashed(self, instance: M) -> M:
-        """``instance`` with its plain-text passwords hashed in a worker thread."""
-        return (await self._ahashed_all([instance]))[0]
-
-    async def _ahashed_all(self, instances: list[M]) -> list[M]:
-        """``instances`` with their plain-text passwords hashed in a worker thread (PBKDF2
-        takes ~0.3 s a value and releases the GIL, so the loop keeps serving other tasks).
-        The plan's own hashing then finds nothing left to do."""
-        todo = [i.__dict__ for i in instances if self._plain_passwords(i.__dict__)]
-        if todo:
-            await asyncio.to_thread(_hash_each, self, todo)
-        return instances
-
-    async def _ahashed_updates(self, criteria: Any,
-                               updates: dict[str, Any]) -> dict[str, Any]:
-        """``updates`` with plain-text passwords hashed off the loop (when the update
-        will run at all: the plan refuses empty criteria first)."""
-        if not (isinstance(criteria, (Mapping, Q)) and criteria):
-            return updates
-        plain = {n: updates[n] for n in self._plain_passwords(updates)}
-        if plain:
-            await asyncio.to_thread(_hash_each, self, [plain])
-        return {**updates, **plain} if plain else updates
 
     # --- the async connection policy ------------------------------------------------
 

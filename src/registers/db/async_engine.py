@@ -46,7 +46,7 @@ from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
 from registers.db.sqlite_setup import configure_sqlite
-from registers.db.statements import Statement
+from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -340,7 +340,9 @@ async def aexecute(conn: AsyncConnection | DirectConnection, statement: Statemen
         lastrowid = result.lastrowid
     except Exception:  # drivers without lastrowid (psycopg)
         lastrowid = None
-    return Result(rows, result.rowcount, lastrowid)
+    columns = list(result.keys()) if type(statement) is Described and result.returns_rows \
+        else None
+    return Result(rows, result.rowcount, lastrowid, columns)
 
 
 on_configure(reconfigure)
