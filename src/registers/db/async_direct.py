@@ -16,11 +16,13 @@ and event loop, one round trip (as the sync side's thread connection,
   then detached from its pool. At most ``pool_size + max_overflow`` are in use at once;
   one idle for longer than ``IDLE_CHECK_SECONDS`` is pinged before use.
 
-Which async PostgreSQL driver: psycopg's async mode. Measured by hand against asyncpg
-(get by key + pydantic, 1,000 calls x 9 rounds on this machine) the best rounds were
-273 us (psycopg) against 402 us (asyncpg), and psycopg takes the sync side's ``%s``
-statements and value codecs unchanged (asyncpg would need every statement renumbered to
-``$n`` and its own strict parameter types). ``benchmarks/async_bench.py`` prints both floors.
+Which async PostgreSQL driver: psycopg's async mode, for now. ``benchmarks/async_bench.py``
+prints both floors: raw asyncpg answers reads about 2x faster than raw psycopg async
+(get by key, count, filter), and registers on psycopg reaches 0.7-1.3x of the psycopg
+floor, so most of the gap to the asyncpg floor is the driver. Moving to asyncpg is open
+(docs/performance.md): it needs every statement renumbered to ``$n``, its strict
+parameter types, its own error classes at the translation seam, and the libpq URL
+``options`` (``search_path``...) turned into ``server_settings``.
 """
 
 from __future__ import annotations
