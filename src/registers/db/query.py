@@ -88,6 +88,7 @@ class QueryCompiler:
         self._hops: dict[str, _Hop] = {}
         self._cache: dict[Any, Compiled] = {}
         self._selects: dict[Any, tuple[Compiled, str]] = {}
+        self.grouped: dict[Any, Any] = {}  # registers.db.grouping's statements
 
     # --- fields and relations -------------------------------------------------------
 
