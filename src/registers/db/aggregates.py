@@ -319,7 +319,9 @@ def _reader(agg: Aggregate, owner: Any, entry: _Field) -> Callable[..., Any]:
 
 
 def _as_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    if type(value) is int or value is None:
+        return value
+    return int(value)  # PostgreSQL and MariaDB sum integers into a Decimal
 
 
 def _as_float(value: Any) -> float | None:

@@ -70,10 +70,20 @@ class GroupedStatement:
 
     def dicts(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         names = self.names
+        if self.one_column_each:  # the common case: no Avg (which reads two columns)
+            pairs = [(name, read) for name, (_, _, read) in zip(names, self.readers)]
+            return [{name: read(v) for (name, read), v in zip(pairs, row)} for row in rows]
         return [dict(zip(names, self.values(row))) for row in rows]
 
     def tuples(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        if self.one_column_each:
+            reads = [read for _, _, read in self.readers]
+            return [tuple([read(v) for read, v in zip(reads, row)]) for row in rows]
         return [tuple(self.values(row)) for row in rows]
+
+    @property
+    def one_column_each(self) -> bool:
+        return all(width == 1 for _, width, _ in self.readers)
 
     def one(self, rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
         return dict(zip(self.names, self.values(rows[0])))
