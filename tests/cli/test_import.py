@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,36 @@ def test_exceptions_share_a_base_and_know_their_exit_code() -> None:
         assert issubclass(cls, e.FrameworkError)
     assert e.UnknownCommandError("x").exit_code == 2
     assert e.FrameworkError("x").exit_code == 1
+
+
+def test_help_of_a_cli_with_models_neither_connects_nor_creates_files(tmp_path: Any) -> None:
+    """Decorating a model does not connect: ``app --help`` works with the server down and
+    leaves no SQLite file behind; the first command that uses the model creates its table."""
+    db = tmp_path / "app.db"
+    app = tmp_path / "app.py"
+    app.write_text(
+        "from pydantic import BaseModel\n"
+        "from registers.cli import CommandRegistry\n"
+        "from registers.db import database_registry\n"
+        f"@database_registry('sqlite:///{db}', table_name='notes')\n"
+        "class Note(BaseModel):\n"
+        "    id: int | None = None\n"
+        "    text: str\n"
+        "@database_registry('postgresql+psycopg://nobody@127.0.0.1:1/down', table_name='x')\n"
+        "class Remote(BaseModel):\n"
+        "    id: int | None = None\n"
+        "cli = CommandRegistry(prog='app')\n"
+        "@cli.register\n"
+        "def add(text: str) -> str:\n"
+        "    return str(Note.objects.create(text=text).id)\n"
+        "cli.run()\n"
+    )
+    shown = subprocess.run([sys.executable, str(app), "--help"], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "add" in shown.stdout
+    assert not db.exists()
+    added = subprocess.run([sys.executable, str(app), "add", "hello"],
+                           capture_output=True, text=True, timeout=120)
+    assert (added.returncode, added.stdout.strip()) == (0, "1"), added.stderr
+    assert db.exists()

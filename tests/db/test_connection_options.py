@@ -170,9 +170,9 @@ async def test_async_sqlite_synchronous_on_a_real_connection(
     await model.objects.acreate(text="a")
     async with model.objects.atransaction() as conn:  # SQLAlchemy's async engine
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == expected
-    lean = async_database(get_database(url)).lean()  # the direct aiosqlite path
-    assert lean is not None
-    fast = await lean.connection(write=True)
+    direct = async_database(get_database(url)).direct()  # the direct aiosqlite path
+    assert direct is not None
+    fast = await direct.take(write=True)
     assert fast is not None
     rows = await fast.raw.execute_fetchall("PRAGMA synchronous")
     assert next(iter(rows))[0] == expected

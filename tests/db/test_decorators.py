@@ -5,6 +5,7 @@ from typing import Any
 
 import pydantic
 import pytest
+import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 
 from registers.db import (
@@ -144,14 +145,120 @@ def test_auto_create_false_defers_table_creation(database_url: str, raw: Any) ->
     assert raw.has_table("lazies")
 
 
-def test_auto_create_creates_table_at_decoration(database_url: str, raw: Any) -> None:
+def test_auto_create_creates_the_table_on_first_use_not_at_decoration(
+        database_url: str, raw: Any) -> None:
     @database_registry(database_url, table_name="eagers")
     class Eager(BaseModel):
         id: int | None = None
         name: str
 
+    assert not raw.has_table("eagers")  # decorating never connects
+    assert Eager.objects.count() == 0  # the first use creates it
     assert raw.has_table("eagers")
     assert Eager.schema_exists() is True
+
+
+@pytest.mark.parametrize("first_use", ["schema_exists", "engine", "transaction", "acount"])
+async def test_every_entry_point_creates_pending_tables_first(
+        database_url: str, raw: Any, first_use: str) -> None:
+    @database_registry(database_url, table_name="eagers")
+    class Eager(BaseModel):
+        id: int | None = None
+        name: str
+
+    if first_use == "schema_exists":
+        assert Eager.schema_exists() is True
+    elif first_use == "engine":
+        with Eager.objects.engine.connect() as conn:  # raw SQL right after decoration
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM eagers")).scalar() == 0
+    elif first_use == "transaction":
+        with Eager.objects.transaction():
+            Eager.objects.create(name="a")
+    else:
+        if database_url == "sqlite:///:memory:":
+            pytest.skip("no async in-memory SQLite")
+        assert await Eager.objects.acount() == 0
+        await Eager.objects.adispose()
+    assert raw.has_table("eagers")
+
+
+def test_decorating_models_of_an_unreachable_server_succeeds_and_first_use_says_why() -> None:
+    """Importing a module of models (``app --help``) must work with the server down."""
+    from registers.db import DatabaseUnavailableError, configure_database
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    configure_database(url, connect_timeout=2)
+
+    @database_registry(url, table_name="unreachables")
+    class Unreachable(BaseModel):
+        id: int | None = None
+        name: str
+
+    with pytest.raises(DatabaseUnavailableError, match="cannot connect"):
+        Unreachable.objects.count()
+    with pytest.raises(DatabaseUnavailableError):  # still pending: tried again, same answer
+        Unreachable.objects.create(name="a")
+
+
+def test_decorating_a_sqlite_model_creates_no_file(tmp_path: Any) -> None:
+    path = tmp_path / "later.db"
+
+    @database_registry(f"sqlite:///{path}", table_name="laters")
+    class Later(BaseModel):
+        id: int | None = None
+        name: str
+
+    assert not path.exists()
+    Later.objects.create(name="a")
+    assert path.exists()
+
+
+def test_eight_threads_racing_on_first_use_all_succeed(database_url: str) -> None:
+    import threading
+
+    @database_registry(database_url, table_name="racers")
+    class Racer(BaseModel):
+        id: int | None = None
+        name: str
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def use(i: int) -> None:
+        try:
+            start.wait()
+            Racer.objects.create(name=f"r{i}")
+        except BaseException as exc:  # pragma: no cover - the assertion reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert Racer.objects.count() == 8
+
+
+def test_pending_tables_are_created_parents_first(database_url: str, raw: Any) -> None:
+    """A child declared before its parent: its foreign key needs the parent table
+    (PostgreSQL and MariaDB refuse it otherwise)."""
+    from registers.db import db_field
+
+    @database_registry(database_url, table_name="kids")
+    class Kid(BaseModel):
+        id: int | None = None
+        parent_id: int | None = db_field(foreign_key="parents.id", default=None)
+
+    @database_registry(database_url, table_name="parents")
+    class Parent(BaseModel):
+        id: int | None = None
+        name: str
+
+    Kid.objects.create(parent_id=None)  # the kid's first use creates both, parent first
+    assert raw.has_table("parents") and raw.has_table("kids")
+    p = Parent.objects.create(name="p")
+    assert Kid.objects.create(parent_id=p.id).parent_id == p.id
 
 
 def test_optional_int_key_is_database_managed_without_saying_so(database_url: str) -> None:

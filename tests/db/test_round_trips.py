@@ -8,8 +8,9 @@ connection sent (the counter query itself is one of them).
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -120,3 +121,122 @@ def test_explicit_keys_move_the_postgresql_sequence_only_when_they_overtake_it(
     assert Item.objects.create(name="after").id == 91
 
 
+
+
+# --- async: the direct connection of the running event loop ---------------------------------
+
+ASYNC_OPERATIONS: dict[str, Callable[[Any], Awaitable[Any]]] = {
+    "aget by key": lambda m: m.objects.aget(1),
+    "aget by criteria": lambda m: m.objects.aget(name="a"),
+    "afilter": lambda m: m.objects.afilter(name__startswith="a"),
+    "acount": lambda m: m.objects.acount(),
+    "aexists": lambda m: m.objects.aexists(code="A"),
+    "acreate": lambda m: m.objects.acreate(name="x"),
+    "aupsert existing key": lambda m: m.objects.aupsert(id=1, name="a2", code="A"),
+    "aupsert by unique": lambda m: m.objects.aupsert(code="B", name="b"),
+    "aupdate_where": lambda m: m.objects.aupdate_where({"id": 1}, name="a3"),
+    "adelete": lambda m: m.objects.adelete(999),
+    "adelete_where": lambda m: m.objects.adelete_where(name="nobody"),
+}
+
+
+def _direct_connection(model: Any) -> Any:
+    """The loop's idle direct connection (the one the next statement takes)."""
+    from registers.db.async_engine import async_database
+
+    direct = async_database(model.objects.database).direct()
+    assert direct is not None and direct._idle, "no direct connection is open"
+    assert len(direct._idle) == 1
+    return direct._idle[-1].raw
+
+
+async def _apg_round_trips(conn: Any, operation: Callable[[], Awaitable[Any]]) -> int:
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        try:
+            await operation()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        lines = [line.split("\t") for line in trace.read().splitlines()]
+    return sum(1 for f in lines if len(f) > 3 and f[1] == "F" and f[3].strip() in ("Sync", "Query"))
+
+
+async def _amysql_statements(conn: Any, operation: Callable[[], Awaitable[Any]]) -> int:
+    async def questions() -> int:
+        cursor = await conn.cursor()
+        await cursor.execute("SHOW SESSION STATUS LIKE 'Questions'")
+        return int((await cursor.fetchall())[0][1])
+
+    before = await questions()
+    await operation()
+    return await questions() - before - 1  # the second SHOW counts itself
+
+
+@pytest.mark.parametrize("name", list(ASYNC_OPERATIONS))
+async def test_a_single_async_statement_is_one_round_trip(database_url: str, name: str) -> None:
+    """No pool checkout ping, no BEGIN, no reset-on-return ROLLBACK: what the sync thread
+    connection does, per event loop."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no round trips")
+    Item = _model(database_url)
+    await Item.objects.acreate(name="a", code="A")  # opens the loop's connection
+    operation = ASYNC_OPERATIONS[name]
+    await operation(Item)  # warm: statement caches, sequences
+    conn = _direct_connection(Item)
+    if database_url.startswith("postgresql"):
+        assert await _apg_round_trips(conn, lambda: operation(Item)) == 1
+    else:
+        expected = MYSQL_TRIPS.get(name[1:], 1)
+        assert await _amysql_statements(conn, lambda: operation(Item)) == expected
+    await Item.objects.adispose()
+
+
+async def test_the_loop_connection_is_replaced_after_the_server_dropped_it(
+        database_url: str, raw: Any) -> None:
+    """A killed direct connection: the next read is sent again on a new one; a write on a
+    killed connection is never resent (it may have been applied) but fails cleanly."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("no server connection to kill")
+    from registers.db import DatabaseUnavailableError
+
+    Item = _model(database_url)
+    await Item.objects.acreate(name="a", code="A")
+
+    def kill(conn: Any) -> None:
+        if database_url.startswith("postgresql"):
+            raw.execute(f"SELECT pg_terminate_backend({int(conn.info.backend_pid)})")
+        else:
+            raw.execute(f"KILL {int(conn.server_thread_id[0])}")
+
+    conn = _direct_connection(Item)
+    kill(conn)
+    assert (await Item.objects.aget(1)).name == "a"
+    assert _direct_connection(Item) is not conn
+    kill(_direct_connection(Item))
+    with pytest.raises(DatabaseUnavailableError):
+        await Item.objects.acreate(name="maybe")
+    assert (await Item.objects.acreate(name="b")).id is not None  # a new connection serves
+    assert {i.name for i in await Item.objects.aall()} >= {"a", "b"}
+    await Item.objects.adispose()
+
+
+async def test_concurrent_tasks_each_get_a_connection_bounded_by_the_pool_size(
+        database_url: str) -> None:
+    """Tasks of one loop never share a server connection mid-statement, and no more than
+    pool_size + max_overflow are open at once."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite shares one reader and one writer")
+    from registers.db import configure_database
+    from registers.db.async_engine import async_database
+
+    Item = _model(database_url)
+    configure_database(Item.objects.database.key, pool_size=2, max_overflow=1)
+    await Item.objects.acreate(name="a", code="A")
+    results = await asyncio.gather(*[Item.objects.acreate(name=f"n{i}") for i in range(40)],
+                                   *[Item.objects.acount() for _ in range(40)])
+    assert len({r.id for r in results[:40]}) == 40
+    assert await Item.objects.acount() == 41
+    direct = async_database(Item.objects.database).direct()
+    assert direct is not None and 1 <= len(direct._idle) <= 3
+    await Item.objects.adispose()

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import itertools
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -31,10 +30,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.aggregates import Aggregate
+from registers.db.async_direct import DirectConnection, DirectConnections
 from registers.db.async_engine import (
     AsyncDatabase,
     AsyncTransaction,
-    LeanConnection,
     adispose_all,
     adispose_database,
     aexecute,
@@ -235,7 +234,7 @@ class AsyncOperations(OperationPlans[M]):
             )
         return tx
 
-    async def _aperform(self, conn: AsyncConnection | LeanConnection,
+    async def _aperform(self, conn: AsyncConnection | DirectConnection,
                         work: str | Callable[[], Flow[Any]], params: Any) -> Any:
         """Send the write's statement (-> its result), or drive its flow (-> its value)."""
         if type(work) is str:
@@ -247,81 +246,129 @@ class AsyncOperations(OperationPlans[M]):
         adb = self._adb()
         tx = self._ambient(adb)
         statement = Statement(sql, params)
-        if tx is None:
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
-            lean = adb.lean()
-            fast = None if lean is None else await lean.connection(write=False)
-            if fast is not None:
-                try:
-                    return finish((await fast.execute(statement)).rows)
-                except self._aerrors() as exc:
-                    if not is_transient(self.database.family, exc):
-                        raise self.errors(exc, "read from") from exc
-                    # busy/locked past the timeout: one more try on the engine below
         try:
             if tx is not None:
                 async with tx.lock:
-                    rows = (await aexecute(tx.connection, statement)).fetchall()
-            else:
-                conn = await adb.connect()
-                try:
-                    rows = (await aexecute(conn, statement)).fetchall()
-                finally:
-                    await close_quietly(conn)
+                    return finish((await aexecute(tx.connection, statement)).rows)
+            if not adb.loaded:  # first async use: import the async layer off the loop
+                await adb.load()
+            direct = adb.direct()
+            if direct is not None:
+                rows = await self._aread_direct(direct, statement)
+                if rows is not None:
+                    return finish(rows)
+            conn = await adb.connect()
+            try:
+                rows = (await aexecute(conn, statement)).rows
+            finally:
+                await close_quietly(conn)
         except self._aerrors() as exc:
             original = driver_error(exc)
             raise self.errors(original, "read from") from original
         return finish(rows)
+
+    async def _aread_direct(self, direct: DirectConnections,
+                            statement: Statement) -> list[Any] | None:
+        """The rows of a read on a direct connection; None when the engine should serve it
+        (SQLite: the connection cannot be opened, or stayed busy past the timeout)."""
+        for resend in (False, True):
+            conn = await direct.take(write=False)
+            if conn is None:
+                return None
+            try:
+                rows = (await conn.execute(statement)).rows
+            except self._aerrors() as exc:
+                if direct.shared:
+                    if is_transient(self.database.family, exc):
+                        return None  # busy/locked past the timeout: one more try below
+                    raise
+                if not self.database.is_disconnect(exc, conn.raw):
+                    direct.give(conn)
+                    raise
+                direct.drop(conn)
+                if resend:
+                    raise
+                continue  # the server dropped the connection: a read may be sent again
+            except BaseException:  # cancelled mid-statement: the connection's state is unknown
+                direct.drop(conn)
+                raise
+            direct.give(conn)
+            return rows
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _awrite(self, write: Write[T]) -> T:
         """Await ``write`` as one transaction (or inside the ambient one); its finish.
 
         Like the sync ``_write``: a transaction of its own that hits a deadlock or a
         serialization failure is retried with backoff; inside ``atransaction()`` the
-        error propagates, since only the caller can retry the whole block. A single
-        statement on SQLite outside a transaction runs on the fast path's autocommit
-        writer connection; a busy/locked failure there is retried on the engine.
+        error propagates, since only the caller can retry the whole block. Outside a
+        block the write runs on a direct connection (SQLite: a single statement on the
+        shared writer; a write of several statements takes the engine's connection).
         """
         work, params, finish, atomic, data, retry_if = write
         adb = self._adb()
         tx = self._ambient(adb)
         started = time.monotonic()
-        if tx is None and not atomic:
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
-            lean = adb.lean()
-            fast = None if lean is None else await lean.connection(write=True)
-            if fast is not None:
-                try:
-                    return finish(await self._aperform(fast, work, params))
-                except self._aerrors() as exc:
-                    original = driver_error(exc)
-                    if not (isinstance(original, sqlite3.Error)
-                            and self._retryable(retry_if, original)
-                            and self.database.may_retry(started)):
-                        raise self.errors(original, "write to", data) from original
-                    # a single autocommit statement that failed changed nothing: retry below
         try:
             if tx is not None:
                 async with tx.lock:
                     outcome = await self._awrite_joined(tx.connection, work, params, atomic)
                 return finish(outcome)
+            if not adb.loaded:  # first async use: import the async layer off the loop
+                await adb.load()
+            direct = adb.direct()
+            if direct is not None and direct.shared and atomic:
+                direct = None  # SQLite: a transaction needs a connection of its own
             for attempt in range(_RETRIES):
                 try:
-                    return finish(await self._awrite_once(adb, work, params, atomic, retry_if))
-                except _Transient as transient:
-                    if attempt == _RETRIES - 1 or not self.database.may_retry(started):
-                        raise transient.error from None
-                    await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
+                    if direct is not None:
+                        outcome = await self._awrite_direct(adb, direct, work, params, atomic)
+                    else:
+                        outcome = await self._awrite_once(adb, work, params, atomic)
+                    break
+                except self._aerrors() as exc:
+                    if attempt == _RETRIES - 1 or not self.database.may_retry(started) \
+                            or not self._retryable(retry_if, driver_error(exc)):
+                        raise
+                await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
         except self._aerrors() as exc:
             original = driver_error(exc)
             raise self.errors(original, "write to", data) from original
-        raise AssertionError("unreachable")  # pragma: no cover
+        return finish(outcome)
 
     def _retryable(self, retry_if: RetryIf | None, error: BaseException) -> bool:
         return is_transient(self.database.family, error) or (
             retry_if is not None and retry_if(error))
+
+    async def _awrite_direct(self, adb: AsyncDatabase, direct: DirectConnections,
+                             work: str | Callable[[], Flow[Any]], params: Any,
+                             atomic: bool) -> Any:
+        """A write on a direct connection: one statement, or several between BEGIN and
+        COMMIT on a connection this task holds alone. Never resent after a disconnect
+        (whether the server applied it is unknown)."""
+        conn = await direct.take(write=True)
+        if conn is None:  # SQLite could not open it: the engine reports why
+            return await self._awrite_once(adb, work, params, atomic)
+        try:
+            if atomic:
+                await conn.execute(Statement("BEGIN"))
+            outcome = await self._aperform(conn, work, params)
+            if atomic:
+                await conn.execute(Statement("COMMIT"))
+        except BaseException as exc:
+            usable = not atomic
+            if atomic:
+                with contextlib.suppress(Exception):  # the original error matters more
+                    await conn.execute(Statement("ROLLBACK"))
+                    usable = True
+            if usable and isinstance(exc, self._aerrors()) \
+                    and not self.database.is_disconnect(exc, conn.raw):
+                direct.give(conn)
+            else:  # broken, cancelled mid-statement, or stuck in a transaction
+                direct.drop(conn)
+            raise
+        direct.give(conn)
+        return outcome
 
     async def _awrite_joined(self, conn: AsyncConnection, work: str | Callable[[], Flow[Any]],
                              params: Any, atomic: bool) -> Any:
@@ -346,7 +393,8 @@ class AsyncOperations(OperationPlans[M]):
         return result
 
     async def _awrite_once(self, adb: AsyncDatabase, work: str | Callable[[], Flow[Any]],
-                           params: Any, atomic: bool, retry_if: RetryIf | None) -> Any:
+                           params: Any, atomic: bool) -> Any:
+        """A write on a connection of the engine's pool, committed."""
         conn = await adb.connect()
         try:
             if atomic and self.database.is_sqlite:
@@ -354,12 +402,9 @@ class AsyncOperations(OperationPlans[M]):
             result = await self._aperform(conn, work, params)
             await conn.commit()
             return result
-        except BaseException as exc:
+        except BaseException:
             with contextlib.suppress(Exception):  # the original error matters more
                 await conn.rollback()
-            if isinstance(exc, sa.exc.DBAPIError) and self._retryable(retry_if,
-                                                                      driver_error(exc)):
-                raise _Transient(exc) from exc
             raise
         finally:
             await close_quietly(conn)
@@ -437,12 +482,6 @@ class AsyncOperations(OperationPlans[M]):
     async def adispose(self) -> None:
         """Close this database's pooled async connections (they reopen on next use)."""
         await adispose_database(self.database)
-
-
-class _Transient(Exception):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 def _hash_each(manager: OperationPlans[Any], rows: list[dict[str, Any]]) -> None:

@@ -16,19 +16,17 @@ SQLite connections get the sync side's pragmas (WAL, ``foreign_keys=ON``, a 30 s
 timeout). ``sqlite:///:memory:`` is not supported asynchronously: its single in-process
 connection belongs to the sync side.
 
-SQLite fast path: a single statement outside ``atransaction()`` skips the engine and goes
-straight to one of two autocommit aiosqlite connections kept per database and event
-loop, one for reads and one for writes (so a read never queues behind a write waiting on
-the busy timeout). The engine path is taken whenever a ``before_cursor_execute`` or
-``after_cursor_execute`` listener is registered for the async engine (so statement hooks
-see every statement).
+The fast path: a single statement outside ``atransaction()`` (and, on the servers, a write
+of several statements) skips the engine's pool and runs on a direct autocommit driver
+connection kept per database and event loop (:mod:`registers.db.async_direct`). The
+engine path is taken whenever a ``before_cursor_execute`` or ``after_cursor_execute``
+listener is registered for the async engine (so statement hooks see every statement).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import sys
 import threading
 import weakref
@@ -37,21 +35,25 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from registers.db.async_direct import (
+    DirectConnection,
+    DirectConnections,
+    ServerConnections,
+    SQLiteConnections,
+)
 from registers.db.connect import on_configure
 from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
-from registers.db.sqlite_setup import configure_sqlite, sqlite_functions, sqlite_pragmas
+from registers.db.sqlite_setup import configure_sqlite
 from registers.db.statements import Statement
 
 if TYPE_CHECKING:
-    import aiosqlite
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = [
     "AsyncDatabase",
     "AsyncTransaction",
-    "LeanConnection",
     "adispose_all",
     "adispose_database",
     "aexecute",
@@ -131,7 +133,7 @@ class AsyncDatabase:
         )
         self._engine: AsyncEngine | None = None
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
-        self._lean: _LeanSQLite | None = None  # SQLite fast path, for the engine's loop
+        self._direct: DirectConnections | None = None  # the fast path, for the engine's loop
         # Whether the async layer is imported; until then callers await load() first.
         self.loaded = "sqlalchemy.ext.asyncio" in sys.modules and self.url.get_driver_name() \
             in _LOADED_DRIVERS
@@ -158,7 +160,7 @@ class AsyncDatabase:
             return engine
         if engine is not None:
             engine.sync_engine.dispose(close=False)
-        self.retire_lean()
+        self.retire_direct()
         self._engine = engine = self._create_engine()
         self._loop = weakref.ref(loop)
         return engine
@@ -197,6 +199,8 @@ class AsyncDatabase:
             ) from exc
 
     async def connect(self) -> AsyncConnection:
+        if self.database.pending_tables:
+            self.database.create_pending()
         if not self.loaded:
             await self.load()
         engine = self.engine()
@@ -210,143 +214,37 @@ class AsyncDatabase:
         db = self.database
         configure_sqlite(dbapi_connection, options=db.options, read_only=db.sqlite_read_only)
 
-    def lean(self) -> _LeanSQLite | None:
-        """The SQLite fast path for this loop, or None when statements must go through the
-        engine: not SQLite, or a statement listener wants to see them."""
-        if not self.database.is_sqlite:
-            return None
-        events = self.engine().sync_engine.dispatch
+    def direct(self) -> DirectConnections | None:
+        """The fast path's connections for this loop, or None when statements must go
+        through the engine (a statement listener wants to see them)."""
+        if self.database.pending_tables:
+            self.database.create_pending()  # once, synchronously: DDL of auto_create models
+        engine = self.engine()
+        events = engine.sync_engine.dispatch
         if events.before_cursor_execute or events.after_cursor_execute:
             return None
-        lean = self._lean
-        if lean is None:
-            lean = self._lean = _LeanSQLite(self.database)
-        return lean
+        direct = self._direct
+        if direct is None:
+            if self.database.is_sqlite:
+                direct = SQLiteConnections(self.database)
+            else:
+                direct = ServerConnections(self.database, engine)
+            self._direct = direct
+        return direct
 
-    def retire_lean(self) -> None:
+    def retire_direct(self) -> None:
         """Stop the fast-path connections without awaiting (their loop may be gone)."""
-        lean, self._lean = self._lean, None
-        if lean is not None:
-            lean.stop()
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.stop()
 
     async def dispose(self) -> None:
         engine, self._engine, self._loop = self._engine, None, None
-        lean, self._lean = self._lean, None
-        if lean is not None:
-            await lean.close()
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            await direct.close()
         if engine is not None:
             await engine.dispose()
-
-
-class LeanConnection:
-    """One autocommit aiosqlite connection; each statement is one trip to its thread.
-
-    A statement that returns rows (``SELECT``, ``... RETURNING``) is executed and fetched
-    in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
-    stays open between trips, even if the awaiting task is cancelled; any other statement
-    runs to completion inside ``execute``.
-    """
-
-    __slots__ = ("raw",)
-
-    def __init__(self, raw: aiosqlite.Connection) -> None:
-        self.raw = raw
-
-    async def execute(self, statement: Statement) -> Result:
-        sql, params, many = statement
-        if many:
-            cursor = await self.raw.executemany(sql, [tuple(row) for row in params])
-            return Result([], cursor.rowcount, cursor.lastrowid)
-        if sql.startswith("SELECT") or " RETURNING " in sql:
-            rows = list(await self.raw.execute_fetchall(sql, tuple(params)))
-            return Result(rows, len(rows), None)
-        cursor = await self.raw.execute(sql, tuple(params))
-        rows = [] if cursor.description is None else list(await cursor.fetchall())
-        return Result(rows, cursor.rowcount, cursor.lastrowid)
-
-
-class _LeanSQLite:
-    """The SQLite fast path of one database on one event loop: two autocommit connections.
-
-    Reads share one connection and single-statement writes another (aiosqlite runs each
-    connection's statements one at a time on its thread). WAL readers never wait for the
-    write lock, so keeping them apart means a read never queues behind a write that is
-    waiting out the busy timeout.
-    """
-
-    __slots__ = ("_lock", "database", "reader", "writer")
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self.reader: LeanConnection | None = None
-        self.writer: LeanConnection | None = None
-        self._lock: asyncio.Lock | None = None
-
-    async def connection(self, write: bool) -> LeanConnection | None:
-        """The reader or writer connection, opened on first use; None if it cannot be
-        opened (the engine path then reports why)."""
-        found = self.writer if write else self.reader
-        if found is not None:
-            return found
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            found = self.writer if write else self.reader
-            if found is None:
-                try:
-                    found = LeanConnection(await _open_lean(self.database))
-                except (sqlite3.Error, OSError, ValueError):
-                    return None
-                if write:
-                    self.writer = found
-                else:
-                    self.reader = found
-            return found
-
-    def _take(self) -> list[LeanConnection]:
-        taken = [c for c in (self.reader, self.writer) if c is not None]
-        self.reader = self.writer = None
-        return taken
-
-    async def close(self) -> None:
-        for conn in self._take():
-            with contextlib.suppress(Exception):
-                await conn.raw.close()
-
-    def stop(self) -> None:
-        for conn in self._take():
-            with contextlib.suppress(Exception):
-                conn.raw.stop()
-
-
-async def _open_lean(database: Database) -> aiosqlite.Connection:
-    """An autocommit aiosqlite connection set up like every sync one (configure_sqlite)."""
-    import aiosqlite
-
-    path, uri = database.sqlite_target()
-    options = database.options
-    pending = aiosqlite.connect(path, timeout=options.busy_timeout,
-                                isolation_level=None, uri=uri)
-    # A daemon worker thread, as SQLAlchemy's aiosqlite dialect does, so a connection
-    # nobody closed never keeps the interpreter from exiting (aiosqlite < 0.22: the
-    # connection is the thread).
-    thread = pending if isinstance(pending, threading.Thread) else getattr(
-        pending, "_thread", None)
-    if isinstance(thread, threading.Thread):
-        thread.daemon = True
-    conn = await pending
-    try:
-        for pragma in sqlite_pragmas(options=options, read_only=database.sqlite_read_only):
-            await conn.execute(pragma)
-        for name, arity, function in sqlite_functions():
-            await conn.create_function(name, arity, function, deterministic=True)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await conn.close()
-        raise
-    return conn
-
-
 
 
 def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
@@ -378,7 +276,7 @@ def async_database(database: Database) -> AsyncDatabase:
         adb = _async_databases.get(database.key)
         if adb is None or adb.database is not database:
             if adb is not None:
-                adb.retire_lean()
+                adb.retire_direct()
             adb = _async_databases[database.key] = AsyncDatabase(database)
         return adb
 
@@ -391,7 +289,7 @@ def reconfigure(url: str, options: Any = None) -> None:
     if adb is None:
         return
     engine, adb._engine, adb._loop = adb._engine, None, None
-    adb.retire_lean()
+    adb.retire_direct()
     if engine is not None:
         engine.sync_engine.dispose(close=False)
 
@@ -418,7 +316,6 @@ async def adispose_all() -> None:
         await adb.dispose()
 
 
-
 def get_async_engine(url: str) -> AsyncEngine:
     """The async SQLAlchemy engine ``registers`` uses for ``url`` on the running loop."""
     from registers.db.typing_utils import normalize_url
@@ -426,9 +323,9 @@ def get_async_engine(url: str) -> AsyncEngine:
     return async_database(get_database(normalize_url(url, ""))).engine()
 
 
-async def aexecute(conn: AsyncConnection | LeanConnection, statement: Statement) -> Result:
-    """Send one statement on an async connection (the engine's or the SQLite fast path's)."""
-    if isinstance(conn, LeanConnection):
+async def aexecute(conn: AsyncConnection | DirectConnection, statement: Statement) -> Result:
+    """Send one statement on an async connection (the engine's or a direct one)."""
+    if isinstance(conn, DirectConnection):
         return await conn.execute(statement)
     sql, params, many = statement
     args = [tuple(row) for row in params] if many else tuple(params)

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +134,11 @@ class Database:
         self._thread_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._memory_lock = threading.RLock()
         self._memory_connection: sqlite3.Connection | None = None
+        # auto_create of registered models, run on first use (so importing or decorating
+        # never connects): table name -> its create_schema
+        self.pending_tables: dict[str, Callable[[], None]] = {}
+        self._pending_lock = threading.RLock()
+        self._creating: int | None = None  # the thread running create_pending()
         self.metadata = sa.MetaData()
 
     # --- engine ---------------------------------------------------------------------
@@ -232,6 +237,34 @@ class Database:
 
     # --- connections ----------------------------------------------------------------
 
+    # --- tables created on first use -----------------------------------------------
+
+    def create_later(self, table_name: str, create: Callable[[], None]) -> None:
+        """Run ``create`` (a model's ``create_schema``) before this database's first use."""
+        with self._pending_lock:
+            self.pending_tables[table_name] = create
+
+    def create_pending(self) -> None:
+        """Create the tables of models registered with ``auto_create`` that are not yet
+        created, parents before the tables whose foreign keys point at them.
+
+        Every connection entry point calls this while tables are pending; other threads
+        wait for it. A table that cannot be created stays pending (the error propagates;
+        the next use tries again).
+        """
+        me = threading.get_ident()
+        if self._creating == me:
+            return  # the creation's own statements
+        with self._pending_lock:
+            self._creating = me
+            try:
+                order = {t.name: i for i, t in enumerate(self.metadata.sorted_tables)}
+                for name in sorted(self.pending_tables, key=lambda n: order.get(n, -1)):
+                    self.pending_tables[name]()
+                    del self.pending_tables[name]
+            finally:
+                self._creating = None
+
     def current_transaction(self) -> _Transaction | None:
         return self._tx.get()
 
@@ -243,6 +276,8 @@ class Database:
         an operation of several statements brackets them with :meth:`begin` and
         :meth:`commit`.
         """
+        if self.pending_tables:
+            self.create_pending()
         tx = self._tx.get()
         if tx is not None:
             return tx.connection, False
@@ -284,6 +319,8 @@ class Database:
         ``IDLE_CHECK_SECONDS`` is pinged before use, so one left stale by a server
         restart is replaced instead of failing the next write.
         """
+        if self.pending_tables:
+            self.create_pending()
         if self.is_memory or self._tx.get() is not None:
             return None
         holder = getattr(self._local, "holder", None)
@@ -400,6 +437,8 @@ class Database:
         (``conn.execute(sa.text(...))``). Nested blocks become savepoints; an exception
         rolls back the innermost block and propagates.
         """
+        if self.pending_tables:
+            self.create_pending()
         tx = self._tx.get()
         if tx is not None:
             yield from self._savepoint(tx)

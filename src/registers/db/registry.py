@@ -69,12 +69,21 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
         )
         super().__init__(model, config)
         if auto_create and not creation_deferred():
-            self.create_schema()
+            # on first use, not now: importing a module of models (``app --help``) never
+            # connects or creates a file
+            self.database.create_later(self.table_name, self.create_schema)
 
     @property
     def engine(self) -> sa.Engine:
-        """The SQLAlchemy engine of this model's database (for raw SQL)."""
-        return self.database.engine
+        """The SQLAlchemy engine of this model's database (for raw SQL); pending tables
+        are created first."""
+        return self._ready_engine()
+
+    def _ready_engine(self) -> sa.Engine:
+        database = self.database
+        if database.pending_tables:
+            database.create_pending()
+        return database.engine
 
     # --- schema ---------------------------------------------------------------------
 
@@ -114,7 +123,7 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
     # registers 2.1.0 spellings (see docs/coming-from-2.1.md): ``engine`` and ``schema``.
     @property
     def _engine(self) -> sa.Engine:
-        return self.database.engine
+        return self._ready_engine()
 
     @property
     def _schema(self) -> SchemaManager:

@@ -160,7 +160,10 @@ class SchemaManager:
         Inside a block, DDL joins the block (on SQLite a second connection would wait
         for the block's write lock).
         """
-        tx = self.database.current_transaction()
+        database = self.database
+        if database.pending_tables:
+            database.create_pending()
+        tx = database.current_transaction()
         if tx is not None:
             yield tx.sa_connection
             return

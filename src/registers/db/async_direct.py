@@ -1,0 +1,323 @@
+"""Direct driver connections: the async fast path for statements outside ``atransaction()``.
+
+A single statement needs no pool checkout, no liveness ping, no BEGIN and no
+reset-on-return ROLLBACK: it runs on an autocommit driver connection kept per database
+and event loop, one round trip (as the sync side's thread connection,
+:meth:`registers.db.database.Database.autocommit_connection`).
+
+- SQLite (:class:`SQLiteConnections`): two shared aiosqlite connections, one for reads and
+  one for single-statement writes; aiosqlite runs each connection's statements one at a
+  time on its thread, and WAL readers never wait for the writer.
+- PostgreSQL and MariaDB (:class:`ServerConnections`): psycopg's ``AsyncConnection`` /
+  aiomysql connections in autocommit, each used by one task at a time (taken, given back);
+  a write of several statements brackets them with ``BEGIN``/``COMMIT`` on its connection.
+  They are opened through the async engine (its connect hooks set them up like every other
+  connection, and opening one waits on the pool's ``pool_timeout`` when it is exhausted),
+  then detached from its pool. At most ``pool_size + max_overflow`` are in use at once;
+  one idle for longer than ``IDLE_CHECK_SECONDS`` is pinged before use.
+
+Which async PostgreSQL driver: psycopg's async mode. Measured by hand against asyncpg
+(get by key + pydantic, 1,000 calls x 9 rounds on this machine) the best rounds were
+273 us (psycopg) against 402 us (asyncpg), and psycopg takes the sync side's ``%s``
+statements and value codecs unchanged (asyncpg would need every statement renumbered to
+``$n`` and its own strict parameter types). ``benchmarks/async_bench.py`` prints both floors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from registers.db.database import IDLE_CHECK_SECONDS, Database
+from registers.db.flows import Result
+from registers.db.sqlite_setup import sqlite_functions, sqlite_pragmas
+from registers.db.statements import Statement
+
+if TYPE_CHECKING:
+    import aiosqlite
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = [
+    "DirectConnection",
+    "DirectConnections",
+    "SQLiteConnection",
+    "SQLiteConnections",
+    "ServerConnection",
+    "ServerConnections",
+]
+
+
+class DirectConnection:
+    """One autocommit driver connection; :meth:`execute` sends one statement."""
+
+    __slots__ = ("raw", "used")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.used = time.monotonic()
+
+    async def execute(self, statement: Statement) -> Result:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SQLiteConnection(DirectConnection):
+    """An autocommit aiosqlite connection; each statement is one trip to its thread.
+
+    A statement that returns rows (``SELECT``, ``... RETURNING``) is executed and fetched
+    in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
+    stays open between trips, even if the awaiting task is cancelled; any other statement
+    runs to completion inside ``execute``.
+    """
+
+    __slots__ = ()
+
+    async def execute(self, statement: Statement) -> Result:
+        sql, params, many = statement
+        raw: aiosqlite.Connection = self.raw
+        if many:
+            cursor = await raw.executemany(sql, [tuple(row) for row in params])
+            return Result([], cursor.rowcount, cursor.lastrowid)
+        if sql.startswith("SELECT") or " RETURNING " in sql:
+            rows = list(await raw.execute_fetchall(sql, tuple(params)))
+            return Result(rows, len(rows), None)
+        cursor = await raw.execute(sql, tuple(params))
+        rows = [] if cursor.description is None else list(await cursor.fetchall())
+        return Result(rows, cursor.rowcount, cursor.lastrowid)
+
+
+class ServerConnection(DirectConnection):
+    """A psycopg ``AsyncConnection`` or an aiomysql connection, in autocommit."""
+
+    __slots__ = ("awaits_cursor",)
+
+    def __init__(self, raw: Any, awaits_cursor: bool) -> None:
+        super().__init__(raw)
+        self.awaits_cursor = awaits_cursor  # aiomysql: ``await conn.cursor()``
+
+    async def execute(self, statement: Statement) -> Result:
+        sql, params, many = statement
+        cursor = self.raw.cursor()
+        if self.awaits_cursor:
+            cursor = await cursor
+        try:
+            if many:
+                await cursor.executemany(sql, [tuple(row) for row in params])
+                return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
+            await cursor.execute(sql, tuple(params))
+            rows = [] if cursor.description is None else list(await cursor.fetchall())
+            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
+        finally:
+            closed = cursor.close()
+            if closed is not None:
+                await closed
+
+    async def alive(self) -> bool:
+        try:
+            await self.execute(Statement("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            closed = self.raw.close()
+            if closed is not None:
+                await closed
+
+    def close_now(self) -> None:
+        """Close without awaiting (the connection's event loop may be gone)."""
+        with contextlib.suppress(Exception):
+            pgconn = getattr(self.raw, "pgconn", None)
+            if pgconn is not None:
+                pgconn.finish()
+            else:
+                self.raw.close()
+
+
+class DirectConnections:
+    """The direct connections of one database on one event loop."""
+
+    shared = False  # whether every task shares one connection (then no multi-statement work)
+
+    async def take(self, write: bool) -> DirectConnection | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def give(self, conn: DirectConnection) -> None:
+        """Hand back a connection after a statement that left it usable."""
+
+    def drop(self, conn: DirectConnection) -> None:
+        """Forget a connection a failure (or a cancellation) may have left unusable."""
+
+    async def close(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Close every connection without awaiting (their loop may be gone)."""
+
+
+class SQLiteConnections(DirectConnections):
+    """Two shared autocommit aiosqlite connections: reads on one, writes on the other, so
+    a read never queues behind a write waiting out the busy timeout."""
+
+    shared = True
+    __slots__ = ("_lock", "database", "reader", "writer")
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.reader: SQLiteConnection | None = None
+        self.writer: SQLiteConnection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def take(self, write: bool) -> SQLiteConnection | None:
+        """The reader or writer connection, opened on first use; None if it cannot be
+        opened (the engine path then reports why)."""
+        found = self.writer if write else self.reader
+        if found is not None:
+            return found
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            found = self.writer if write else self.reader
+            if found is None:
+                try:
+                    found = SQLiteConnection(await _open_sqlite(self.database))
+                except (sqlite3.Error, OSError, ValueError):
+                    return None
+                if write:
+                    self.writer = found
+                else:
+                    self.reader = found
+            return found
+
+    def _take_all(self) -> list[SQLiteConnection]:
+        taken = [c for c in (self.reader, self.writer) if c is not None]
+        self.reader = self.writer = None
+        return taken
+
+    async def close(self) -> None:
+        for conn in self._take_all():
+            with contextlib.suppress(Exception):
+                await conn.raw.close()
+
+    def stop(self) -> None:
+        for conn in self._take_all():
+            with contextlib.suppress(Exception):
+                conn.raw.stop()
+
+
+class ServerConnections(DirectConnections):
+    """Autocommit driver connections of one server database on one event loop, each
+    used by one task at a time; at most ``pool_size + max_overflow`` in use at once."""
+
+    __slots__ = ("_idle", "_slots", "_timeout", "database", "engine")
+
+    def __init__(self, database: Database, engine: AsyncEngine) -> None:
+        self.database = database
+        self.engine = engine
+        options = database.options
+        self._idle: list[ServerConnection] = []  # most recently used last
+        self._slots = asyncio.Semaphore(max(1, options.pool_size + options.max_overflow))
+        self._timeout = options.pool_timeout
+
+    async def take(self, write: bool) -> ServerConnection:
+        """A connection for this task alone: the most recently used idle one (pinged
+        first if it sat idle too long), or a new one.
+
+        Raises:
+            DatabaseUnavailableError: no connection could be opened, or none was free
+                within ``pool_timeout``.
+        """
+        slots = self._slots
+        if slots.locked():
+            try:
+                await asyncio.wait_for(slots.acquire(), self._timeout)
+            except asyncio.TimeoutError as exc:
+                raise self.database.connect_error(sa.exc.TimeoutError(str(exc))) from None
+        else:
+            await slots.acquire()
+        try:
+            idle = self._idle
+            while idle:
+                conn = idle.pop()
+                if time.monotonic() - conn.used <= IDLE_CHECK_SECONDS or await conn.alive():
+                    return conn
+                await conn.aclose()
+            return await self._open()
+        except BaseException:
+            slots.release()
+            raise
+
+    def give(self, conn: DirectConnection) -> None:
+        conn.used = time.monotonic()
+        self._idle.append(conn)  # type: ignore[arg-type]
+        self._slots.release()
+
+    def drop(self, conn: DirectConnection) -> None:
+        assert isinstance(conn, ServerConnection)
+        conn.close_now()
+        self._slots.release()
+
+    async def _open(self) -> ServerConnection:
+        try:
+            fairy = await self.engine.raw_connection()
+        except Exception as exc:  # refused, timed out, pool exhausted, ...
+            raise self.database.connect_error(exc) from exc
+        raw: Any = fairy.driver_connection
+        fairy.detach()  # ours for this loop's lifetime, not the pool's
+        try:
+            if self.database.family == "postgresql":
+                if raw.info.transaction_status:  # a connect hook's statement left one open
+                    await raw.rollback()
+                await raw.set_autocommit(True)
+                return ServerConnection(raw, awaits_cursor=False)
+            await raw.autocommit(True)
+            return ServerConnection(raw, awaits_cursor=True)
+        except BaseException as exc:
+            ServerConnection(raw, False).close_now()
+            if isinstance(exc, Exception):
+                raise self.database.connect_error(exc) from exc
+            raise
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.aclose()
+
+    def stop(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close_now()
+
+
+async def _open_sqlite(database: Database) -> aiosqlite.Connection:
+    """An autocommit aiosqlite connection set up like every sync one (configure_sqlite)."""
+    import aiosqlite
+
+    path, uri = database.sqlite_target()
+    options = database.options
+    pending = aiosqlite.connect(path, timeout=options.busy_timeout,
+                                isolation_level=None, uri=uri)
+    # A daemon worker thread, as SQLAlchemy's aiosqlite dialect does, so a connection
+    # nobody closed never keeps the interpreter from exiting (aiosqlite < 0.22: the
+    # connection is the thread).
+    thread = pending if isinstance(pending, threading.Thread) else getattr(
+        pending, "_thread", None)
+    if isinstance(thread, threading.Thread):
+        thread.daemon = True
+    conn = await pending
+    try:
+        for pragma in sqlite_pragmas(options=options, read_only=database.sqlite_read_only):
+            await conn.execute(pragma)
+        for name, arity, function in sqlite_functions():
+            await conn.create_function(name, arity, function, deterministic=True)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return conn
