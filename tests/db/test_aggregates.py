@@ -478,3 +478,62 @@ def test_async_bad_input_raises_too(shop: Shop) -> None:
     User = shop.User
     with pytest.raises(InvalidQueryError, match="Sum needs"):
         asyncio.run(_run(lambda: User.objects.aaggregate(s=Sum("name"))))
+
+
+# --- scale, concurrency, limits ------------------------------------------------------------
+
+def test_many_groups_and_a_long_in_list_on_an_annotation(shop: Shop) -> None:
+    User = shop.User
+    User.objects.bulk_create([dict(name=f"n{i % 3000:04d}", score=i) for i in range(6000)])
+    groups = User.objects.values("name").annotate(n=Count("id"), total=Sum("score"))
+    assert groups.count() == 3000
+    # the group n{k} holds the scores k and k + 3000: its total is 3000 + 2 k
+    wanted = list(range(3000, 9000, 4))  # every other group's total: 1,500 values,
+    wanted += [-v for v in range(1, 4501)]  # and 4,500 matching none: past the long-IN bound
+    matched = groups.where(total__in=wanted)
+    assert matched.count() == 1500
+    assert groups.exclude(total__in=wanted).count() == 1500
+    assert matched.order_by("total").first() == {"name": "n0000", "n": 2, "total": 3000}
+    streamed = list(groups.order_by("-total").iterate(batch_size=700))
+    assert len(streamed) == 3000 and streamed[0] == {"name": "n2999", "n": 2, "total": 8998}
+    assert [g["total"] for g in streamed] == sorted((g["total"] for g in streamed), reverse=True)
+
+
+def test_aggregates_while_other_threads_write(shop: Shop) -> None:
+    import threading
+
+    User = shop.User
+    errors: list[BaseException] = []
+
+    def work(number: int) -> None:
+        try:
+            for i in range(20):
+                User.objects.create(name=f"t{number}-{i}", role=f"r{number}", score=1)
+                got = User.objects.where(role=f"r{number}").aggregate(n=Count("id"),
+                                                                      s=Sum("score"))
+                assert got == {"n": i + 1, "s": i + 1}
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert User.objects.values("role").annotate(n=Count("id")).where(n=20).count() == 8
+
+
+def test_an_int_sum_past_64_bits(shop: Shop, backend: str) -> None:
+    """The servers sum integers exactly past 64 bits; SQLite refuses (its SUM raises
+    "integer overflow"): never a wrapped or rounded number."""
+    from registers.db import RegistryError
+
+    User = shop.User
+    User.objects.bulk_create([dict(name=f"b{i}", score=2**62) for i in range(3)])
+    if backend == "sqlite":
+        with pytest.raises(RegistryError, match="integer overflow"):
+            User.objects.aggregate(total=Sum("score"))
+        return
+    assert User.objects.aggregate(total=Sum("score"), mean=Avg("score")) == {
+        "total": 3 * 2**62, "mean": float(2**62)}
