@@ -203,7 +203,8 @@ def resolve(st: _Statement, scope: _Scope, name: str, agg: Aggregate,
         what = ("an int, float or Decimal field" if wanted is _NUMERIC
                 else "a number, text, date, datetime or time field")
         raise InvalidQueryError(
-            f"{agg!r}: {owner.model_name}.{entry.spec.name} is a {kind} field; "
+            f"{agg!r}: {owner.model_name}.{entry.spec.name} is "
+            f"{'an' if kind in ('int', 'enum') else 'a'} {kind} field; "
             f"{type(agg).__name__} needs {what}",
             model=scope.compiler.model_name, field=agg.field)
     sql = _Sql(st.dialect.family, kind, agg.distinct)
