@@ -537,3 +537,22 @@ def test_an_int_sum_past_64_bits(shop: Shop, backend: str) -> None:
         return
     assert User.objects.aggregate(total=Sum("score"), mean=Avg("score")) == {
         "total": 3 * 2**62, "mean": float(2**62)}
+
+
+def test_having_on_decimal_and_mean_annotations(seeded: Shop) -> None:
+    User = seeded.User
+    groups = User.objects.values("role").annotate(money=Sum("balance"), stars=Avg("score"),
+                                                  wmean=Avg("weight"))
+
+    def roles(query: Any) -> list[Any]:
+        return [g["role"] for g in twin(query.all(), query.aall)]
+
+    # money: NULL role 0.90, admin 0.10, member 0.50 (0.20 + 0.30)
+    assert roles(groups.where(money__gt=Decimal("0.45"))) == [None, "member"]
+    assert roles(groups.where(money=Decimal("0.5"))) == ["member"]  # 0.50 == 0.5
+    assert roles(groups.where(money__lte="0.10")) == ["admin"]  # validated as a Decimal
+    assert roles(groups.where(stars__gt=5)) == [None, "admin"]  # 7.0 and 10.0
+    assert roles(groups.where(wmean__lt=1.5)) == ["member"]  # (2.25 + 0.25) / 2 = 1.25
+    assert roles(groups.order_by("-money")) == [None, "member", "admin"]
+    with pytest.raises(InvalidQueryError, match="money__gt takes a number"):
+        groups.where(money__gt="lots").all()
