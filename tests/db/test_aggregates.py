@@ -61,7 +61,11 @@ def _types(value: Any) -> Any:
 class Shop:
     """Authors (users of a blog shop), their posts and the posts' tags."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, indexed: bool = False) -> None:
+        # indexed links: the to-many aggregates are correlated subqueries; else derived tables
+        links: dict[str, Any] = {"indexes": ["user_id"]} if indexed else {}
+        through: dict[str, Any] = {"unique_fields": [("post_id", "tag_id")]} if indexed else {}
+
         @database_registry(url, table_name="agg_users")
         class User(BaseModel):
             id: int | None = None
@@ -76,7 +80,7 @@ class Shop:
             opens: time | None = None
             data: dict[str, Any] = {}
 
-        @database_registry(url, table_name="agg_posts")
+        @database_registry(url, table_name="agg_posts", **links)
         class Post(BaseModel):
             id: int | None = None
             user_id: int | None = None
@@ -89,7 +93,7 @@ class Shop:
             id: int | None = None
             name: str
 
-        @database_registry(url, table_name="agg_post_tags")
+        @database_registry(url, table_name="agg_post_tags", **through)
         class PostTag(BaseModel):
             id: int | None = None
             post_id: int
@@ -146,10 +150,19 @@ def seeded(shop: Shop) -> Shop:
     return shop
 
 
+@pytest.fixture(params=[False, True], ids=["derived", "correlated"])
+def related(database_url: str, request: pytest.FixtureRequest) -> Shop:
+    """Seeded, with the links of the to-many relations unindexed and indexed."""
+    shop = Shop(database_url, indexed=request.param)
+    shop.seed()
+    return shop
+
+
 # --- aggregate() -------------------------------------------------------------------------
 
-def test_aggregate_of_an_empty_table_is_zero_and_none(shop: Shop) -> None:
-    User = shop.User
+@pytest.mark.parametrize("indexed", [False, True], ids=["derived", "correlated"])
+def test_aggregate_of_an_empty_table_is_zero_and_none(database_url: str, indexed: bool) -> None:
+    User = Shop(database_url, indexed=indexed).User
     aggs = dict(n=Count("id"), total=Sum("score"), mean=Avg("score"), low=Min("name"),
                 high=Max("born"), money=Sum("balance"), posts=Count("posts"),
                 likes=Sum("posts__likes"))
@@ -336,8 +349,8 @@ def test_group_by_several_fields_and_a_relation_path(seeded: Shop) -> None:
     ]
 
 
-def test_aggregates_across_a_to_many_relation(seeded: Shop) -> None:
-    User = seeded.User
+def test_aggregates_across_a_to_many_relation(related: Shop) -> None:
+    User = related.User
     query = User.objects.values("name").annotate(posts=Count("posts"), likes=Sum("posts__likes"),
                                                  own=Sum("score"), best=Max("posts__likes"),
                                                  price=Avg("posts__price"))
@@ -363,8 +376,8 @@ def test_aggregates_across_a_to_many_relation(seeded: Shop) -> None:
     assert [g["name"] for g in query.where(posts=0)] == ["cy", "dee", "eve"]
 
 
-def test_aggregates_across_a_many_to_many_relation(seeded: Shop) -> None:
-    Post = seeded.Post
+def test_aggregates_across_a_many_to_many_relation(related: Shop) -> None:
+    Post = related.Post
     query = Post.objects.values("title").annotate(tags=Count("tags"), first=Min("tags__name"))
     assert query.order_by("-tags").all() == [
         {"title": "a1", "tags": 2, "first": "x"},
@@ -377,16 +390,16 @@ def test_aggregates_across_a_many_to_many_relation(seeded: Shop) -> None:
         "tags": 4, "likes": 113}
 
 
-def test_values_of_every_field_annotates_each_row(seeded: Shop) -> None:
-    Post = seeded.Post
+def test_values_of_every_field_annotates_each_row(related: Shop) -> None:
+    Post = related.Post
     rows = Post.objects.where(likes__gt=0).values().annotate(tags=Count("tags")).all()
     assert [(r["title"], r["tags"]) for r in rows] == [("a1", 2), ("a2", 1), ("b1", 1),
                                                         ("orphan", 0)]
     assert rows[0]["price"] == Decimal("1.10")
 
 
-def test_iterate_and_count_a_grouped_query(seeded: Shop) -> None:
-    User = seeded.User
+def test_iterate_and_count_a_grouped_query(related: Shop) -> None:
+    User = related.User
     query = User.objects.values("name").annotate(posts=Count("posts")).order_by("-posts")
     assert [g["name"] for g in query.iterate(batch_size=2)] == ["ada", "bob", "cy", "dee", "eve"]
     assert query.count() == 5 and query[1:3].count() == 2 and query[4:].exists()
@@ -556,3 +569,18 @@ def test_having_on_decimal_and_mean_annotations(seeded: Shop) -> None:
     assert roles(groups.order_by("-money")) == [None, "member", "admin"]
     with pytest.raises(InvalidQueryError, match="money__gt takes a number"):
         groups.where(money__gt="lots").all()
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_an_indexed_link_is_probed_per_row(database_url: str, indexed: bool) -> None:
+    """With the link indexed, a filtered query reads only its own rows' children (a
+    correlated subquery per row); without, every child once (one derived table)."""
+    shop = Shop(database_url, indexed=indexed)
+    shop.seed()
+    User = shop.User
+    with count_statements_on(database_url) as log:
+        got = User.objects.where(name="ada").aggregate(posts=Count("posts"),
+                                                       likes=Sum("posts__likes"))
+    assert got == {"posts": 3, "likes": 12}
+    (sql,) = log
+    assert ("LEFT JOIN (SELECT" in sql) is not indexed

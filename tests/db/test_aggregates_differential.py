@@ -29,7 +29,7 @@ EXAMPLES = int(os.environ.get("REGISTERS_DIFFERENTIAL_EXAMPLES", "20"))
 ROLES = [None, "a", "b", "B", "b ", "é", ""]
 
 
-def _models(url: str) -> tuple[Any, Any]:
+def _models(url: str, indexed: bool) -> tuple[Any, Any]:
     @database_registry(url, table_name="diff_agg_users")
     class User(BaseModel):
         id: int | None = None
@@ -38,7 +38,8 @@ def _models(url: str) -> tuple[Any, Any]:
         weight: float = 0.0
         balance: Decimal | None = None
 
-    @database_registry(url, table_name="diff_agg_posts")
+    @database_registry(url, table_name="diff_agg_posts",
+                       indexes=["user_id"] if indexed else ())
     class Post(BaseModel):
         id: int | None = None
         user_id: int
@@ -168,9 +169,10 @@ def _same(got: Any, expected: Any, where: str) -> None:
                 assert type(value) is Decimal, f"{where}: {name} is {type(value).__name__}"
 
 
-@pytest.fixture
-def models(database_url: str) -> tuple[Any, Any]:
-    return _models(database_url)
+@pytest.fixture(params=[False, True], ids=["derived", "correlated"])
+def models(database_url: str, request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    """Posts' link to users unindexed (a derived table) and indexed (correlated)."""
+    return _models(database_url, request.param)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, print_blob=True,

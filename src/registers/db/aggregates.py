@@ -16,9 +16,10 @@ minimums and maximums go through ``registers_decimal_agg`` (Python's ``Decimal``
 through SQLite's floating point.
 
 A to-many relation (``Count("posts")``, ``Sum("posts__score")``) is aggregated per row of
-the model first, in a derived table joined once per row, so rows never multiply: a
-``Sum`` over the model's own field next to a ``Count`` over a relation is exact (Django's
-single join would count each row once per related row).
+the model first (see :class:`Derived`: a correlated subquery when its link column is
+indexed, else one derived table), so rows never multiply: a ``Sum`` over the model's own
+field next to a ``Count`` over a relation is exact (Django's single join would count each
+row once per related row).
 """
 
 from __future__ import annotations
@@ -166,26 +167,54 @@ class Output:
 
 @dataclass
 class Derived:
-    """The per-row pre-aggregation of one to-many relation: ``LEFT JOIN (SELECT key,
-    aggregates FROM target GROUP BY key) AS alias``."""
+    """The per-row aggregates of one to-many relation. When the column linking the
+    related rows is indexed, each is a correlated subquery (``(SELECT COUNT(...) FROM
+    posts WHERE posts.author_id = authors.id)``: an index probe per row, so a filtered
+    query reads only its rows' children); otherwise one derived table aggregates every
+    related row once (``LEFT JOIN (SELECT key, aggregates FROM target GROUP BY key)``),
+    instead of a full scan per row."""
 
     hop: _Hop
     alias: str
     inner: str
     columns: list[str]
+    correlated: bool
 
-    def column(self, st: _Statement, sql: str) -> str:
+    def column(self, st: _Statement, scope: _Scope, sql: str) -> str:
+        q = st.dialect.quote
+        if self.correlated:
+            source, link = to_many_source(st, self.hop, self.inner)
+            return f"(SELECT {sql} FROM {source} WHERE {link} = {scope.col(q(self.hop.local))})"
         name = f"a{len(self.columns)}"
-        self.columns.append(f"{sql} AS {st.dialect.quote(name)}")
-        return f"{self.alias}.{st.dialect.quote(name)}"
+        self.columns.append(f"{sql} AS {q(name)}")
+        return f"{self.alias}.{q(name)}"
 
     def join(self, st: _Statement, scope: _Scope) -> str:
+        if self.correlated:
+            return ""
         q, hop = st.dialect.quote, self.hop
         key = q("k")
         source, link = to_many_source(st, hop, self.inner)
         return (f" LEFT JOIN (SELECT {link} AS {key}, {', '.join(self.columns)} FROM {source} "
                 f"GROUP BY {link}) AS {self.alias} ON {self.alias}.{key} = "
                 f"{scope.col(q(hop.local))}")
+
+
+def _link_indexed(hop: _Hop) -> bool:
+    """Whether an index of the table holding the link column starts with it (declared:
+    the key, ``unique_fields``, ``indexes``, ``db_field(unique=/index=)``; on MySQL and
+    MariaDB a ``foreign_key`` too, which InnoDB indexes)."""
+    from registers.db.relations import _manager
+
+    holder = hop.through if hop.through is not None else hop.target
+    config = _manager(holder.model, "target").config
+    column = hop.remote
+    if column == config.key_field:
+        return True
+    if any(group[0] == column for group in (*config.unique_sets, *config.index_sets)):
+        return True
+    spec = holder._columns[column]
+    return holder.dialect.family == "mysql" and bool(spec.options.foreign_key)
 
 
 def resolve(st: _Statement, scope: _Scope, name: str, agg: Aggregate,
@@ -290,19 +319,20 @@ def _composed(st: _Statement, scope: _Scope, agg: Aggregate, hop: _Hop, entry: _
     the sum of the counts)."""
     table = derived.get(hop.name)
     if table is None:
-        table = derived[hop.name] = Derived(hop, st.alias(), st.alias(), [])
+        table = derived[hop.name] = Derived(hop, st.alias(), st.alias(), [],
+                                            _link_indexed(hop))
     column = f"{table.inner}.{entry.quoted}"
     sql.distinct = False  # only Count of the related rows, which are distinct per row
     outer = _Sql(sql.family, entry.spec.kind, False)
     if isinstance(agg, Count):
-        total = f"COALESCE(SUM({table.column(st, sql.count(column))}), 0)"
+        total = f"COALESCE(SUM({table.column(st, scope, sql.count(column))}), 0)"
         return (total,), total
     if isinstance(agg, Avg):
-        total = outer.plain("SUM", table.column(st, sql.plain("SUM", column)))
-        count = f"COALESCE(SUM({table.column(st, sql.count(column))}), 0)"
+        total = outer.plain("SUM", table.column(st, scope, sql.plain("SUM", column)))
+        count = f"COALESCE(SUM({table.column(st, scope, sql.count(column))}), 0)"
         return (total, count), outer.mean(total, count)
     function = "SUM" if isinstance(agg, Sum) else agg.function
-    value = outer.plain(function, table.column(st, sql.plain(function, column)))
+    value = outer.plain(function, table.column(st, scope, sql.plain(function, column)))
     return (value,), outer.compared(value)
 
 
