@@ -90,6 +90,14 @@ def check_sync() -> None:
     assert_type(User.objects.first(), User | None)
     assert_type(User.objects.count(), int)
     assert_type(User.objects.upsert(name="Ada L.", email="ada@example.com"), User)
+    made, created = User.objects.get_or_create(email="eve@example.com", defaults={"name": "Eve"})
+    assert_type(made, User)
+    assert_type(created, bool)
+    assert_type(User.objects.update_or_create(email="eve@example.com", defaults={"name": "E"}),
+                tuple[User, bool])
+    assert_type(User.objects.bulk_update([made], ["name"]), int)
+    assert_type(User.objects.in_bulk([made.id]), dict[Any, User])
+    assert_type(User.objects.raw("SELECT * FROM users"), list[User])
     assert_type(User.objects.update_where({"id": 1}, name="Ada"), list[User])
     assert_type(User.objects.bulk_create([{"name": "B", "email": "b@example.com"}]), list[User])
     for user in User.objects.iterate():
@@ -128,6 +136,12 @@ async def check_async() -> None:
     assert_type(grace, User)
     assert_type(await User.objects.aget(grace.id), User | None)
     assert_type(await User.objects.afilter(name="Grace"), list[User])
+    assert_type(await User.objects.aget_or_create(email="grace@example.com"), tuple[User, bool])
+    assert_type(await User.objects.aupdate_or_create(email="grace@example.com"),
+                tuple[User, bool])
+    assert_type(await User.objects.abulk_update([grace], ["name"]), int)
+    assert_type(await User.objects.ain_bulk(), dict[Any, User])
+    assert_type(await User.objects.araw("SELECT * FROM users"), list[User])
     assert_type(await grace.asave(), User)
     assert_type(await grace.arefresh(), User)
     assert_type(await User.objects.aaggregate(n=Count("id")), dict[str, Any])

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from registers.db.database import IDLE_CHECK_SECONDS, Database
 from registers.db.flows import Result
 from registers.db.sqlite_setup import sqlite_functions, sqlite_pragmas
-from registers.db.statements import Statement
+from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -83,12 +83,14 @@ class SQLiteConnection(DirectConnection):
         if many:
             cursor = await raw.executemany(sql, [tuple(row) for row in params])
             return Result([], cursor.rowcount, cursor.lastrowid)
-        if sql.startswith("SELECT") or " RETURNING " in sql:
+        described = type(statement) is Described  # raw(): the column names are needed
+        if (sql.startswith("SELECT") or " RETURNING " in sql) and not described:
             rows = list(await raw.execute_fetchall(sql, tuple(params)))
             return Result(rows, len(rows), None)
         cursor = await raw.execute(sql, tuple(params))
         rows = [] if cursor.description is None else list(await cursor.fetchall())
-        return Result(rows, cursor.rowcount, cursor.lastrowid)
+        return Result(rows, cursor.rowcount, cursor.lastrowid,
+                      _columns(cursor) if described else None)
 
 
 class ServerConnection(DirectConnection):
@@ -111,7 +113,8 @@ class ServerConnection(DirectConnection):
                 return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
             await cursor.execute(sql, tuple(params))
             rows = [] if cursor.description is None else list(await cursor.fetchall())
-            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
+            columns = _columns(cursor) if type(statement) is Described else None
+            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None), columns)
         finally:
             closed = cursor.close()
             if closed is not None:
@@ -321,3 +324,8 @@ async def _open_sqlite(database: Database) -> aiosqlite.Connection:
             await conn.close()
         raise
     return conn
+
+
+def _columns(cursor: Any) -> list[str] | None:
+    """The column names of a cursor's rows (None: the statement returns none)."""
+    return None if cursor.description is None else [d[0] for d in cursor.description]

@@ -439,13 +439,7 @@ class Query(_QueryState[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        sql, params = pages.first
-        while True:
-            rows = manager.rows(sql, params)
-            yield from manager._models(rows)
-            if len(rows) < batch_size:
-                return
-            sql, params = pages.after(rows[-1])
+        yield from manager._stream(pages)
 
     def update(self, **updates: Any) -> int:
         """Update every matching row in one statement; returns how many matched.
@@ -510,14 +504,8 @@ class Query(_QueryState[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        sql, params = pages.first
-        while True:
-            rows = await manager.arows(sql, params)
-            for model in manager._models(rows):
-                yield model
-            if len(rows) < batch_size:
-                return
-            sql, params = pages.after(rows[-1])
+        async for model in manager._astream(pages):
+            yield model
 
     async def aupdate(self, **updates: Any) -> int:
         import asyncio

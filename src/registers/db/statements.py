@@ -16,7 +16,7 @@ from registers.db.dialects import Dialect
 from registers.db.engine import Database
 from registers.db.query import Q, QueryCompiler
 
-__all__ = ["IN_CHUNK", "Statement", "Statements"]
+__all__ = ["IN_CHUNK", "Described", "Statement", "Statements"]
 
 # Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
 IN_CHUNK = 5000
@@ -33,6 +33,12 @@ class Statement(NamedTuple):
     many: bool = False
 
 
+class Described(Statement):
+    """A statement whose result must carry its column names (``raw()``)."""
+
+    __slots__ = ()
+
+
 class Pages:
     """One ordering's pages: the first page's ``SELECT``, then after each page the one
     that continues past its last row (keyset pagination: linear in the row count and
@@ -44,6 +50,7 @@ class Pages:
         self.where = where
         self.params = params
         self.terms = terms
+        self.batch_size = batch_size
         self.indexes = [st.names.index(entry.spec.name) for entry, _ in terms]
         self.tail = f"{st.query.order_sql(terms)} LIMIT {batch_size}"
         self.first = (f"{st.select}{where}{self.tail}", params)
@@ -108,7 +115,7 @@ class Statements:
         self.insert_names = [n for n in names if n != key]
         self.insert_full = self.insert(self.names)
         self.insert_nokey = self.insert(self.insert_names)
-        self._upserts: dict[tuple[bool, tuple[str, ...], bool], str] = {}
+        self._upserts: dict[tuple[Any, ...], str] = {}
         # PostgreSQL: a value the key sequence is known to have reached (it never goes
         # back), so an explicit key at or below it needs no sequence update.
         self.sequence_floor = 0
@@ -127,17 +134,38 @@ class Statements:
             sql += f" RETURNING {self.quoted_key}"
         return sql
 
-    def upsert(self, with_key: bool, conflict: tuple[str, ...], returning: bool = True) -> str:
-        """One atomic insert-or-update on the ``conflict`` columns (cached per shape)."""
-        cached = self._upserts.get((with_key, conflict, returning))
+    def upsert(self, with_key: bool, conflict: tuple[str, ...], returning: bool | str = True,
+               keep: tuple[str, ...] | None = None, assign: tuple[str, ...] = ()) -> str:
+        """One atomic insert-or-update on the ``conflict`` columns (cached per shape).
+
+        ``keep``: the columns the update branch leaves alone (default: the
+        ``auto_now_add`` ones); ``assign``: further ``SET`` terms (see ``Dialect.upsert``).
+        """
+        shape = (with_key, conflict, returning, keep, assign)
+        cached = self._upserts.get(shape)
         if cached is None:
             names = self.names if with_key else self.insert_names
             cached = self.dialect.upsert(
                 self.table_name, names, conflict, self.key, self.key_is_int, returning,
-                keep=self.keep,
+                keep=self.keep if keep is None else keep, assign=assign,
             )
-            self._upserts[(with_key, conflict, returning)] = cached
+            if len(self._upserts) >= 512:  # shapes come from code, but stay bounded
+                self._upserts.clear()
+            self._upserts[shape] = cached
         return cached
+
+    def kept(self, with_key: bool, target: tuple[str, ...], given: Any,
+             auto_now: Sequence[str], also: Any = ()) -> tuple[str, ...] | None:
+        """The columns an upsert's update branch leaves alone when the caller gave only
+        the fields ``given`` (``also``: columns the update sets otherwise, by
+        ``on_conflict``); None when it sets every column it sets by default."""
+        names = self.names if with_key else self.insert_names
+        fixed = (*target, self.key, *self.keep)
+        left = [n for n in names if n not in fixed and (n in also or (
+            n not in given and n not in auto_now))]
+        if not left:
+            return None
+        return tuple(n for n in names if n in fixed or n in left)
 
     # --- reads ------------------------------------------------------------------------
 
