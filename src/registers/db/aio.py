@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from registers.db.aggregates import Aggregate
 from registers.db.async_direct import DirectConnection, DirectConnections
 from registers.db.async_engine import (
     AsyncDatabase,
@@ -122,10 +121,6 @@ class AsyncOperations(_PasswordsOffLoop[M]):
     async def aexclude(self, *q: Q, **criteria: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.exclude`."""
         return await self._aread(self._plan_exclude(q, criteria))
-
-    async def aaggregate(self, *args: Aggregate, **aggregates: Aggregate) -> dict[str, Any]:
-        """Async :meth:`~registers.db.registry.DatabaseRegistry.aggregate`."""
-        return await self._where((), {}).aaggregate(*args, **aggregates)
 
     async def aall(self) -> list[M]:
         """Every row, in key order."""

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from registers.db.aggregates import Aggregate
 from registers.db.dialects import is_transient
 from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
 from registers.db.query import Q
@@ -63,20 +62,6 @@ class SyncOperations(WritePlans[M]):
         """A lazy, chainable :class:`~registers.db.queryset.Query` of the matching rows
         (``Query`` has the sync and the async results: ``all()``/``aall()``, ...)."""
         return self._where(q, criteria)
-
-    def aggregate(self, *args: Aggregate, **aggregates: Aggregate) -> dict[str, Any]:
-        """Aggregates over every row: ``aggregate(n=Count("id"), total=Sum("score"))``
-        (``where(...).aggregate(...)`` for some rows; see :meth:`Query.aggregate`)."""
-        return self._where((), {}).aggregate(*args, **aggregates)
-
-    def values(self, *fields: str) -> Query[dict[str, Any]]:
-        """A lazy query of dicts of ``fields`` (``where().values(...)``); follow it with
-        ``annotate(...)`` to group by them."""
-        return self._where((), {}).values(*fields)
-
-    def values_list(self, *fields: str, flat: bool = False) -> Query[Any]:
-        """A lazy query of tuples of ``fields`` (``where().values_list(...)``)."""
-        return self._where((), {}).values_list(*fields, flat=flat)
 
     def all(self) -> list[M]:
         """Every row, in key order."""
