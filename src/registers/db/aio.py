@@ -381,17 +381,13 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                     break
                 except self._aerrors() as exc:
                     if attempt == _RETRIES - 1 or not self.database.may_retry(started) \
-                            or not self._retryable(retry_if, driver_error(exc)):
+                            or not _retryable(self.database.family, retry_if, driver_error(exc)):
                         raise
                 await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
         except self._aerrors() as exc:
             original = driver_error(exc)
             raise self.errors(original, "write to", data) from original
         return finish(outcome)
-
-    def _retryable(self, retry_if: RetryIf | None, error: BaseException) -> bool:
-        return is_transient(self.database.family, error) or (
-            retry_if is not None and retry_if(error))
 
     async def _awrite_direct(self, adb: AsyncDatabase, direct: DirectConnections,
                              work: str | Callable[[], Flow[Any]], params: Any,
@@ -535,6 +531,12 @@ class AsyncOperations(_PasswordsOffLoop[M]):
     async def adispose(self) -> None:
         """Close this database's pooled async connections (they reopen on next use)."""
         await adispose_database(self.database)
+
+
+def _retryable(family: str, retry_if: RetryIf | None, error: BaseException) -> bool:
+    """Whether a failed write may be tried again: a deadlock or serialization failure, or
+    what the write's own ``retry_if`` says (a lost insert race)."""
+    return is_transient(family, error) or (retry_if is not None and retry_if(error))
 
 
 def _hash_each(manager: OperationPlans[Any], rows: list[dict[str, Any]]) -> None:

@@ -435,13 +435,20 @@ class QueryCompiler:
         every backend (SQLite and MariaDB do so natively; PostgreSQL is told)."""
         if not terms:
             return ""
-        nulls = self.dialect.family == "postgresql"
-        parts = [
-            f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
-            else f"{entry.compared}{' NULLS FIRST' if nulls else ''}"
-            for entry, descending in terms
-        ]
+        pg = self.dialect.family == "postgresql"
+        parts = []
+        for entry, descending in terms:
+            # A column that holds no NULL sorts the same either way; leaving the NULLS
+            # clause off lets PostgreSQL read it in order from its index (a b-tree is
+            # NULLS LAST ascending) instead of sorting the whole table for every page.
+            nulls = pg and self.may_be_null(entry)
+            parts.append(f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
+                         else f"{entry.compared}{' NULLS FIRST' if nulls else ''}")
         return " ORDER BY " + ", ".join(parts)
+
+    def may_be_null(self, entry: _Field) -> bool:
+        """Whether this table's column ``entry`` can hold NULL (the key never does)."""
+        return entry.spec.nullable and entry.spec.name != self.key
 
     def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
         if order is None:

@@ -81,7 +81,24 @@ class Pages:
             equal.append((same, [] if value is None else [value]))
         glue = " AND " if self.where else " WHERE "
         keyset = " OR ".join(f"({a})" for a in alternatives) or "1 = 0"
-        return f"{self.st.select}{self.where}{glue}({keyset}){self.tail}", params
+        lead, lead_params = self._lead(row)
+        params[len(self.params):len(self.params)] = lead_params
+        return f"{self.st.select}{self.where}{glue}{lead}({keyset}){self.tail}", params
+
+    def _lead(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A bound on the first term that every alternative of the keyset implies
+        (``age >= ?`` before ``age > ? OR (age = ? AND id > ?)``): an index range the
+        planners seek to, where the OR alone makes SQLite and PostgreSQL scan the index
+        from its start on every page (quadratic in the row count)."""
+        if len(self.terms) < 2:
+            return "", []  # the key alone: ``id > ?`` is a range already
+        (entry, descending), value = self.terms[0], row[self.indexes[0]]
+        if value is None or (descending and self.st.query.may_be_null(entry)):
+            return "", []  # NULLs sort first: no bound leaves them out
+        if entry.compare_param is not None:
+            value = entry.compare_param(value)
+        p = self.st.dialect.placeholder
+        return f"{entry.compared} {'<=' if descending else '>='} {p} AND ", [value]
 
 
 class Statements:
