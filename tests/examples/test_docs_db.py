@@ -69,7 +69,8 @@ def test_page_has_snippets_for_every_section() -> None:
                     "Passwords", "Schema helpers",
                     "Alembic", "Relationships", "Q objects and exclude",
                     "Query: lazy and chainable", "Across relationships", "Into JSON fields",
-                    "More lookups", "Compiled once per shape", "Errors"):
+                    "More lookups", "Compiled once per shape", "Aggregates and grouping",
+                    "Grouping: values().annotate()", "Errors"):
         assert heading in covered, f"no runnable snippet under {heading!r}"
 
 

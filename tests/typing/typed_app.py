@@ -15,11 +15,15 @@ from typing_extensions import assert_type
 
 from registers.cli import CommandRegistry
 from registers.db import (
+    Avg,
     BelongsTo,
+    Count,
     DatabaseRegistry,
     HasMany,
     HasManyThrough,
     Model,
+    Query,
+    Sum,
     database_registry,
     prefetch,
 )
@@ -113,6 +117,14 @@ def check_sync() -> None:
     as_declared: Callable[[str, int], str] = greet  # the decorator keeps the signature
     assert as_declared("Ada", 2) == "Hello, Ada! Hello, Ada!"
     assert_type(greet("Ada"), str)
+    totals = User.objects.where(name="Ada").aggregate(n=Count("id"), posts=Count("posts"))
+    assert_type(totals, dict[str, Any])
+    assert totals == {"n": 1, "posts": 1}
+    assert_type(User.objects.aggregate(Sum("id")), dict[str, Any])
+    groups = User.objects.values("name").annotate(n=Count("id"), mean=Avg("id")).order_by("-n")
+    assert_type(groups, Query[dict[str, Any]])
+    for group in groups.where(n__gte=1):
+        assert_type(group, dict[str, Any])
     assert_type(ada.delete(), bool)
     with User.objects.engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
@@ -132,6 +144,10 @@ async def check_async() -> None:
     assert_type(await User.objects.araw("SELECT * FROM users"), list[User])
     assert_type(await grace.asave(), User)
     assert_type(await grace.arefresh(), User)
+    assert_type(await User.objects.aaggregate(n=Count("id")), dict[str, Any])
+    grouped = User.objects.values("name").annotate(n=Count("id"))
+    assert_type(await grouped.aall(), list[dict[str, Any]])
+    assert_type(await grouped.acount(), int)
     assert_type(await grace.adelete(), bool)
     await User.objects.adispose()
 

@@ -88,6 +88,7 @@ class QueryCompiler:
         self._hops: dict[str, _Hop] = {}
         self._cache: dict[Any, Compiled] = {}
         self._selects: dict[Any, tuple[Compiled, str]] = {}
+        self.grouped: dict[Any, Any] = {}  # registers.db.grouping's statements
 
     # --- fields and relations -------------------------------------------------------
 
@@ -193,14 +194,27 @@ class QueryCompiler:
 
     def reader(self, entry: _Field) -> Callable[[Any], Any]:
         """Stored value -> the field's Python value (for ``values()``)."""
-        from_db, validate = entry.from_db, entry.adapter.validate_python
+        # the core validator itself: TypeAdapter.validate_python's wrapper costs as much
+        validate = getattr(entry.adapter, "validator", entry.adapter).validate_python
+        from_db = entry.from_db
+        if from_db is None:
+            exact = entry.spec.python_type
+            if exact in (str, int, float):
+                # the adapter has no constraints: a value of exactly its type is valid
+                def same(raw: Any) -> Any:
+                    return raw if raw is None or type(raw) is exact else validate(raw)
 
-        def read(raw: Any) -> Any:
-            if raw is None:
-                return None
-            return validate(from_db(raw) if from_db is not None else raw)
+                return same
 
-        return read
+            def read(raw: Any) -> Any:
+                return None if raw is None else validate(raw)
+
+            return read
+
+        def decode(raw: Any) -> Any:
+            return None if raw is None else validate(from_db(raw))
+
+        return decode
 
     def _bad(self, name: str, lookup: str, why: str) -> InvalidQueryError:
         return InvalidQueryError(
