@@ -161,11 +161,16 @@ def _display(url: str) -> str:
 def get_engine(url: str) -> sa.Engine:
     """The one SQLAlchemy engine ``registers`` uses for ``url``.
 
-    A bare path such as ``"app.db"`` means ``sqlite:///app.db``.
+    A bare path such as ``"app.db"`` means ``sqlite:///app.db``. Tables of models
+    registered with ``auto_create`` and not yet used are created first, so raw SQL finds
+    them.
     """
     from registers.db.typing_utils import normalize_url
 
-    return get_database(normalize_url(url, "")).engine
+    database = get_database(normalize_url(url, ""))
+    if database.pending_tables:
+        database.create_pending()
+    return database.engine
 
 
 def dispose_engine(url: str) -> bool:
