@@ -156,8 +156,9 @@ def test_every_backend_gets_exactly_the_ddl_of_the_dialects_types(
     assert ddl(new) == ddl(old)
     text = ddl(new)[0].replace("`", "")
     expected = {  # the types the 2.1 mapping gave, spelled out (a guard on the guard)
-        "sqlite": ["text TEXT NOT NULL", "price VARCHAR NOT NULL", "at VARCHAR NOT NULL",
-                   "blob BLOB NOT NULL", "meta JSON"],
+        "sqlite": ["id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT", "text TEXT NOT NULL",
+                   "price VARCHAR NOT NULL", "at VARCHAR NOT NULL", "blob BLOB NOT NULL",
+                   "meta JSON"],
         "postgresql": ["price NUMERIC NOT NULL", "amount NUMERIC(10, 2) NOT NULL",
                        "at TIMESTAMP WITH TIME ZONE NOT NULL", "naive TIMESTAMP WITHOUT TIME ZONE",
                        "clock TIME WITHOUT TIME ZONE NOT NULL", "blob BYTEA NOT NULL",
