@@ -662,6 +662,7 @@ class RegistersContender(Contender):
             score: float
 
         self.objects = RUser.objects  # type: ignore[attr-defined]
+        self.objects.create_schema()  # tables are created on first use: make it now
 
     def close(self) -> None:
         self.objects.dispose()

@@ -644,6 +644,10 @@ async def test_a_transient_error_is_retried(User: Any, monkeypatch: pytest.Monke
 async def test_async_calls_use_the_async_engine_on_the_event_loop_thread(
     User: Any, statements: list[tuple[sa.Engine | None, str, int]]
 ) -> None:
+    # The first async use of a process imports the async layer, and creates pending tables,
+    # in a worker thread (tests of their own): warm up first.
+    await User.objects.acount()
+    statements.clear()
     loop = asyncio.get_running_loop()
     executor_calls: list[Any] = []
     original = loop.run_in_executor
@@ -738,12 +742,39 @@ async def test_adispose_closes_connections_and_they_reopen(User: Any) -> None:
     assert await User.objects.acount() == 1
 
 
+async def test_the_first_async_use_creates_pending_tables_off_the_event_loop(
+        async_url: str) -> None:
+    @database_registry(async_url, table_name="firsts")
+    class First(BaseModel):
+        id: int | None = None
+        name: str
+
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    created_on: list[int] = []
+    original = First.objects.create_schema
+
+    def spy() -> None:
+        created_on.append(threading.get_ident())
+        original()
+
+    First.objects.database.pending_tables["firsts"] = spy
+    results = await asyncio.gather(First.objects.acreate(name="a"), First.objects.acount(),
+                                   First.objects.aget(name="a"))
+    assert results[0].name == "a"
+    assert created_on and loop_thread not in created_on
+    assert "firsts" not in First.objects.database.pending_tables
+    assert await First.objects.acount() == 1
+    assert loop.is_running()
+
+
 async def test_adispose_stops_the_sqlite_fast_path_threads(sqlite_url: str) -> None:
     @database_registry(sqlite_url, table_name="users")
     class User(BaseModel):
         id: int | None = None
         name: str
 
+    User.objects.database.create_pending()  # first use would run it in an executor thread
     before = set(threading.enumerate())
     await User.objects.aget((await User.objects.acreate(name="Ada")).id)
     started = set(threading.enumerate()) - before

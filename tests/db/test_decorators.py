@@ -152,10 +152,12 @@ def test_auto_create_creates_the_table_on_first_use_not_at_decoration(
         id: int | None = None
         name: str
 
-    assert not raw.has_table("eagers")  # decorating never connects
+    outside = sa.create_engine(database_url, poolclass=sa.pool.NullPool)  # not registers'
+    assert not sa.inspect(outside).has_table("eagers")  # decorating never connects
     assert Eager.objects.count() == 0  # the first use creates it
-    assert raw.has_table("eagers")
+    assert sa.inspect(outside).has_table("eagers")
     assert Eager.schema_exists() is True
+    outside.dispose()
 
 
 @pytest.mark.parametrize("first_use", ["schema_exists", "engine", "transaction", "acount"])

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from registers.db import F, aio, database_registry, get_engine
+from registers.db import Avg, Count, F, Max, Sum, aio, database_registry, get_engine
 
 _SAVEPOINT = re.compile(r"registers_a?w\d+")
 
@@ -164,6 +164,16 @@ STEPS: list[Step] = [
     ("exists not", lambda m, s: m.objects.exists(code="Q"),
      lambda m, s: m.objects.aexists(code="Q")),
     ("count", lambda m, s: m.objects.count(qty__lt=2), lambda m, s: m.objects.acount(qty__lt=2)),
+    ("aggregate", lambda m, s: m.objects.where(qty__lt=5).aggregate(
+        n=Count("id"), total=Sum("qty"), mean=Avg("qty"), top=Max("name")),
+     lambda m, s: m.objects.where(qty__lt=5).aaggregate(
+        n=Count("id"), total=Sum("qty"), mean=Avg("qty"), top=Max("name"))),
+    ("aggregate bad field", lambda m, s: m.objects.aggregate(s=Sum("name")),
+     lambda m, s: m.objects.aaggregate(s=Sum("name"))),
+    ("grouped annotate", lambda m, s: m.objects.values("qty").annotate(n=Count("id")).where(
+        n__gte=1).order_by("-n").all(),
+     lambda m, s: m.objects.values("qty").annotate(n=Count("id")).where(
+        n__gte=1).order_by("-n").aall()),
     ("iterate", lambda m, s: list(m.objects.iterate(batch_size=3)),
      lambda m, s: _alist(m.objects.aiterate(batch_size=3))),
     ("iterate ordered", lambda m, s: list(m.objects.iterate(batch_size=2, order_by="qty")),
@@ -271,7 +281,8 @@ async def test_transactions_send_the_same_sql(database_url: str) -> None:
         await aio.adispose_all()
 
 
-@pytest.mark.parametrize("method", ["get", "filter", "count", "create", "upsert", "iterate"])
+@pytest.mark.parametrize("method", ["get", "filter", "count", "create", "upsert", "iterate",
+                                    "aggregate"])
 def test_every_sync_operation_has_an_async_twin(method: str) -> None:
     from registers.db import DatabaseRegistry
 

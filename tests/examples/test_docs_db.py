@@ -64,10 +64,13 @@ def test_page_has_snippets_for_every_section() -> None:
     text = PAGE.read_text(encoding="utf-8")
     covered = {snippet.heading for snippet in snippets(text)}
     for heading in ("Declaring models", "Column types", "Writing", "Reading", "Lookups",
-                    "Transactions", "Atomic updates with F", "Passwords", "Schema helpers",
+                    "Transactions", "Atomic updates with F", "upsert changes only what you give",
+                    "get_or_create and update_or_create", "bulk_update", "in_bulk and raw",
+                    "Passwords", "Schema helpers",
                     "Alembic", "Relationships", "Q objects and exclude",
                     "Query: lazy and chainable", "Across relationships", "Into JSON fields",
-                    "More lookups", "Compiled once per shape", "Errors"):
+                    "More lookups", "Compiled once per shape", "Aggregates and grouping",
+                    "Grouping: values().annotate()", "Errors"):
         assert heading in covered, f"no runnable snippet under {heading!r}"
 
 

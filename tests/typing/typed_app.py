@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from typing_extensions import assert_type
 
 from registers.cli import CommandRegistry
 from registers.db import (
+    Avg,
     BelongsTo,
+    Count,
     DatabaseRegistry,
     HasMany,
     HasManyThrough,
     Model,
+    Query,
+    Sum,
     database_registry,
     prefetch,
 )
@@ -86,6 +90,14 @@ def check_sync() -> None:
     assert_type(User.objects.first(), User | None)
     assert_type(User.objects.count(), int)
     assert_type(User.objects.upsert(name="Ada L.", email="ada@example.com"), User)
+    made, created = User.objects.get_or_create(email="eve@example.com", defaults={"name": "Eve"})
+    assert_type(made, User)
+    assert_type(created, bool)
+    assert_type(User.objects.update_or_create(email="eve@example.com", defaults={"name": "E"}),
+                tuple[User, bool])
+    assert_type(User.objects.bulk_update([made], ["name"]), int)
+    assert_type(User.objects.in_bulk([made.id]), dict[Any, User])
+    assert_type(User.objects.raw("SELECT * FROM users"), list[User])
     assert_type(User.objects.update_where({"id": 1}, name="Ada"), list[User])
     assert_type(User.objects.bulk_create([{"name": "B", "email": "b@example.com"}]), list[User])
     for user in User.objects.iterate():
@@ -105,6 +117,14 @@ def check_sync() -> None:
     as_declared: Callable[[str, int], str] = greet  # the decorator keeps the signature
     assert as_declared("Ada", 2) == "Hello, Ada! Hello, Ada!"
     assert_type(greet("Ada"), str)
+    totals = User.objects.where(name="Ada").aggregate(n=Count("id"), posts=Count("posts"))
+    assert_type(totals, dict[str, Any])
+    assert totals == {"n": 1, "posts": 1}
+    assert_type(User.objects.aggregate(Sum("id")), dict[str, Any])
+    groups = User.objects.values("name").annotate(n=Count("id"), mean=Avg("id")).order_by("-n")
+    assert_type(groups, Query[dict[str, Any]])
+    for group in groups.where(n__gte=1):
+        assert_type(group, dict[str, Any])
     assert_type(ada.delete(), bool)
     with User.objects.engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
@@ -116,8 +136,18 @@ async def check_async() -> None:
     assert_type(grace, User)
     assert_type(await User.objects.aget(grace.id), User | None)
     assert_type(await User.objects.afilter(name="Grace"), list[User])
+    assert_type(await User.objects.aget_or_create(email="grace@example.com"), tuple[User, bool])
+    assert_type(await User.objects.aupdate_or_create(email="grace@example.com"),
+                tuple[User, bool])
+    assert_type(await User.objects.abulk_update([grace], ["name"]), int)
+    assert_type(await User.objects.ain_bulk(), dict[Any, User])
+    assert_type(await User.objects.araw("SELECT * FROM users"), list[User])
     assert_type(await grace.asave(), User)
     assert_type(await grace.arefresh(), User)
+    assert_type(await User.objects.aaggregate(n=Count("id")), dict[str, Any])
+    grouped = User.objects.values("name").annotate(n=Count("id"))
+    assert_type(await grouped.aall(), list[dict[str, Any]])
+    assert_type(await grouped.acount(), int)
     assert_type(await grace.adelete(), bool)
     await User.objects.adispose()
 

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from registers.db.aggregates import Aggregate, Avg, Count, Max, Min, Sum
 from registers.db.aio import adispose_all
 from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
@@ -53,10 +54,13 @@ from registers.db.schema import ColumnDifference, SchemaManager, defer_creation
 from registers.db.security import hash_password, is_password_hash, verify_password
 
 __all__ = [
+    "Aggregate",
+    "Avg",
     "BelongsTo",
     "ColumnDifference",
     "ConfigurationError",
     "ConstraintError",
+    "Count",
     "DatabaseError",
     "DatabaseOptions",
     "DatabaseRegistry",
@@ -68,7 +72,9 @@ __all__ = [
     "ImmutableFieldError",
     "InvalidPrimaryKeyAssignmentError",
     "InvalidQueryError",
+    "Max",
     "MigrationError",
+    "Min",
     "Model",
     "ModelRegistrationError",
     "Q",
@@ -79,6 +85,7 @@ __all__ = [
     "RelationshipError",
     "SchemaError",
     "SchemaManager",
+    "Sum",
     "UniqueConstraintError",
     "adispose_all",
     "configure_database",

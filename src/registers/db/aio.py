@@ -6,9 +6,10 @@ its input, sends its SQL and builds its result exactly like the sync method; mul
 writes drive the same flows (:func:`registers.db.flows.adrive`). Connections, engines and
 the SQLite fast path live in :mod:`registers.db.async_engine`.
 
-Nothing runs sync database code in a worker thread. The one CPU-bound step, password
-hashing (PBKDF2, ~0.3 s per value), runs through :func:`asyncio.to_thread` (hashlib
-releases the GIL), so the event loop keeps serving other tasks meanwhile.
+Statements never run as sync database code in a worker thread. Two steps do, so the
+event loop keeps serving other tasks meanwhile: password hashing (PBKDF2, ~0.3 s per
+value; hashlib releases the GIL) and, once, creating the tables of ``auto_create`` models
+on their first use (:meth:`AsyncDatabase.prepare`), both through :func:`asyncio.to_thread`.
 
 ``async with Model.objects.atransaction():`` scopes every async operation of any model on
 the same database in the current task (a context variable); nested blocks are savepoints.
@@ -47,7 +48,8 @@ from registers.db.exceptions import InvalidQueryError
 from registers.db.flows import Flow, Read, RetryIf, Write, adrive
 from registers.db.plans import OperationPlans
 from registers.db.query import Q
-from registers.db.statements import Statement
+from registers.db.statements import Pages, Statement
+from registers.db.write_helpers import WritePlans
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,7 +62,44 @@ _RETRIES = 6
 _SAVEPOINT_IDS = itertools.count(1)
 
 
-class AsyncOperations(OperationPlans[M]):
+class _PasswordsOffLoop(WritePlans[M]):
+    """Password hashing off the event loop, before an async operation is planned."""
+
+    async def _ahashed(self, instance: M) -> M:
+        """``instance`` with its plain-text passwords hashed in a worker thread."""
+        return (await self._ahashed_all([instance]))[0]
+
+    async def _ahashed_all(self, instances: list[M]) -> list[M]:
+        """``instances`` with their plain-text passwords hashed in a worker thread (PBKDF2
+        takes ~0.3 s a value and releases the GIL, so the loop keeps serving other tasks).
+        The plan's own hashing then finds nothing left to do."""
+        todo = [i.__dict__ for i in instances if self._plain_passwords(i.__dict__)]
+        if todo:
+            await asyncio.to_thread(_hash_each, self, todo)
+        return instances
+
+    async def _ahashed_values(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``values`` with plain-text passwords hashed off the loop."""
+        if not isinstance(values, Mapping):
+            return values  # the plan refuses it
+        plain = {n: values[n] for n in self._plain_passwords(values)}
+        if plain:
+            await asyncio.to_thread(_hash_each, self, [plain])
+        return {**values, **plain} if plain else values
+
+    async def _ahashed_updates(self, criteria: Any,
+                               updates: dict[str, Any]) -> dict[str, Any]:
+        """``updates`` with plain-text passwords hashed off the loop (when the update
+        will run at all: the plan refuses empty criteria first)."""
+        if not (isinstance(criteria, (Mapping, Q)) and criteria):
+            return updates
+        plain = {n: updates[n] for n in self._plain_passwords(updates)}
+        if plain:
+            await asyncio.to_thread(_hash_each, self, [plain])
+        return {**updates, **plain} if plain else updates
+
+
+class AsyncOperations(_PasswordsOffLoop[M]):
     """``acreate``, ``aget``, ...: the async half of ``Model.objects``."""
 
     # --- reads ----------------------------------------------------------------------
@@ -107,17 +146,20 @@ class AsyncOperations(OperationPlans[M]):
         """How many rows match ``q`` and ``criteria``."""
         return await self._aread(self._plan_count(criteria, q))
 
-    async def aiterate(self, *q: Q, batch_size: int = 1000,
-                       order_by: str | Sequence[str] | None = None,
-                       **criteria: Any) -> AsyncIterator[M]:
+    def aiterate(self, *q: Q, batch_size: int = 1000,
+                 order_by: str | Sequence[str] | None = None,
+                 **criteria: Any) -> AsyncIterator[M]:
         """Stream matching rows in batches (``async for user in User.objects.aiterate():``)."""
-        pages = self._plan_iterate(batch_size, order_by, criteria, q)
+        return self._astream(self._plan_iterate(batch_size, order_by, criteria, q))
+
+    async def _astream(self, pages: Pages) -> AsyncIterator[M]:
+        """The models of every page, read one page at a time (for ``aiterate``)."""
         sql, params = pages.first
         while True:
             rows = await self.arows(sql, params)
             for model in self._models(rows):
                 yield model
-            if len(rows) < batch_size:
+            if len(rows) < pages.batch_size:
                 return
             sql, params = pages.after(rows[-1])
 
@@ -139,10 +181,52 @@ class AsyncOperations(OperationPlans[M]):
 
     astrict_create = acreate
 
-    async def aupsert(self, instance: M | None = None, /, **data: Any) -> M:
+    async def aupsert(self, instance: M | None = None, /, *,
+                      on_conflict: Mapping[str, Any] | None = None, **data: Any) -> M:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.upsert`."""
+        given = self._given(instance, data)
         instance = await self._ahashed(self._upserted_instance(instance, data))
-        return await self._awrite(self._plan_upsert(instance))
+        if on_conflict:
+            on_conflict = await self._ahashed_values(on_conflict)
+        return await self._awrite(self._plan_upsert(instance, given, on_conflict))
+
+    async def aget_or_create(self, defaults: Mapping[str, Any] | None = None,
+                             **lookup: Any) -> tuple[M, bool]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.get_or_create`."""
+        if defaults:
+            defaults = await self._ahashed_values(defaults)
+        return await self._awrite(self._plan_get_or_create(defaults, lookup))
+
+    async def aupdate_or_create(self, defaults: Mapping[str, Any] | None = None,
+                                **lookup: Any) -> tuple[M, bool]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.update_or_create`."""
+        if defaults:
+            defaults = await self._ahashed_values(defaults)
+        return await self._awrite(self._plan_update_or_create(defaults, lookup))
+
+    async def abulk_update(self, models: Iterable[M], fields: Sequence[str]) -> int:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.bulk_update` (all or
+        nothing); plain-text passwords are hashed off the loop (onto the models)."""
+        items = list(models)
+        if self._hashed:
+            await self._ahashed_all([m for m in items if isinstance(m, self.model)])
+        write = self._plan_bulk_update(items, fields)
+        return 0 if write is None else await self._awrite(write)
+
+    async def ain_bulk(self, keys: Iterable[Any] | None = None, *,
+                       field: str | None = None) -> dict[Any, M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.in_bulk`."""
+        reads, name = self._plan_in_bulk(keys, field)
+        found: dict[Any, M] = {}
+        for read in reads:
+            for model in await self._aread(read):
+                found[model.__dict__[name]] = model
+        return found
+
+    async def araw(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+                   ) -> list[M]:
+        """Async :meth:`~registers.db.registry.DatabaseRegistry.raw`."""
+        return await self._awrite(self._plan_raw(sql, params))
 
     async def aupdate_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.update_where`."""
@@ -183,32 +267,6 @@ class AsyncOperations(OperationPlans[M]):
         """Async :meth:`~registers.db.registry.DatabaseRegistry.refresh_instance`."""
         return await self._aread(self._plan_refresh(instance))
 
-    # --- password hashing off the event loop ----------------------------------------
-
-    async def _ahashed(self, instance: M) -> M:
-        """``instance`` with its plain-text passwords hashed in a worker thread."""
-        return (await self._ahashed_all([instance]))[0]
-
-    async def _ahashed_all(self, instances: list[M]) -> list[M]:
-        """``instances`` with their plain-text passwords hashed in a worker thread (PBKDF2
-        takes ~0.3 s a value and releases the GIL, so the loop keeps serving other tasks).
-        The plan's own hashing then finds nothing left to do."""
-        todo = [i.__dict__ for i in instances if self._plain_passwords(i.__dict__)]
-        if todo:
-            await asyncio.to_thread(_hash_each, self, todo)
-        return instances
-
-    async def _ahashed_updates(self, criteria: Any,
-                               updates: dict[str, Any]) -> dict[str, Any]:
-        """``updates`` with plain-text passwords hashed off the loop (when the update
-        will run at all: the plan refuses empty criteria first)."""
-        if not (isinstance(criteria, (Mapping, Q)) and criteria):
-            return updates
-        plain = {n: updates[n] for n in self._plain_passwords(updates)}
-        if plain:
-            await asyncio.to_thread(_hash_each, self, [plain])
-        return {**updates, **plain} if plain else updates
-
     # --- the async connection policy ------------------------------------------------
 
     def _adb(self) -> AsyncDatabase:
@@ -245,8 +303,8 @@ class AsyncOperations(OperationPlans[M]):
             if tx is not None:
                 async with tx.lock:
                     return finish((await aexecute(tx.connection, statement)).rows)
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
+            if not adb.loaded or self.database.pending_tables:
+                await adb.prepare()  # first use: the async layer, pending tables
             direct = adb.direct()
             if direct is not None:
                 rows = await self._aread_direct(direct, statement)
@@ -309,8 +367,8 @@ class AsyncOperations(OperationPlans[M]):
                 async with tx.lock:
                     outcome = await self._awrite_joined(tx.connection, work, params, atomic)
                 return finish(outcome)
-            if not adb.loaded:  # first async use: import the async layer off the loop
-                await adb.load()
+            if not adb.loaded or self.database.pending_tables:
+                await adb.prepare()  # first use: the async layer, pending tables
             direct = adb.direct()
             if direct is not None and direct.shared and atomic:
                 direct = None  # SQLite: a transaction needs a connection of its own
@@ -323,17 +381,13 @@ class AsyncOperations(OperationPlans[M]):
                     break
                 except self._aerrors() as exc:
                     if attempt == _RETRIES - 1 or not self.database.may_retry(started) \
-                            or not self._retryable(retry_if, driver_error(exc)):
+                            or not _retryable(self.database.family, retry_if, driver_error(exc)):
                         raise
                 await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
         except self._aerrors() as exc:
             original = driver_error(exc)
             raise self.errors(original, "write to", data) from original
         return finish(outcome)
-
-    def _retryable(self, retry_if: RetryIf | None, error: BaseException) -> bool:
-        return is_transient(self.database.family, error) or (
-            retry_if is not None and retry_if(error))
 
     async def _awrite_direct(self, adb: AsyncDatabase, direct: DirectConnections,
                              work: str | Callable[[], Flow[Any]], params: Any,
@@ -477,6 +531,12 @@ class AsyncOperations(OperationPlans[M]):
     async def adispose(self) -> None:
         """Close this database's pooled async connections (they reopen on next use)."""
         await adispose_database(self.database)
+
+
+def _retryable(family: str, retry_if: RetryIf | None, error: BaseException) -> bool:
+    """Whether a failed write may be tried again: a deadlock or serialization failure, or
+    what the write's own ``retry_if`` says (a lost insert race)."""
+    return is_transient(family, error) or (retry_if is not None and retry_if(error))
 
 
 def _hash_each(manager: OperationPlans[Any], rows: list[dict[str, Any]]) -> None:

@@ -16,11 +16,13 @@ and event loop, one round trip (as the sync side's thread connection,
   then detached from its pool. At most ``pool_size + max_overflow`` are in use at once;
   one idle for longer than ``IDLE_CHECK_SECONDS`` is pinged before use.
 
-Which async PostgreSQL driver: psycopg's async mode. Measured by hand against asyncpg
-(get by key + pydantic, 1,000 calls x 9 rounds on this machine) the best rounds were
-273 us (psycopg) against 402 us (asyncpg), and psycopg takes the sync side's ``%s``
-statements and value codecs unchanged (asyncpg would need every statement renumbered to
-``$n`` and its own strict parameter types). ``benchmarks/async_bench.py`` prints both floors.
+Which async PostgreSQL driver: psycopg's async mode, for now. ``benchmarks/async_bench.py``
+prints both floors: raw asyncpg answers reads about 2x faster than raw psycopg async
+(get by key, count, filter), and registers on psycopg reaches 0.7-1.3x of the psycopg
+floor, so most of the gap to the asyncpg floor is the driver. Moving to asyncpg is open
+(docs/performance.md): it needs every statement renumbered to ``$n``, its strict
+parameter types, its own error classes at the translation seam, and the libpq URL
+``options`` (``search_path``...) turned into ``server_settings``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import sqlalchemy as sa
 from registers.db.database import IDLE_CHECK_SECONDS, Database
 from registers.db.flows import Result
 from registers.db.sqlite_setup import sqlite_functions, sqlite_pragmas
-from registers.db.statements import Statement
+from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -83,12 +85,14 @@ class SQLiteConnection(DirectConnection):
         if many:
             cursor = await raw.executemany(sql, [tuple(row) for row in params])
             return Result([], cursor.rowcount, cursor.lastrowid)
-        if sql.startswith("SELECT") or " RETURNING " in sql:
+        described = type(statement) is Described  # raw(): the column names are needed
+        if (sql.startswith("SELECT") or " RETURNING " in sql) and not described:
             rows = list(await raw.execute_fetchall(sql, tuple(params)))
             return Result(rows, len(rows), None)
         cursor = await raw.execute(sql, tuple(params))
         rows = [] if cursor.description is None else list(await cursor.fetchall())
-        return Result(rows, cursor.rowcount, cursor.lastrowid)
+        return Result(rows, cursor.rowcount, cursor.lastrowid,
+                      _columns(cursor) if described else None)
 
 
 class ServerConnection(DirectConnection):
@@ -111,7 +115,8 @@ class ServerConnection(DirectConnection):
                 return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
             await cursor.execute(sql, tuple(params))
             rows = [] if cursor.description is None else list(await cursor.fetchall())
-            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
+            columns = _columns(cursor) if type(statement) is Described else None
+            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None), columns)
         finally:
             closed = cursor.close()
             if closed is not None:
@@ -321,3 +326,8 @@ async def _open_sqlite(database: Database) -> aiosqlite.Connection:
             await conn.close()
         raise
     return conn
+
+
+def _columns(cursor: Any) -> list[str] | None:
+    """The column names of a cursor's rows (None: the statement returns none)."""
+    return None if cursor.description is None else [d[0] for d in cursor.description]

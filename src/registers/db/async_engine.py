@@ -46,7 +46,7 @@ from registers.db.engine import Database, get_database, install_connect_hooks
 from registers.db.exceptions import ConfigurationError
 from registers.db.flows import Result
 from registers.db.sqlite_setup import configure_sqlite
-from registers.db.statements import Statement
+from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -198,11 +198,18 @@ class AsyncDatabase:
                 f"cannot use database URL {self.database.key!r} asynchronously: {exc}"
             ) from exc
 
-    async def connect(self) -> AsyncConnection:
-        if self.database.pending_tables:
-            self.database.create_pending()
+    async def prepare(self) -> None:
+        """Before the first statement: import the async layer (:meth:`load`), and create
+        the tables of models registered since (in a worker thread, with the sync engine:
+        the DDL runs once, and never blocks the event loop)."""
         if not self.loaded:
             await self.load()
+        if self.database.pending_tables:
+            await asyncio.to_thread(self.database.create_pending)
+
+    async def connect(self) -> AsyncConnection:
+        if not self.loaded or self.database.pending_tables:
+            await self.prepare()
         engine = self.engine()
         try:
             return await engine.connect()
@@ -217,8 +224,6 @@ class AsyncDatabase:
     def direct(self) -> DirectConnections | None:
         """The fast path's connections for this loop, or None when statements must go
         through the engine (a statement listener wants to see them)."""
-        if self.database.pending_tables:
-            self.database.create_pending()  # once, synchronously: DDL of auto_create models
         engine = self.engine()
         events = engine.sync_engine.dispatch
         if events.before_cursor_execute or events.after_cursor_execute:
@@ -335,7 +340,9 @@ async def aexecute(conn: AsyncConnection | DirectConnection, statement: Statemen
         lastrowid = result.lastrowid
     except Exception:  # drivers without lastrowid (psycopg)
         lastrowid = None
-    return Result(rows, result.rowcount, lastrowid)
+    columns = list(result.keys()) if type(statement) is Described and result.returns_rows \
+        else None
+    return Result(rows, result.rowcount, lastrowid, columns)
 
 
 on_configure(reconfigure)

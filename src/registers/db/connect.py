@@ -388,7 +388,10 @@ def _bounded_aiomysql() -> Any:
 
         async def _read_bytes(self, num_bytes: int) -> Any:
             limit = self._registers_read_timeout
-            if limit is None:
+            buffered = getattr(getattr(self, "_reader", None), "_buffer", b"")
+            if limit is None or len(buffered) >= num_bytes:
+                # already received: no wait to bound (a timer per read was 35% of a
+                # streamed result's time)
                 return await super()._read_bytes(num_bytes)
             handle = asyncio.get_running_loop().call_later(limit, self._registers_stall)
             try:

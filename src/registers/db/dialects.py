@@ -59,14 +59,17 @@ class Dialect:
         conflict: Sequence[str],
         key: str,
         key_is_int: bool = True,
-        returning: bool = True,
+        returning: bool | str = True,
         keep: Sequence[str] = (),
+        assign: Sequence[str] = (),
     ) -> str:
         """One atomic INSERT-or-UPDATE on ``conflict`` columns, yielding the row's key.
 
-        SQLite and PostgreSQL return the key with RETURNING; MySQL reports it through
-        ``LAST_INSERT_ID`` (read as the cursor's ``lastrowid``). ``keep`` columns are
-        written by the insert only (``auto_now_add`` times).
+        SQLite and PostgreSQL return the key with RETURNING (or the columns ``returning``
+        lists, when it is a string); MySQL reports it through ``LAST_INSERT_ID`` (read as
+        the cursor's ``lastrowid``). ``keep`` columns are written by the insert only
+        (``auto_now_add`` times, fields an upsert was not given); ``assign`` holds further
+        ``SET`` terms of the update branch (``upsert(on_conflict=...)``), placed first.
         """
         q = self.quote
         cols = ", ".join(q(c) for c in columns)
@@ -74,20 +77,19 @@ class Dialect:
         updates = [c for c in columns if c not in conflict and c not in keep]
         head = f"INSERT INTO {q(table)} ({cols}) VALUES ({values})"
         if self.family == "mysql":
-            sets = [f"{q(c)} = VALUES({q(c)})" for c in updates]
+            sets = [*assign, *(f"{q(c)} = VALUES({q(c)})" for c in updates)]
             if key_is_int and returning:
                 sets.append(f"{q(key)} = LAST_INSERT_ID({q(key)})")
             if not sets:
                 sets.append(f"{q(key)} = {q(key)}")
             return f"{head} ON DUPLICATE KEY UPDATE {', '.join(sets)}"
         target = ", ".join(q(c) for c in conflict)
-        if updates:
-            sets_sql = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in updates)
-            action = f"DO UPDATE SET {sets_sql}"
-        else:
+        sets = [*assign, *(f"{q(c)} = excluded.{q(c)}" for c in updates)]
+        if not sets:
             # Nothing to change, but RETURNING must still yield the existing row.
-            action = f"DO UPDATE SET {q(conflict[0])} = excluded.{q(conflict[0])}"
-        tail = f" RETURNING {q(key)}" if returning else ""
+            sets.append(f"{q(conflict[0])} = excluded.{q(conflict[0])}")
+        action = f"DO UPDATE SET {', '.join(sets)}"
+        tail = f" RETURNING {q(key) if returning is True else returning}" if returning else ""
         return f"{head} ON CONFLICT ({target}) {action}{tail}"
 
     # --- text lookups ---------------------------------------------------------------

@@ -102,20 +102,25 @@ def _and_group(st: _Statement, scope: _Scope, children: Sequence[Any]) -> str:
 def _relation_sql(st: _Statement, scope: _Scope, hop: _Hop, leaves: list[_Leaf]) -> str:
     if hop.single:
         return _and_group(st, scope.join(st, hop), leaves)
-    q = st.dialect.quote
     alias = st.alias()
     inner = _Scope(hop.target, alias, [], {})
-    if hop.through is None:
-        source = f"{q(hop.target.table)} AS {alias}"
-        link = f"{alias}.{q(hop.remote)} = {scope.col(q(hop.local))}"
-    else:
-        middle = st.alias()
-        source = (f"{q(hop.through.table)} AS {middle} JOIN {q(hop.target.table)} AS {alias} "
-                  f"ON {alias}.{q(hop.target_pk)} = {middle}.{q(hop.target_key)}")
-        link = f"{middle}.{q(hop.remote)} = {scope.col(q(hop.local))}"
+    source, column = to_many_source(st, hop, alias)
+    link = f"{column} = {scope.col(st.dialect.quote(hop.local))}"
     condition = _and_group(st, inner, leaves)
     tail = f" AND {condition}" if condition else ""
     return f"EXISTS (SELECT 1 FROM {source}{''.join(inner.joins)} WHERE {link}{tail})"
+
+
+def to_many_source(st: _Statement, hop: _Hop, alias: str) -> tuple[str, str]:
+    """The FROM of a to-many relation's rows (the target ``AS alias``, joined to the
+    through table for HasManyThrough) and the column that links them to the owner."""
+    q = st.dialect.quote
+    if hop.through is None:
+        return f"{q(hop.target.table)} AS {alias}", f"{alias}.{q(hop.remote)}"
+    middle = st.alias()
+    source = (f"{q(hop.through.table)} AS {middle} JOIN {q(hop.target.table)} AS {alias} "
+              f"ON {alias}.{q(hop.target_pk)} = {middle}.{q(hop.target_key)}")
+    return source, f"{middle}.{q(hop.remote)}"
 
 
 def _leaf_sql(st: _Statement, scope: _Scope, leaf: _Leaf, name: str, rest: str) -> str:

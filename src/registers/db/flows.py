@@ -68,6 +68,7 @@ class Result(NamedTuple):
     rows: list[Any]
     rowcount: int
     lastrowid: Any
+    columns: Sequence[str] | None = None  # the rows' column names (Described statements)
 
     def fetchall(self) -> list[Any]:
         return self.rows
@@ -162,13 +163,14 @@ def advance_sequence(st: Statements) -> Flow[None]:
 
 def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,
                     target: tuple[str, ...], names: Sequence[str],
-                    params: Sequence[Any]) -> Flow[Any]:
+                    params: Sequence[Any], keep: Sequence[str] | None = None) -> Flow[Any]:
     by_name = dict(zip(names, params))
     found = (yield Statement(st.lock_by(target), [by_name[c] for c in target])).fetchall()
     if not found:
         result = yield Statement(st.insert_full if with_key else st.insert_nokey, params)
         return values[st.key] if with_key else result.lastrowid
-    changed = [n for n in names if n not in target and n != st.key and n not in st.keep]
+    kept = st.keep if keep is None else keep
+    changed = [n for n in names if n not in target and n != st.key and n not in kept]
     if changed:
         yield Statement(st.update_by_key(changed), [*(by_name[n] for n in changed), found[0][0]])
     return values[st.key] if with_key else found[0][0]
@@ -285,6 +287,7 @@ class UpsertGroup(NamedTuple):
     indexes: list[int]
     rows: list[Sequence[Any]]
     values: list[Mapping[str, Any]]
+    keep: tuple[str, ...] | None = None  # columns the update leaves alone (None: default)
 
 
 def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
@@ -300,10 +303,10 @@ def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
             found = []
             for values, row in zip(group.values, group.rows):
                 found.append((yield from _guarded_upsert(
-                    st, values, group.with_key, group.target, names, row)))
+                    st, values, group.with_key, group.target, names, row, group.keep)))
         else:
-            yield Statement(st.upsert(group.with_key, group.target, returning=False),
-                            group.rows, many=True)
+            yield Statement(st.upsert(group.with_key, group.target, returning=False,
+                                      keep=group.keep), group.rows, many=True)
             target = group.target
             if group.with_key:
                 found = [v[st.key] for v in group.values]

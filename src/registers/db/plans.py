@@ -332,7 +332,8 @@ class OperationPlans(ModelTable[M]):
                                  set_params, joined, check)
         return flow, None, self._sorted_models, True, updates, None
 
-    def _checked_rows(self, computed: Sequence[str], rows: Sequence[Any]) -> Sequence[Any]:
+    def _checked_rows(self, computed: Sequence[str], rows: Sequence[Any],
+                      operation: str = "update_where()") -> Sequence[Any]:
         """``rows`` as updated, refused (InvalidQueryError) when a computed field's new
         value does not fit the field: SQLite turns an overflowing integer into a REAL."""
         ints = [self.names.index(n) for n in computed
@@ -341,20 +342,22 @@ class OperationPlans(ModelTable[M]):
             for index in ints:
                 if isinstance(row[index], float):
                     raise self._unfit(self.names[index], row[index], "overflows a 64-bit "
-                                      "integer")
+                                      "integer", operation)
             try:
                 self._to_model(row)
             except ValidationError as exc:
                 error = exc.errors()[0]
                 name = str(error["loc"][0]) if error["loc"] else computed[0]
                 raise self._unfit(name, row[self.names.index(name)]
-                                  if name in self.names else None, error["msg"]) from None
+                                  if name in self.names else None, error["msg"],
+                                  operation) from None
         return rows
 
-    def _unfit(self, name: str, value: Any, why: str) -> InvalidQueryError:
+    def _unfit(self, name: str, value: Any, why: str,
+               operation: str = "update_where()") -> InvalidQueryError:
         shown = "" if name in self._hashed else f" ({value!r})"
         return InvalidQueryError(
-            f"update_where() on {self.model_name}: the new value of {name}{shown} does not "
+            f"{operation} on {self.model_name}: the new value of {name}{shown} does not "
             f"fit the field: {why}; nothing was changed",
             model=self.model_name, table=self.table_name, field=name,
         )
@@ -367,11 +370,13 @@ class OperationPlans(ModelTable[M]):
         models.sort(key=lambda m: m.__dict__[PERSISTED_KEY])
         return models
 
-    def _set_clause(self, updates: Mapping[str, Any],
-                    joined: bool = False) -> tuple[str, list[Any]]:
+    def _set_clause(self, updates: Mapping[str, Any], joined: bool = False,
+                    source: str = "") -> tuple[str, list[Any]]:
+        """``SET`` terms for ``updates`` (validated); ``source`` qualifies the columns an
+        expression reads (``joined``: MySQL's self-joined old row)."""
         parts: list[str] = []
         params: list[Any] = []
-        target, source = (f"{flows.NEW_ROW}.", f"{flows.OLD_ROW}.") if joined else ("", "")
+        target, source = (f"{flows.NEW_ROW}.", f"{flows.OLD_ROW}.") if joined else ("", source)
         for name, value in updates.items():
             entry = self.query.field(name)
             if name == self.key:
@@ -450,7 +455,8 @@ class OperationPlans(ModelTable[M]):
     def _plan_bulk_upsert(self, models: list[M]) -> Write[list[M]] | None:
         if not models:
             return None
-        grouped: dict[tuple[bool, tuple[str, ...] | None], flows.UpsertGroup] = {}
+        grouped: dict[tuple[Any, ...], flows.UpsertGroup] = {}
+        auto_now = self.config.auto_now_columns
         for index, model in enumerate(models):
             values = model.__dict__
             if self._stamps:
@@ -459,16 +465,19 @@ class OperationPlans(ModelTable[M]):
                 self._hash_passwords(values)
             with_key = values[self.key] is not None
             target = self._conflict_target(values)
-            group = grouped.get((with_key, target))
+            # the fields an item did not give keep their stored value
+            kept = None if target is None else self.sql.kept(
+                with_key, target, model.model_fields_set, auto_now)
+            group = grouped.get((with_key, target, kept))
             if group is None:
-                group = grouped[with_key, target] = flows.UpsertGroup(
-                    with_key, target, [], [], [])
+                group = grouped[with_key, target, kept] = flows.UpsertGroup(
+                    with_key, target, [], [], [], kept)
             group.indexes.append(index)
             group.rows.append(self._params(values, self.names if with_key else
                                            self._insert_names))
             group.values.append(values)
         sync = self.managed_key and self.database.family == "postgresql" and any(
-            with_key for with_key, _ in grouped)
+            with_key for with_key, _, _ in grouped)
         flow = functools.partial(flows.bulk_upsert, self.sql, list(grouped.values()),
                                  len(models), self._needs_guarded_upsert, sync)
         return flow, None, functools.partial(self._set_keys, models), True, None, None

@@ -88,6 +88,7 @@ class QueryCompiler:
         self._hops: dict[str, _Hop] = {}
         self._cache: dict[Any, Compiled] = {}
         self._selects: dict[Any, tuple[Compiled, str]] = {}
+        self.grouped: dict[Any, Any] = {}  # registers.db.grouping's statements
 
     # --- fields and relations -------------------------------------------------------
 
@@ -193,14 +194,27 @@ class QueryCompiler:
 
     def reader(self, entry: _Field) -> Callable[[Any], Any]:
         """Stored value -> the field's Python value (for ``values()``)."""
-        from_db, validate = entry.from_db, entry.adapter.validate_python
+        # the core validator itself: TypeAdapter.validate_python's wrapper costs as much
+        validate = getattr(entry.adapter, "validator", entry.adapter).validate_python
+        from_db = entry.from_db
+        if from_db is None:
+            exact = entry.spec.python_type
+            if exact in (str, int, float):
+                # the adapter has no constraints: a value of exactly its type is valid
+                def same(raw: Any) -> Any:
+                    return raw if raw is None or type(raw) is exact else validate(raw)
 
-        def read(raw: Any) -> Any:
-            if raw is None:
-                return None
-            return validate(from_db(raw) if from_db is not None else raw)
+                return same
 
-        return read
+            def read(raw: Any) -> Any:
+                return None if raw is None else validate(raw)
+
+            return read
+
+        def decode(raw: Any) -> Any:
+            return None if raw is None else validate(from_db(raw))
+
+        return decode
 
     def _bad(self, name: str, lookup: str, why: str) -> InvalidQueryError:
         return InvalidQueryError(
@@ -421,13 +435,20 @@ class QueryCompiler:
         every backend (SQLite and MariaDB do so natively; PostgreSQL is told)."""
         if not terms:
             return ""
-        nulls = self.dialect.family == "postgresql"
-        parts = [
-            f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
-            else f"{entry.compared}{' NULLS FIRST' if nulls else ''}"
-            for entry, descending in terms
-        ]
+        pg = self.dialect.family == "postgresql"
+        parts = []
+        for entry, descending in terms:
+            # A column that holds no NULL sorts the same either way; leaving the NULLS
+            # clause off lets PostgreSQL read it in order from its index (a b-tree is
+            # NULLS LAST ascending) instead of sorting the whole table for every page.
+            nulls = pg and self.may_be_null(entry)
+            parts.append(f"{entry.compared} DESC{' NULLS LAST' if nulls else ''}" if descending
+                         else f"{entry.compared}{' NULLS FIRST' if nulls else ''}")
         return " ORDER BY " + ", ".join(parts)
+
+    def may_be_null(self, entry: _Field) -> bool:
+        """Whether this table's column ``entry`` can hold NULL (the key never does)."""
+        return entry.spec.nullable and entry.spec.name != self.key
 
     def order_by(self, order: str | Sequence[str] | None, *, reverse: bool = False) -> str:
         if order is None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
+from registers.db.aggregates import Aggregate, aggregates_of
 from registers.db.exceptions import InvalidQueryError, RecordNotFoundError
+from registers.db.grouping import GroupedStatement, compile_grouped, is_having, refuse_field_clash
 from registers.db.query import Compiled, Group, Q, check_window
 from registers.db.statements import Pages
 
@@ -29,9 +31,11 @@ class _QueryState(Generic[T]):
     """What a :class:`Query` holds, and the statements it compiles (no I/O)."""
 
     __slots__ = (
+        "_annotations",
         "_distinct",
         "_fields",
         "_groups",
+        "_having",
         "_limit",
         "_manager",
         "_mode",
@@ -42,7 +46,9 @@ class _QueryState(Generic[T]):
     def __init__(self, manager: Any, groups: tuple[Group, ...] = (),
                  order: tuple[str, ...] | None = None, limit: int | None = None,
                  offset: int | None = None, distinct: bool = False,
-                 fields: tuple[str, ...] | None = None, mode: str = _MODELS) -> None:
+                 fields: tuple[str, ...] | None = None, mode: str = _MODELS,
+                 annotations: tuple[tuple[str, Aggregate], ...] = (),
+                 having: tuple[Group, ...] = ()) -> None:
         self._manager = manager
         self._groups = groups
         self._order = order
@@ -51,6 +57,8 @@ class _QueryState(Generic[T]):
         self._distinct = distinct
         self._fields = fields
         self._mode = mode
+        self._annotations = annotations
+        self._having = having
 
     @property
     def _sliced(self) -> bool:
@@ -79,8 +87,12 @@ class _QueryState(Generic[T]):
 
     def _select(self, reverse: bool = False, window: tuple[int | None, int | None] | None = None
                 ) -> tuple[str, list[Any], Callable[[Sequence[Any]], list[Any]]]:
-        order, fields = self._order_fields()
         limit, offset = window if window is not None else (self._limit, self._offset)
+        if self._annotations:
+            grouped, params = self._grouped(reverse)
+            convert = grouped.dicts if self._mode == _DICTS else grouped.tuples
+            return grouped.select(limit, offset), params, convert
+        order, fields = self._order_fields()
         sql, params, compiled = self._manager.query.select_statement(
             self._groups, order, reverse=reverse, fields=fields, limit=limit, offset=offset,
             distinct=self._distinct)
@@ -105,7 +117,27 @@ class _QueryState(Generic[T]):
         read = reads[0]
         return lambda rows: [read(row[0]) for row in rows]
 
+    def _grouped(self, reverse: bool = False) -> tuple[GroupedStatement, list[Any]]:
+        return compile_grouped(self._manager.query, self._groups, self._having,
+                               self._fields or (), self._annotations, self._order, reverse)
+
+    def _aggregate_read(self, args: tuple[Any, ...], named: dict[str, Any]
+                        ) -> tuple[str, list[Any], Callable[[Sequence[Any]], dict[str, Any]]]:
+        model = self._manager.model_name
+        if self._annotations:
+            raise InvalidQueryError(f"aggregate() on an annotated {model} query is not "
+                                    "supported: aggregate the rows before annotate()")
+        if self._sliced or self._distinct:
+            raise InvalidQueryError(f"aggregate() on a {model} query after a slice, "
+                                    "limit/offset or distinct() is not supported")
+        pairs = aggregates_of("aggregate", args, named)
+        grouped, params = compile_grouped(self._manager.query, self._groups, (), (), pairs)
+        return grouped.select(None, None), params, grouped.one
+
     def _count_sql(self) -> tuple[str, list[Any]]:
+        if self._annotations:
+            grouped, params = self._grouped()
+            return grouped.count(self._limit, self._offset), params
         compiled, params = self._compiled()
         return self._manager.query.count(compiled, limit=self._limit, offset=self._offset,
                                          distinct=self._distinct), params
@@ -113,6 +145,9 @@ class _QueryState(Generic[T]):
     def _exists_sql(self) -> tuple[str, list[Any]] | None:
         if self._limit == 0:
             return None
+        if self._annotations:
+            grouped, params = self._grouped()
+            return grouped.exists(None, self._offset), params
         compiled, params = self._compiled()
         return self._manager.query.exists(compiled, offset=self._offset), params
 
@@ -143,6 +178,9 @@ class _QueryState(Generic[T]):
                    ) -> tuple[str, list[Any]]:
         self._refuse_sliced(action)
         manager = self._manager
+        if self._annotations:
+            raise InvalidQueryError(f"cannot {action} a grouped {manager.model_name} query "
+                                    "(values().annotate()): filter the rows instead")
         compiled, values = manager.query.compile(self._groups)
         params = compiled.params(values)
         where = manager.query.standalone_where(compiled)
@@ -189,7 +227,8 @@ class Query(_QueryState[T]):
         state: dict[str, Any] = {
             "manager": self._manager, "groups": self._groups, "order": self._order,
             "limit": self._limit, "offset": self._offset, "distinct": self._distinct,
-            "fields": self._fields, "mode": self._mode,
+            "fields": self._fields, "mode": self._mode, "annotations": self._annotations,
+            "having": self._having,
         }
         state.update(changes)
         return Query(**state)
@@ -204,7 +243,7 @@ class Query(_QueryState[T]):
                 )
         if not q and not criteria:
             return self
-        return self._clone(groups=(*self._groups, (q, criteria)))
+        return self._filtered((q, criteria))
 
     filter = where
 
@@ -213,7 +252,14 @@ class Query(_QueryState[T]):
         self._refuse_sliced("filter")
         if not q and not criteria:
             return self
-        return self._clone(groups=(*self._groups, ((~Q(*q, **criteria),), {})))
+        return self._filtered(((~Q(*q, **criteria),), {}))
+
+    def _filtered(self, group: Group) -> Query[T]:
+        if self._annotations and is_having([name for name, _ in self._annotations],
+                                           group[0], dict(group[1]),
+                                           self._manager.model_name):
+            return self._clone(having=(*self._having, group))
+        return self._clone(groups=(*self._groups, group))
 
     def order_by(self, *fields: str) -> Query[T]:
         """Order by ``fields`` (``"-name"`` descends; ``"author__name"`` follows a
@@ -229,17 +275,47 @@ class Query(_QueryState[T]):
         return self._clone(distinct=True)
 
     def values(self, *fields: str) -> Query[dict[str, Any]]:
-        """Iterate dicts of ``fields`` (all fields when none), relation paths allowed."""
+        """Iterate dicts of ``fields`` (all fields when none), relation paths allowed.
+
+        Followed by :meth:`annotate`, the fields are what the rows are grouped by."""
+        self._refuse_annotated("values")
         return self._clone(mode=_DICTS, fields=tuple(fields) or tuple(self._manager.names))
 
     def values_list(self, *fields: str, flat: bool = False) -> Query[Any]:
         """Iterate tuples of ``fields`` (or single values with ``flat=True``)."""
+        self._refuse_annotated("values_list")
         if flat and len(fields) != 1:
             raise InvalidQueryError(
                 f"values_list(flat=True) takes exactly one field, got {len(fields)}"
             )
         return self._clone(mode=_FLAT if flat else _TUPLES,
                            fields=tuple(fields) or tuple(self._manager.names))
+
+    def annotate(self, *args: Aggregate, **aggregates: Aggregate) -> Query[T]:
+        """One row per group of the ``values()`` fields, with these aggregates:
+        ``values("role").annotate(n=Count("id"))`` iterates ``{"role": ..., "n": ...}``.
+
+        Annotations may be named in a following ``order_by`` and ``where`` (which then
+        filters the groups: SQL's ``HAVING``); positional aggregates are named
+        ``<field>__<function>`` (``Count("id")`` -> ``id__count``).
+        """
+        manager = self._manager
+        if self._mode not in (_DICTS, _TUPLES):
+            raise InvalidQueryError(
+                f"annotate() on a {manager.model_name} query needs values(...) or "
+                "values_list(...) first: the fields to group by (annotating whole models is "
+                "not supported)", model=manager.model_name)
+        self._refuse_sliced("annotate")
+        pairs = aggregates_of("annotate", args, aggregates)
+        refuse_field_clash(manager.query, pairs, [name for name, _ in self._annotations])
+        compile_grouped(manager.query, (), (), self._fields or (), pairs)  # validates
+        return self._clone(annotations=(*self._annotations, *pairs))
+
+    def _refuse_annotated(self, action: str) -> None:
+        if self._annotations:
+            raise InvalidQueryError(
+                f"{action}() after annotate() on a {self._manager.model_name} query: call "
+                f"{action}() first (its fields are the groups)")
 
     def limit(self, count: int) -> Query[T]:
         """At most ``count`` rows (``query[:count]``)."""
@@ -335,7 +411,20 @@ class Query(_QueryState[T]):
         return statement is not None and bool(self._manager._read((*statement, bool)))
 
     def count(self) -> int:
+        """How many rows match (of a grouped query: how many groups)."""
         return int(self._manager._read((*self._count_sql(), _scalar_int)))
+
+    def aggregate(self, *args: Aggregate, **aggregates: Aggregate) -> dict[str, Any]:
+        """Aggregates over every matching row, in one statement: ``{"n": 3, "total": 42}``.
+
+        ``Count`` is 0 and ``Sum``/``Avg``/``Min``/``Max`` are None when no row matches.
+        Positional aggregates are named ``<field>__<function>``.
+
+        Raises:
+            InvalidQueryError: no aggregate, an argument that is not one, an unknown field,
+                or a field the function does not take (``Sum`` of a str), before any SQL.
+        """
+        return self._manager._read(self._aggregate_read(args, aggregates))  # type: ignore[no-any-return]
 
     def iterate(self, batch_size: int = 1000) -> Iterator[T]:
         """Stream the rows in batches of ``batch_size`` (memory stays flat): keyset
@@ -350,13 +439,7 @@ class Query(_QueryState[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        sql, params = pages.first
-        while True:
-            rows = manager.rows(sql, params)
-            yield from manager._models(rows)
-            if len(rows) < batch_size:
-                return
-            sql, params = pages.after(rows[-1])
+        yield from manager._stream(pages)
 
     def update(self, **updates: Any) -> int:
         """Update every matching row in one statement; returns how many matched.
@@ -405,6 +488,10 @@ class Query(_QueryState[T]):
     async def acount(self) -> int:
         return int(await self._manager._aread((*self._count_sql(), _scalar_int)))
 
+    async def aaggregate(self, *args: Aggregate, **aggregates: Aggregate) -> dict[str, Any]:
+        """Async :meth:`aggregate`."""
+        return await self._manager._aread(self._aggregate_read(args, aggregates))  # type: ignore[no-any-return]
+
     async def aiterate(self, batch_size: int = 1000) -> AsyncIterator[T]:
         manager = self._manager
         pages = self._pages(batch_size)
@@ -417,14 +504,8 @@ class Query(_QueryState[T]):
                 if len(batch) < batch_size:
                     return
                 start += batch_size
-        sql, params = pages.first
-        while True:
-            rows = await manager.arows(sql, params)
-            for model in manager._models(rows):
-                yield model
-            if len(rows) < batch_size:
-                return
-            sql, params = pages.after(rows[-1])
+        async for model in manager._astream(pages):
+            yield model
 
     async def aupdate(self, **updates: Any) -> int:
         import asyncio
@@ -452,6 +533,8 @@ class Query(_QueryState[T]):
             parts.append(f" offset={self._offset or 0} limit={self._limit}")
         if self._mode != _MODELS:
             parts.append(f" {self._mode}={list(self._fields or ())}")
+        if self._annotations:
+            parts.append(f" annotate={dict(self._annotations)}")
         return "".join(parts) + ">"
 
 

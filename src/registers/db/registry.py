@@ -10,6 +10,7 @@ registers.db is built"):
 :mod:`~registers.db.plans`       each operation's plan and finish, shared by sync and async
 :mod:`~registers.db.sync_ops`    the sync operations and the sync connection policy
 :mod:`~registers.db.aio`         the async operations and the async connection policy
+:mod:`~registers.db.aggregate_ops`  the aggregate shortcuts (``aggregate``, ``values``...)
 :mod:`~registers.db.errors`      driver-error translation, at one seam
 =========================  ==========================================================
 """
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel
 
+from registers.db.aggregate_ops import AggregateOperations
 from registers.db.aio import AsyncOperations
 from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
@@ -34,7 +36,7 @@ __all__ = ["PERSISTED_KEY", "DatabaseRegistry"]
 M = TypeVar("M", bound=BaseModel)
 
 
-class DatabaseRegistry(SyncOperations[M], AsyncOperations[M]):
+class DatabaseRegistry(SyncOperations[M], AsyncOperations[M], AggregateOperations[M]):
     """Persistence for one pydantic model: ``Model.objects``.
 
     Usable without the decorator::

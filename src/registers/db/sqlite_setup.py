@@ -3,7 +3,8 @@
 WAL (files only), ``synchronous`` (``NORMAL`` unless ``configure_database`` says ``FULL``),
 ``foreign_keys=ON``, the busy timeout, and the deterministic SQL functions registers
 relies on (``registers_decimal`` behind exact ``F()`` arithmetic on Decimal text,
-``registers_regexp`` behind the ``regex`` lookups).
+``registers_regexp`` behind the ``regex`` lookups, ``registers_decimal_agg`` behind exact
+Decimal ``Sum``/``Min``/``Max``).
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_O
 
 def sqlite_functions() -> list[tuple[str, int, Callable[..., Any]]]:
     """The deterministic SQL functions :func:`configure_sqlite` registers: (name, arity, fn)."""
+    from registers.db.aggregates import sqlite_decimal_aggregate
     from registers.db.lookup_sql import sqlite_regexp
 
     return [("registers_decimal", 3, _decimal_op), ("registers_divisor", 1, _divisor),
             ("registers_int", 1, _checked_int), ("registers_lower", 1, _lower),
-            ("registers_regexp", 3, sqlite_regexp)]
+            ("registers_regexp", 3, sqlite_regexp),
+            ("registers_decimal_agg", 2, sqlite_decimal_aggregate)]
 
 
 class ExpressionFailed(ValueError):

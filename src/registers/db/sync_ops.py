@@ -23,9 +23,10 @@ from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
 from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
-from registers.db.plans import OperationPlans
 from registers.db.query import Q
 from registers.db.queryset import Query
+from registers.db.statements import Pages
+from registers.db.write_helpers import WritePlans
 
 __all__ = ["SyncOperations"]
 
@@ -35,7 +36,7 @@ _RETRIES = 6
 _SAVEPOINT_IDS = itertools.count(1)
 
 
-class SyncOperations(OperationPlans[M]):
+class SyncOperations(WritePlans[M]):
     """``create``, ``get``, ``filter``, ...: the sync half of ``Model.objects``."""
 
     # --- reads ----------------------------------------------------------------------
@@ -94,14 +95,17 @@ class SyncOperations(OperationPlans[M]):
         pagination, so a row written meanwhile never shifts a page: no row is returned
         twice or skipped, whatever the ties and NULLs.
         """
-        pages = self._plan_iterate(batch_size, order_by, criteria, q)
+        return self._stream(self._plan_iterate(batch_size, order_by, criteria, q))
+
+    def _stream(self, pages: Pages) -> Iterator[M]:
+        """The models of every page, read one page at a time (for ``iterate``)."""
         sql, params = pages.first
         while True:
             rows = self.rows(sql, params)
             # One model at a time: the consumer decides what stays alive, so memory stays
             # flat and the garbage collector never scans a whole batch of models.
             yield from self._models(rows)
-            if len(rows) < batch_size:
+            if len(rows) < pages.batch_size:
                 return
             sql, params = pages.after(rows[-1])
 
@@ -124,13 +128,64 @@ class SyncOperations(OperationPlans[M]):
 
     strict_create = create
 
-    def upsert(self, instance: M | None = None, /, **data: Any) -> M:
-        """Insert, or update the row with the same key (or unique field), atomically.
+    def upsert(self, instance: M | None = None, /, *,
+               on_conflict: Mapping[str, Any] | None = None, **data: Any) -> M:
+        """Insert, or update the row with the same key (or unique field), atomically;
+        returns the row as stored.
 
         With no key value, the first of ``unique_fields`` that has a value decides which
-        row is updated; with neither, this is a plain insert.
+        row is updated; with neither, this is a plain insert. An update changes only the
+        fields given (``data``, and an ``instance``'s ``model_fields_set``); the others
+        keep their stored value. ``on_conflict`` values (or ``F`` expressions, which read
+        the existing row) are what an existing row gets instead:
+        ``upsert(sku="A", qty=2, on_conflict={"qty": F("qty") + 2})``.
+
+        Raises:
+            InvalidQueryError: ``on_conflict`` names the key, a matched field or an
+                unknown field (before any SQL).
         """
-        return self._write(self._plan_upsert(self._upserted_instance(instance, data)))
+        return self._write(self._plan_upsert(self._upserted_instance(instance, data),
+                                             self._given(instance, data), on_conflict))
+
+    def get_or_create(self, defaults: Mapping[str, Any] | None = None,
+                      **lookup: Any) -> tuple[M, bool]:
+        """The first row (by key) matching ``lookup``, or a new row made of the plain
+        ``field=value`` lookups and ``defaults``; and whether it was created.
+
+        Race-free when the plain lookups include the key or a unique field set: exactly
+        one concurrent caller creates the row, the others get it.
+        """
+        return self._write(self._plan_get_or_create(defaults, lookup))
+
+    def update_or_create(self, defaults: Mapping[str, Any] | None = None,
+                         **lookup: Any) -> tuple[M, bool]:
+        """Set ``defaults`` on the first row (by key) matching ``lookup``, or create it
+        from the plain lookups and ``defaults``, in one transaction; returns the stored
+        row and whether it was created."""
+        return self._write(self._plan_update_or_create(defaults, lookup))
+
+    def bulk_update(self, models: Iterable[M], fields: Sequence[str]) -> int:
+        """Write ``fields`` of every saved model to its row, in a bounded number of
+        statements inside one transaction (all or nothing); returns the rows matched."""
+        write = self._plan_bulk_update(models, fields)
+        return 0 if write is None else self._write(write)
+
+    def in_bulk(self, keys: Iterable[Any] | None = None, *,
+                field: str | None = None) -> dict[Any, M]:
+        """``{value: model}`` for the rows whose ``field`` (the key, or a unique field)
+        holds one of ``keys`` (every row when None); missing values are left out."""
+        reads, name = self._plan_in_bulk(keys, field)
+        found: dict[Any, M] = {}
+        for read in reads:
+            for model in self._read(read):
+                found[model.__dict__[name]] = model
+        return found
+
+    def raw(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+            ) -> list[M]:
+        """Rows of the caller's SQL (placeholders in the driver's style, values bound)
+        validated into models: the escape hatch. Every field needs its column."""
+        return self._write(self._plan_raw(sql, params))
 
     def update_where(self, criteria: Mapping[str, Any] | Q, **updates: Any) -> list[M]:
         """Update every row matching ``criteria`` (a dict or a ``Q``); return the updated
@@ -271,9 +326,10 @@ class SyncOperations(OperationPlans[M]):
                 elif db.is_disconnect(exc, conn):
                     # whether the server applied the statement is unknown: never resend
                     db.discard_autocommit_connection()
-                if not (is_transient(db.family, exc) and db.may_retry(started)):
+                retry = is_transient(db.family, exc) or (retry_if is not None and retry_if(exc))
+                if not (retry and db.may_retry(started)):
                     raise self.errors(exc, "write to", data) from exc
-                # a deadlock, or SQLite busy past the timeout: take the retrying path
+                # a deadlock, SQLite busy past the timeout or a lost race: retry below
         for attempt in range(_RETRIES):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))

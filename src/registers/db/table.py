@@ -260,8 +260,8 @@ class ModelTable(Generic[M]):
             if self._aliased:
                 data = {k: data[n] for n, k in zip(self.names, self._input_keys)}
             fresh = self._validate(data)
-        if self._stamps:  # which fields the caller gave decides what auto_now_add sets
-            fresh.__pydantic_fields_set__ = {*instance.model_fields_set, *(extra or ())}
+        # which fields the caller gave decides what auto_now_add sets and what upsert updates
+        fresh.__pydantic_fields_set__ = {*instance.model_fields_set, *(extra or ())}
         return fresh
 
     def _coerce_item(self, item: M | Mapping[str, Any]) -> M:

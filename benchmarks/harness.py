@@ -1,0 +1,143 @@
+"""Shared pieces of the server and async benchmarks: the model, the rows, the report.
+
+Not a benchmark itself: ``benchmarks/server_bench.py`` and ``benchmarks/async_bench.py``
+import it (run them as ``python -m benchmarks.NAME``).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from operator import attrgetter
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+COLUMNS = ("id", "name", "email", "age", "active", "score")
+VALUES = COLUMNS[1:]
+URLS = {
+    "postgresql": os.environ.get("REGISTERS_BENCH_POSTGRES_URL",
+                                 "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("REGISTERS_BENCH_MYSQL_URL",
+                            "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
+ROW_WORKLOADS = {"filter", "bulk insert", "update_where", "iterate"}
+PAGE = 1000
+SEED_ROWS = 10_000
+
+
+class User(BaseModel):
+    id: int | None = None
+    name: str
+    email: str
+    age: int
+    active: bool
+    score: float
+
+
+def row(i: int) -> dict[str, Any]:
+    return {"name": f"user{i}", "email": f"u{i}@example.com", "age": i % 100,
+            "active": i % 2 == 0, "score": i / 7}
+
+
+def validated(values: dict[str, Any]) -> tuple[Any, ...]:
+    """The column values of ``values`` once validated by the model (what a floor binds)."""
+    u = User.model_validate(values).__dict__
+    return (u["name"], u["email"], u["age"], u["active"], u["score"])
+
+
+def to_model(r: Any) -> User:
+    return User.model_validate(dict(zip(COLUMNS, r)))
+
+
+def by_id(models: list[Any]) -> list[Any]:
+    models.sort(key=attrgetter("id"))
+    return models
+
+
+def url_parts(url: str) -> dict[str, Any]:
+    u = sa.make_url(url)
+    return {"host": u.host or "127.0.0.1", "port": u.port, "user": u.username or "",
+            "password": u.password or "", "database": u.database or ""}
+
+
+def sa_table(table: str) -> sa.Table:
+    return sa.Table(table, sa.MetaData(),
+                    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                              primary_key=True, autoincrement=True),
+                    sa.Column("name", sa.String(200), nullable=False),
+                    sa.Column("email", sa.String(200), nullable=False),
+                    sa.Column("age", sa.BigInteger, nullable=False, index=True),
+                    sa.Column("active", sa.Boolean, nullable=False),
+                    sa.Column("score", sa.Float, nullable=False))
+
+
+def create_table(url: str, table: str) -> None:
+    """``table`` with :data:`SEED_ROWS` rows (ages 0..99), through a throw-away engine."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    t = sa_table(table)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # persistent in the file
+        t.metadata.create_all(conn)
+        conn.execute(t.insert(), [row(i) for i in range(SEED_ROWS)])
+    engine.dispose()
+
+
+def drop_table(url: str, table: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise SystemExit(f"benchmark sanity check failed: {what}")
+
+
+def spread(xs: list[float]) -> str:
+    return f"{statistics.median(xs):5.2f}x ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def report(title: str, names: list[str], workloads: list[str],
+           rates: dict[str, dict[str, list[float]]], floors: list[str], peers: list[str],
+           targets: dict[str, float]) -> None:
+    """Median rates; per-round ratios to each floor and of registers to each peer
+    (median and min-max over the rounds); and the targets."""
+    load = os.getloadavg()
+    print(f"\n{title}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("median rate (ops/s; rows/s for filter, bulk insert, update_where, iterate)")
+    print(f"{'workload':14}" + "".join(f"{n:>13}" for n in names))
+    for w in workloads:
+        print(f"{w:14}" + "".join(f"{statistics.median(rates[w][n]):>13,.0f}" for n in names))
+
+    def ratios(w: str, a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(rates[w][a], rates[w][b])]
+
+    floors = [f for f in floors if f in names]
+    peers = [p for p in peers if p in names]
+    for floor in floors:
+        others = [n for n in names if n != floor]
+        print(f"\nratio to {floor}, per round: median (min-max)")
+        print(f"{'workload':14}" + "".join(f"{n:>22}" for n in others))
+        for w in workloads:
+            print(f"{w:14}" + "".join(f"{spread(ratios(w, n, floor)):>22}" for n in others))
+    if "registers" not in names:
+        return
+    if peers:
+        print("\nregisters / peer, per round: median (min-max)")
+        print(f"{'workload':14}" + "".join(f"{n:>22}" for n in peers))
+        for w in workloads:
+            print(f"{w:14}" + "".join(f"{spread(ratios(w, 'registers', p)):>22}"
+                                      for p in peers))
+    if floors:
+        print(f"\ntargets (median ratio to {floors[0]}; ahead of every peer)")
+        for w in workloads:
+            got = statistics.median(ratios(w, "registers", floors[0]))
+            behind = [p for p in peers if statistics.median(ratios(w, "registers", p)) < 1]
+            ok = got >= targets[w] and not behind
+            note = f"behind {', '.join(behind)}" if behind else "ahead of every peer"
+            print(f"  {w:14} >= {targets[w]:.1f}x  {got:5.2f}x  {'HOLDS ' if ok else 'MISSES'}"
+                  f"  {note}")
