@@ -50,7 +50,7 @@ class ModelTable(Generic[M]):
         self.model_name = model.__name__
         self.table_name: str = config.table_name or ""
         self.database: Database = get_database(config.url)
-        self.table: sa.Table = build_table(config, self.database.metadata)
+        self.table: sa.Table = build_table(config, self.database.metadata, self.database.family)
         self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         family = self.database.family
         self.dialect = Dialect(family, self.database.dialect, self.database.placeholder)
