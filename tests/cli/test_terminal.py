@@ -65,6 +65,9 @@ class Session:
     def __init__(self, script: Path, argv: list[str], env: dict[str, str]) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+            # as a shell starts a foreground job: Ctrl-C interrupts it, even when the test
+            # process inherited an ignored SIGINT (a child ignoring it never exits)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(sys.executable, [sys.executable, str(script), *argv], env)
         self.pid, self.fd = pid, fd
         _SESSIONS.append(self)

@@ -303,3 +303,43 @@ def test_criteria_key_with_trailing_separator(Num: Any, call: Any) -> None:
     with pytest.raises(InvalidQueryError, match="ends with '__'"):
         call(Num.objects)
     assert Num.objects.require(1).m == 0
+
+
+def test_long_texts_sharing_a_prefix_sort_by_their_whole_value(database_url: str) -> None:
+    """MariaDB sorted only the first 1,024 bytes (max_sort_length): texts equal there
+    came back in insertion order, and keyset pages over them could skip or repeat rows."""
+    from pydantic import BaseModel
+
+    from registers.db import database_registry
+
+    @database_registry(database_url, table_name="long_texts")
+    class Long(BaseModel):
+        id: int | None = None
+        s: str
+
+    prefix = "p" * 3000
+    values = [prefix + tail for tail in ("b", "a", "c", "b2", "a1")]
+    Long.objects.bulk_create([{"s": v} for v in values])
+    assert [x.s for x in Long.objects.filter(order_by="s")] == sorted(values)
+    assert [x.s for x in Long.objects.filter(order_by="-s")] == sorted(values, reverse=True)
+    paged = [x.s for x in Long.objects.iterate(order_by="-s", batch_size=2)]
+    assert paged == sorted(values, reverse=True)
+
+
+def test_a_bulk_create_larger_than_the_servers_packet_limit_is_split(database_url: str) -> None:
+    """24 MB of text in one call: MariaDB drops the connection for a statement over its
+    max_allowed_packet (16 MiB by default), so multi-row statements are cut by size too."""
+
+    @database_registry(database_url, table_name="big_rows")
+    class Big(BaseModel):
+        id: int | None = None
+        s: str
+
+    made = Big.objects.bulk_create([{"s": f"{i:04d}" + "x" * 60_000} for i in range(400)])
+    assert [m.id for m in made] == sorted(m.id for m in made)  # keys in row order
+    assert Big.objects.count() == 400
+    assert {m.id: m.s[:4] for m in made} == {b.id: b.s[:4] for b in Big.objects.all()}
+    updated = Big.objects.bulk_update([m.model_copy(update={"s": m.s + "!"}) for m in made],
+                                      ["s"])
+    assert updated == 400
+    assert all(b.s.endswith("!") for b in Big.objects.iterate(batch_size=100))

@@ -320,8 +320,11 @@ async def test_async_read_only_uri_reads_and_refuses_writes(
 
 def test_read_only_uri_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'missing.db'}?mode=ro&uri=true"
+    model = _register(url)  # decorating opens nothing
+    assert not (tmp_path / "missing.db").exists()
     with pytest.raises(RegistryError, match="unable to open database file"):
-        _register(url)
+        model.objects.count()
+    assert not (tmp_path / "missing.db").exists()
     dispose_engine(url)
 
 

@@ -395,6 +395,7 @@ def test_sqlite_tables_use_autoincrement(sqlite_url: str, raw: Any) -> None:
     class Ticket(BaseModel):
         id: int | None = None
 
+    Ticket.objects.count()  # creates the table
     with sa.create_engine(sqlite_url).connect() as conn:
         sql = conn.exec_driver_sql(
             "SELECT sql FROM sqlite_master WHERE name = 'tickets'").scalar()
@@ -461,6 +462,7 @@ def test_schema_diff_reports_a_different_on_delete(database_url: str, raw: RawSQ
         parent_id: int = db_field(foreign_key="parents.id")
 
     raw_children = Child
+    raw_children.objects.count()  # the table as first declared
 
     @database_registry(database_url, table_name="children")
     class Child(BaseModel):  # type: ignore[no-redef]
@@ -594,15 +596,40 @@ def test_derived_names_always_fit_and_never_collide() -> None:
     check()
 
 
-def test_a_check_naming_an_unknown_column_fails_at_decoration(database_url: str,
-                                                              raw: RawSQL) -> None:
+def test_a_check_naming_an_unknown_column_fails_at_first_use(database_url: str,
+                                                             raw: RawSQL) -> None:
     from registers.db import SchemaError
 
-    with pytest.raises(SchemaError) as info:
-        @database_registry(database_url, table_name="things")
-        class Thing(BaseModel):
-            id: int | None = None
-            qty: int = db_field(check="nope >= 0")
+    @database_registry(database_url, table_name="things")
+    class Thing(BaseModel):
+        id: int | None = None
+        qty: int = db_field(check="nope >= 0")
 
+    with pytest.raises(SchemaError) as info:  # the database refuses the CREATE TABLE
+        Thing.objects.count()
     assert "things" in str(info.value)
+    with pytest.raises(SchemaError, match="nope"):  # its operations say why, every time
+        Thing.objects.create(qty=1)
+    assert not raw.has_table("things")
+
+
+def test_a_model_the_database_refuses_does_not_block_the_others(database_url: str,
+                                                                raw: RawSQL) -> None:
+    from registers.db import SchemaError
+
+    @database_registry(database_url, table_name="refused")
+    class Refused(BaseModel):
+        id: int | None = None
+        qty: int = db_field(check="nope >= 0")
+
+    @database_registry(database_url, table_name="fine")
+    class Fine(BaseModel):
+        id: int | None = None
+        qty: int
+
+    assert Fine.objects.create(qty=1).id is not None  # the first use: both tried
+    assert Fine.objects.count() == 1
+    with pytest.raises(SchemaError, match="cannot create table 'refused'"):
+        Refused.objects.count()
+    assert raw.has_table("fine") and not raw.has_table("refused")
     assert not raw.has_table("things")

@@ -290,6 +290,77 @@ class Everything(BaseModel):
     assert migrations.revision("again", url=lab.url, directory=lab.directory) is None
 
 
+EVERY_KIND = '''
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from pydantic import Field, NaiveDatetime, SecretBytes
+
+
+@database_registry(URL, table_name="kinds", unique_fields=[("code", "day")])
+class Kinds(BaseModel):
+    id: int | None = None
+    text: str
+    code: str = db_field(max_length=30, index=True)
+    price: Decimal
+    amount: Decimal | None = Field(default=None, max_digits=8, decimal_places=3)
+    at: dt.datetime
+    naive: NaiveDatetime | None = None
+    clock: dt.time
+    day: dt.date
+    blob: bytes
+    secret: SecretBytes | None = None
+    meta: dict[str, int] = {}
+    token: uuid.UUID
+'''
+
+
+def test_a_generated_script_with_every_column_type_runs_and_matches(lab: Lab) -> None:
+    lab.version(EVERY_KIND)
+    script = lab.revision("create")
+    # registers' own types are written with their module, and the script imports it.
+    assert "registers.db.column_types.ExactLongText()" in script
+    assert "registers.db.column_types.ExactVarchar(length=30)" in script
+    assert "registers.db.column_types.PreciseDateTime()" in script
+    assert "registers.db.column_types.BinaryJSON()" in script
+    assert "import registers.db.column_types" in script
+    assert "sqlalchemy.dialects" not in script
+    assert "typing_utils" not in script
+    offline = migrations.sql(url=lab.url, directory=lab.directory)
+    assert "CREATE TABLE kinds" in offline
+    lab.upgrade()
+    assert lab.check() == []
+    assert migrations.revision("again", url=lab.url, directory=lab.directory) is None
+
+
+def test_scripts_written_by_registers_2_1_still_run(lab: Lab) -> None:
+    # 2.1 wrote registers.db.typing_utils.ExactVarchar / ExactLongText (MySQL types then)
+    # and the dialects' own types (mysql.DATETIME(fsp=6), postgresql.JSONB()...).
+    lab.version(EVERY_KIND)
+    lab.revision("create")
+    path = lab.scripts()[-1]
+    old = {
+        "registers.db.column_types.ExactLongText()": "registers.db.typing_utils.ExactLongText()",
+        "registers.db.column_types.ExactVarchar(length=30)":
+            "registers.db.typing_utils.ExactVarchar(length=30)",
+        "registers.db.column_types.PreciseDateTime()": "mysql.DATETIME(fsp=6)",
+        "registers.db.column_types.PreciseTime()": "mysql.TIME(fsp=6)",
+        "registers.db.column_types.LongBinary()": "mysql.LONGBLOB()",
+        "registers.db.column_types.BinaryJSON()": "postgresql.JSONB(astext_type=sa.Text())",
+        "sa.DECIMAL(": "mysql.DECIMAL(",
+        "import registers.db.column_types": "import registers.db.typing_utils\n"
+                                            "from sqlalchemy.dialects import mysql, postgresql",
+    }
+    text = path.read_text(encoding="utf-8")
+    for new, was in old.items():
+        assert new in text, new
+        text = text.replace(new, was)
+    path.write_text(text, encoding="utf-8")
+    lab.upgrade()
+    assert lab.check() == []
+
+
 # --- the documented programmatic twins ---------------------------------------------------
 
 

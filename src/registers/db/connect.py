@@ -279,6 +279,10 @@ def _psycopg_can_bound() -> bool:
     return known
 
 
+_MAX_SORT_LENGTH = 65_536  # sort keys the default sort_buffer_size holds (8 MiB, the
+# largest allowed, fails with "Out of sort memory")
+
+
 def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn: Any) -> None:
     """Per-connection setup once connected: read bounds and MySQL statement timeout."""
     if family != "mysql":
@@ -287,20 +291,25 @@ def after_connect(family: str, driver: str, options: DatabaseOptions, dbapi_conn
     if driver in ("pymysql", "mysqldb") and hasattr(raw, "_read_timeout"):
         raw._read_timeout = options.read_timeout
         raw._write_timeout = options.read_timeout
-    if options.statement_timeout is not None:
-        cursor = dbapi_conn.cursor()
-        try:
+    # ORDER BY (and so keyset pages, which compare whole values) sorts by whole values,
+    # not by their first max_sort_length bytes (1,024 by default): long texts that share
+    # a prefix came back in the wrong order, and iterate() could skip or repeat them.
+    settings = [f"max_sort_length = {_MAX_SORT_LENGTH}"]
+    cursor = dbapi_conn.cursor()
+    try:
+        if options.statement_timeout is not None:
             version = getattr(raw, "server_version", None)  # PyMySQL and aiomysql know it
             if not isinstance(version, str):
                 cursor.execute("SELECT VERSION()")
                 version = str(cursor.fetchone()[0])
             if "mariadb" in version.lower():
-                cursor.execute(f"SET SESSION max_statement_time = {options.statement_timeout}")
+                settings.append(f"max_statement_time = {options.statement_timeout}")
             else:
                 ms = max(1, int(options.statement_timeout * 1000))
-                cursor.execute(f"SET SESSION max_execution_time = {ms}")
-        finally:
-            cursor.close()
+                settings.append(f"max_execution_time = {ms}")
+        cursor.execute("SET SESSION " + ", ".join(settings))
+    finally:
+        cursor.close()
 
 
 @functools.cache

@@ -42,7 +42,7 @@ from registers.db.connect import (
     server_connect_arguments,
 )
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
-from registers.db.exceptions import ConfigurationError, RegistryError
+from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.sqlite_setup import configure_sqlite
 
 __all__ = [
@@ -137,6 +137,8 @@ class Database:
         # auto_create of registered models, run on first use (so importing or decorating
         # never connects): table name -> its create_schema
         self.pending_tables: dict[str, Callable[[], None]] = {}
+        # tables whose CREATE the database refused, with the error their model reports
+        self.refused_tables: dict[str, SchemaError] = {}
         self._pending_lock = threading.RLock()
         self._creating: int | None = None  # the thread running create_pending()
         self.metadata = sa.MetaData()
@@ -249,8 +251,11 @@ class Database:
         created, parents before the tables whose foreign keys point at them.
 
         Every connection entry point calls this while tables are pending; other threads
-        wait for it. A table that cannot be created stays pending (the error propagates;
-        the next use tries again).
+        wait for it. A table the database refuses (a ``SchemaError``: a CHECK naming an
+        unknown column, a name the server does not take) leaves the others alone: it is
+        recorded in :attr:`refused_tables`, and its own model's operations report that
+        error. When the database cannot be reached, everything stays pending and the
+        error propagates (the next use tries again).
         """
         me = threading.get_ident()
         if self._creating == me:
@@ -260,7 +265,10 @@ class Database:
             try:
                 order = {t.name: i for i, t in enumerate(self.metadata.sorted_tables)}
                 for name in sorted(self.pending_tables, key=lambda n: order.get(n, -1)):
-                    self.pending_tables[name]()
+                    try:
+                        self.pending_tables[name]()
+                    except SchemaError as exc:
+                        self.refused_tables[name] = exc
                     del self.pending_tables[name]
             finally:
                 self._creating = None

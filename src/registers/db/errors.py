@@ -95,6 +95,8 @@ class ErrorTranslator:
         self.hidden = tuple(hidden)  # fields whose values never appear in a message
         self.integrity_error = integrity_error
         self.where = f"table {table_name!r} ({model_name})"
+        # the database's tables whose CREATE it refused (Database.refused_tables)
+        self.refused_tables: Mapping[str, SchemaError] = {}
 
     def __call__(self, exc: BaseException, action: str,
                  data: Mapping[str, Any] | None = None) -> RegistryError:
@@ -135,6 +137,9 @@ class ErrorTranslator:
                 **context,
             )
         if "no such table" in lowered or "does not exist" in lowered or "doesn't exist" in lowered:
+            refusal = self.refused_tables.get(self.table_name)
+            if refusal is not None:  # auto_create on first use: the database refused it
+                return SchemaError(str(refusal), **context)
             return SchemaError(
                 f"{self.where} does not exist: call {self.model_name}.create_schema() "
                 f"({message})",

@@ -53,7 +53,7 @@ def creation_deferred() -> bool:
 
 
 
-def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
+def build_table(config: RegistryConfig, metadata: sa.MetaData, family: str) -> sa.Table:
     """The SQLAlchemy ``Table`` for a model, added to ``metadata`` (replacing any old one).
 
     Every constraint and index registers creates is named here (see
@@ -85,13 +85,22 @@ def build_table(config: RegistryConfig, metadata: sa.MetaData) -> sa.Table:
             sa.Index(config.name_of("ix", group), *group)
             for group in config.index_sets
         ],
-        # Managed keys are never handed out twice, even after the newest row is deleted.
-        sqlite_autoincrement=config.managed_key,
-        # utf8mb4 whatever the server's default (emoji, any script); text columns are
-        # binary NO PAD on top of this (typing_utils.ExactVarchar).
-        mysql_charset="utf8mb4",
-        mysql_collate="utf8mb4_bin",
+        **_table_options(config, family),
     )
+
+
+def _table_options(config: RegistryConfig, family: str) -> dict[str, Any]:
+    """The table options of the backend in use, and only those: SQLAlchemy imports the
+    dialect of every option it is given (to check it), and the MySQL dialect alone is a
+    good part of ``import registers.db``'s cost in a SQLite application."""
+    if family == "sqlite":
+        # Managed keys are never handed out twice, even after the newest row is deleted.
+        return {"sqlite_autoincrement": config.managed_key}
+    if family == "mysql":
+        # utf8mb4 whatever the server's default (emoji, any script); text columns are
+        # binary NO PAD on top of this (column_types.ExactVarchar).
+        return {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+    return {}
 
 
 def _column(config: RegistryConfig, spec: ColumnSpec) -> sa.Column[Any]:
@@ -320,7 +329,7 @@ class SchemaManager:
                     ColumnDifference(
                         "type_mismatch",
                         column.name,
-                        str(expected_type.compile(dialect=dialect)),
+                        str(column.type.compile(dialect=dialect)),  # the DDL, variants too
                         str(actual["type"].compile(dialect=dialect)),
                     )
                 )
@@ -445,7 +454,7 @@ def _same_affinity(expected: Any, actual: Any) -> bool:
         (sa.DateTime,),
         (sa.Date,),
         (sa.Time,),
-        (sa.LargeBinary,),
+        (sa.types._Binary,),  # every binary type: MySQL's LONGBLOB is no LargeBinary
         (sa.JSON,),
         (sa.Uuid,),
     )

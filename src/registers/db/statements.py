@@ -22,6 +22,9 @@ __all__ = ["IN_CHUNK", "Described", "Statement", "Statements"]
 IN_CHUNK = 5000
 
 
+# Characters of text and bytes per MySQL/MariaDB multi-row statement: as UTF-8 (up to 4
+# bytes a character) and escaped, well under the default max_allowed_packet of 16 MiB.
+_MYSQL_BATCH_CHARS = 2 * 1024 * 1024
 _UNNEST_ROWS = 10_000  # rows per PostgreSQL bulk INSERT ... SELECT FROM unnest(...)
 
 
@@ -292,6 +295,29 @@ class Statements:
         limit = 32_000 if self.is_sqlite else 60_000
         return max(1, min(1000, limit // max(width, 1)))
 
+    def chunks(self, rows: Sequence[Sequence[Any]], width: int
+               ) -> Iterator[Sequence[Sequence[Any]]]:
+        """``rows`` cut into multi-row statements of at most :meth:`batch_size` rows; on
+        MySQL/MariaDB also of at most ``_MYSQL_BATCH_CHARS`` characters of text and bytes,
+        since a statement over the server's ``max_allowed_packet`` (16 MiB by default)
+        makes it drop the connection."""
+        size = self.batch_size(width)
+        if self.family != "mysql":
+            for start in range(0, len(rows), size):
+                yield rows[start:start + size]
+            return
+        batch: list[Sequence[Any]] = []
+        used = 0
+        for row in rows:
+            weight = sum(len(v) for v in row if isinstance(v, (str, bytes)))
+            if batch and (len(batch) == size or used + weight > _MYSQL_BATCH_CHARS):
+                yield batch
+                batch, used = [], 0
+            batch.append(row)
+            used += weight
+        if batch:
+            yield batch
+
     def _unnest_inserts(self, names: Sequence[str], rows: Sequence[Sequence[Any]]
                         ) -> Iterator[tuple[Statement, int]]:
         """PostgreSQL: ``INSERT ... SELECT * FROM unnest(%s::type[], ...) RETURNING key``,
@@ -328,8 +354,6 @@ class Statements:
         head = f"INSERT INTO {self.table} ({', '.join(q(n) for n in names)}) VALUES "
         one = f"({self.dialect.params(len(names))})"
         tail = f" RETURNING {self.quoted_key}" if self.dialect.insert_returning else ""
-        size = self.batch_size(len(names))
-        for start in range(0, len(rows), size):
-            batch = rows[start:start + size]
+        for batch in self.chunks(rows, len(names)):
             sql = head + ", ".join([one] * len(batch)) + tail
             yield Statement(sql, [v for row in batch for v in row]), len(batch)

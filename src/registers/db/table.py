@@ -50,7 +50,7 @@ class ModelTable(Generic[M]):
         self.model_name = model.__name__
         self.table_name: str = config.table_name or ""
         self.database: Database = get_database(config.url)
-        self.table: sa.Table = build_table(config, self.database.metadata)
+        self.table: sa.Table = build_table(config, self.database.metadata, self.database.family)
         self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         family = self.database.family
         self.dialect = Dialect(family, self.database.dialect, self.database.placeholder)
@@ -95,6 +95,7 @@ class ModelTable(Generic[M]):
             self.model_name, self.table_name, family, self.key, self._hashed,
             self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
         )
+        self.errors.refused_tables = self.database.refused_tables
         self.sql = Statements(self.table_name, self.names, self.key, self.managed_key,
                               self._key_is_int, self.dialect, self.query, self.database,
                               keep=config.auto_now_add_columns)

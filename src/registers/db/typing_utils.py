@@ -26,9 +26,15 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
-from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.ext.compiler import compiles
 
+from registers.db.column_types import (
+    BinaryJSON,
+    ExactLongText,
+    ExactVarchar,
+    LongBinary,
+    PreciseDateTime,
+    PreciseTime,
+)
 from registers.db.fields import ColumnOptions, column_options
 
 __all__ = [
@@ -246,40 +252,6 @@ class _Kind:
     from_db: dict[str, Codec | None]
 
 
-class ExactVarchar(mysql.VARCHAR):
-    """MySQL/MariaDB ``VARCHAR`` in utf8mb4 with a binary, NO PAD collation: equality,
-    ``unique`` and upserts are exact (case and trailing spaces matter), as elsewhere."""
-
-    cache_ok = True
-
-
-class ExactLongText(mysql.LONGTEXT):
-    """MySQL/MariaDB ``LONGTEXT`` in utf8mb4 with a binary, NO PAD collation."""
-
-    cache_ok = True
-
-
-def exact_collation(dialect: Any) -> str:
-    """The binary, NO PAD utf8mb4 collation of this MySQL/MariaDB server."""
-    if getattr(dialect, "is_mariadb", False):
-        return "utf8mb4_nopad_bin"  # MariaDB's utf8mb4_bin pads: 'a' = 'a ' there
-    version = getattr(dialect, "server_version_info", None) or (0,)
-    return "utf8mb4_0900_bin" if version >= (8, 0) else "utf8mb4_bin"
-
-
-@compiles(ExactVarchar, "mysql")
-@compiles(ExactVarchar, "mariadb")
-def _compile_exact_varchar(type_: ExactVarchar, compiler: Any, **kw: Any) -> str:
-    return (f"VARCHAR({type_.length}) CHARACTER SET utf8mb4 "
-            f"COLLATE {exact_collation(compiler.dialect)}")
-
-
-@compiles(ExactLongText, "mysql")
-@compiles(ExactLongText, "mariadb")
-def _compile_exact_longtext(type_: ExactLongText, compiler: Any, **kw: Any) -> str:
-    return f"LONGTEXT CHARACTER SET utf8mb4 COLLATE {exact_collation(compiler.dialect)}"
-
-
 def _text_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     # MySQL cannot index TEXT: keys, unique and indexed strings get a bounded VARCHAR.
     length = spec.max_length or 255
@@ -295,12 +267,13 @@ def _int_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
 
 def _decimal_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     digits, places = spec.decimal_digits
+    mysql_digits = digits or _MYSQL_DIGITS
+    mysql_places = _MYSQL_PLACES if places is None else places
     # SQLite's NUMERIC affinity would turn "1.10" into a REAL: keep the exact text.
     return (
         sa.Numeric(digits, places, asdecimal=True)
         .with_variant(sa.String(), "sqlite")
-        .with_variant(mysql.DECIMAL(digits or 65, places if places is not None else 30),
-                      "mysql", "mariadb")
+        .with_variant(sa.DECIMAL(mysql_digits, mysql_places), "mysql", "mariadb")
     )
 
 
@@ -308,13 +281,13 @@ def _datetime_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     return (
         sa.DateTime(timezone=True)
         .with_variant(sa.String(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+        .with_variant(PreciseDateTime(), "mysql", "mariadb")
     )
 
 
 def _time_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
     return sa.Time().with_variant(sa.String(), "sqlite").with_variant(
-        mysql.TIME(fsp=6), "mysql", "mariadb"
+        PreciseTime(), "mysql", "mariadb"
     )
 
 
@@ -327,7 +300,7 @@ def _enum_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
 
 
 def _json_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    return sa.JSON().with_variant(BinaryJSON(), "postgresql")
 
 
 def _same(codec: Codec | None) -> dict[str, Codec | None]:
@@ -346,7 +319,7 @@ _KINDS: dict[str, _Kind] = {
     "str": _Kind("str", _text_type, _same(None), _same(None)),
     "bytes": _Kind(
         "bytes",
-        lambda s: sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+        lambda s: sa.LargeBinary().with_variant(LongBinary(), "mysql", "mariadb"),
         _same(None),
         {"sqlite": None, "postgresql": bytes, "mysql": None},
     ),
@@ -390,7 +363,7 @@ _KINDS: dict[str, _Kind] = {
         "naive_datetime",
         lambda s: sa.DateTime(timezone=False)
         .with_variant(sa.String(), "sqlite")
-        .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+        .with_variant(PreciseDateTime(), "mysql", "mariadb"),
         {"sqlite": _sqlite_datetime, "postgresql": None, "mysql": None},
         _same(None),
     ),
@@ -398,7 +371,7 @@ _KINDS: dict[str, _Kind] = {
     "secret_str": _Kind("secret_str", _text_type, _same(_secret_value), _same(None)),
     "secret_bytes": _Kind(
         "secret_bytes",
-        lambda s: sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb"),
+        lambda s: sa.LargeBinary().with_variant(LongBinary(), "mysql", "mariadb"),
         _same(_secret_value),
         {"sqlite": None, "postgresql": bytes, "mysql": None},
     ),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaValidator
@@ -234,8 +234,8 @@ class WritePlans(UpsertPlans[M]):
         return [None if v is None else to_db(v) for v in checked]
 
     def _chunks(self, rows: list[list[Any]], width: int) -> list[list[list[Any]]]:
-        size = self.sql.batch_size(width)
-        return [rows[i:i + size] for i in range(0, len(rows), size)]
+        chunks = self.sql.chunks(rows, width)  # slices of ``rows``: lists of its lists
+        return cast("list[list[list[Any]]]", [list(chunk) for chunk in chunks])
 
     def _bulk_update_sql(self, columns: Sequence[str],
                          rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
