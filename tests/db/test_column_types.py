@@ -280,9 +280,13 @@ SCRIPT = textwrap.dedent(
              "sqlalchemy.ext.asyncio", "greenlet", "aiosqlite", "asyncpg", "aiomysql",
              "psycopg", "pymysql", "alembic")
     seen = {{}}
+    # What SQLAlchemy itself loads is not registers' doing (2.0.0, the floor, imports
+    # greenlet with `import sqlalchemy`; later releases do not).
+    import sqlalchemy
+    base = {{m for m in HEAVY if m in sys.modules}}
 
     def note(step):
-        seen[step] = sorted(m for m in HEAVY if m in sys.modules)
+        seen[step] = sorted(m for m in HEAVY if m in sys.modules and m not in base)
 
     import registers.db
     from pydantic import BaseModel
