@@ -343,3 +343,19 @@ def test_a_bulk_create_larger_than_the_servers_packet_limit_is_split(database_ur
                                       ["s"])
     assert updated == 400
     assert all(b.s.endswith("!") for b in Big.objects.iterate(batch_size=100))
+
+
+@pytest.mark.parametrize("value", [Decimal("1.5"), Decimal("0.000000001"), Decimal("123456789012")])
+def test_max_digits_without_decimal_places_keeps_every_digit(database_url: str,
+                                                             value: Decimal) -> None:
+    """``max_digits=12`` alone: PostgreSQL's NUMERIC(12) rounded 1.5 to 2 (scale 0), and
+    MariaDB refused the CREATE TABLE (DECIMAL(12, 30))."""
+
+    @database_registry(database_url, table_name="priced")
+    class Priced(BaseModel):
+        id: int | None = None
+        price: Decimal = Field(max_digits=12)
+
+    made = Priced.objects.create(price=value)
+    assert Priced.objects.require(made.id).price == value
+    assert Priced.objects.schema_diff() == []

@@ -186,6 +186,14 @@ _MYSQL_PLACES = 30
 _MYSQL_DIGITS = 65
 
 
+def _column_digits(spec: ColumnSpec) -> tuple[int | None, int | None]:
+    """``(precision, scale)`` of a Decimal column. ``max_digits`` alone bounds the digits,
+    not where the point goes, so it leaves the column unbounded (pydantic checks the
+    digits): ``NUMERIC(12)`` would mean scale 0, and PostgreSQL would round 1.5 to 2."""
+    digits, places = spec.decimal_digits
+    return (None, None) if places is None else (digits, places)
+
+
 def _mysql_decimal(places: int | None, digits: int | None) -> Codec:
     places = _MYSQL_PLACES if places is None else places
     digits = _MYSQL_DIGITS if digits is None else digits
@@ -266,7 +274,7 @@ def _int_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
 
 
 def _decimal_type(spec: ColumnSpec) -> sa.types.TypeEngine[Any]:
-    digits, places = spec.decimal_digits
+    digits, places = _column_digits(spec)
     mysql_digits = digits or _MYSQL_DIGITS
     mysql_places = _MYSQL_PLACES if places is None else places
     # SQLite's NUMERIC affinity would turn "1.10" into a REAL: keep the exact text.
@@ -510,7 +518,8 @@ class ColumnSpec:
         if self.kind == "time":
             return _naive_time(codec)
         if family == "mysql" and self.kind == "decimal":
-            return _mysql_decimal(self.decimal_digits[1], self.decimal_digits[0])
+            digits, places = _column_digits(self)
+            return _mysql_decimal(places, digits)
         if family == "mysql" and self.kind in ("str", "string_like", "secret_str") and (
                 self.primary_key or self.options.unique or self.options.index or self.indexed):
             return _bounded_text(min(self.max_length or 255, 768), codec)
