@@ -273,6 +273,12 @@ class Database:
             finally:
                 self._creating = None
 
+    def ready_engine(self) -> sa.Engine:
+        """The engine, once the pending tables exist (raw SQL must find them)."""
+        if self.pending_tables:
+            self.create_pending()
+        return self.engine
+
     def current_transaction(self) -> _Transaction | None:
         return self._tx.get()
 

@@ -167,10 +167,7 @@ def get_engine(url: str) -> sa.Engine:
     """
     from registers.db.typing_utils import normalize_url
 
-    database = get_database(normalize_url(url, ""))
-    if database.pending_tables:
-        database.create_pending()
-    return database.engine
+    return get_database(normalize_url(url, "")).ready_engine()
 
 
 def dispose_engine(url: str) -> bool:

@@ -79,13 +79,7 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M], AggregateOperation
     def engine(self) -> sa.Engine:
         """The SQLAlchemy engine of this model's database (for raw SQL); pending tables
         are created first."""
-        return self._ready_engine()
-
-    def _ready_engine(self) -> sa.Engine:
-        database = self.database
-        if database.pending_tables:
-            database.create_pending()
-        return database.engine
+        return self.database.ready_engine()
 
     # --- schema ---------------------------------------------------------------------
 
@@ -126,7 +120,7 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M], AggregateOperation
     # registers 2.1.0 spellings (see docs/coming-from-2.1.md): ``engine`` and ``schema``.
     @property
     def _engine(self) -> sa.Engine:
-        return self._ready_engine()
+        return self.database.ready_engine()
 
     @property
     def _schema(self) -> SchemaManager:
