@@ -7,6 +7,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import strategies as st
+
+# Characters of text a database stores: no NUL and no lone surrogates (registers refuses
+# both, tested on their own), for hypothesis strategies.
+STORABLE_CHARS = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
 
 
 class StatementLog(list[str]):

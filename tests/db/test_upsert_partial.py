@@ -19,10 +19,7 @@ from registers.db import (
     db_field,
 )
 
-from ._helpers import RawSQL
-
-# text a database stores: no NUL, no lone surrogates (both refused, tested elsewhere)
-_TEXT_CHARS = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+from ._helpers import STORABLE_CHARS, RawSQL
 
 
 @pytest.fixture
@@ -309,7 +306,7 @@ _FIELDS = ("name", "role", "score")
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(1, 3), st.dictionaries(
     st.sampled_from(_FIELDS),
-    st.one_of(st.text(_TEXT_CHARS, max_size=5),
+    st.one_of(st.text(STORABLE_CHARS, max_size=5),
               st.integers(-5, 5)),
     max_size=3)), max_size=8))
 def test_partial_upserts_match_a_dictionary_model(User: Any, raw: RawSQL,

@@ -20,10 +20,7 @@ from registers.db import (
     is_password_hash,
 )
 
-from ._helpers import RawSQL
-
-# text a database stores: no NUL, no lone surrogates (both refused, tested elsewhere)
-_TEXT_CHARS = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+from ._helpers import STORABLE_CHARS, RawSQL
 
 
 @pytest.fixture
@@ -338,7 +335,7 @@ def test_bulk_update_hashes_passwords_and_stamps_auto_now(database_url: str) -> 
 @settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 9), st.integers(-(2**63), 2**63 - 1),
-                          st.text(_TEXT_CHARS, max_size=4)),
+                          st.text(STORABLE_CHARS, max_size=4)),
                 max_size=30))
 def test_bulk_update_matches_saving_each(Item: Any, raw: RawSQL,
                                          changes: list[tuple[int, int, str]]) -> None:
