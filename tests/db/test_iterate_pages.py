@@ -87,7 +87,9 @@ def test_later_pages_bound_the_first_term(Paged: Any, database_url: str,
                                           count_statements: Any, order: str,
                                           bound: str) -> None:
     first, *later = _pages(Paged, database_url, count_statements, order)
-    assert len(later) == 2
+    # PostgreSQL reads everything after the first page through one server-side cursor
+    # (tests/db/test_iterate_cursor.py), the others a page a statement.
+    assert len(later) == (1 if database_url.startswith("postgresql") else 2)
     assert " WHERE " not in first
     for sql in later:
         lead = sql.split(" WHERE ", 1)[1].split(" AND ", 1)[0]

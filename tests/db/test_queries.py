@@ -320,7 +320,9 @@ async def test_query_iterate_streams_in_batches(blog: Blog, database_url: str) -
     q = blog.Post.objects.where(views__gte=0)
     with count_statements_on(database_url) as log:
         assert [p.views for p in q.iterate(batch_size=2)] == [10, 50, 5, 0]
-    assert len(log.matching("SELECT")) == 3  # two full batches, then an empty one
+    # two full batches, then an empty one; PostgreSQL reads what follows the first batch
+    # through one server-side cursor (tests/db/test_iterate_cursor.py)
+    assert len(log.matching("SELECT")) == (2 if database_url.startswith("postgresql") else 3)
     ordered = q.order_by("-views")
     assert [p.views async for p in ordered.aiterate(batch_size=3)] == [50, 10, 5, 0]
     assert [r["views"] for r in q.values("views").order_by("views").iterate(3)] == [0, 5, 10, 50]

@@ -357,9 +357,12 @@ class Database:
             holder = self._new_server_connection()
         holder.used = now
 
-    def discard_autocommit_connection(self) -> None:
-        """Forget (and close) the thread's autocommit connection, e.g. after it died."""
+    def discard_autocommit_connection(self, connection: Any = None) -> None:
+        """Forget (and close) the thread's autocommit connection, e.g. after it died;
+        with ``connection``, only if that is still the thread's connection."""
         holder = getattr(self._local, "holder", None)
+        if connection is not None and (holder is None or holder.connection is not connection):
+            return
         self._local.holder = None
         if holder is not None:
             holder.close()

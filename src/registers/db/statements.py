@@ -45,7 +45,13 @@ class Described(Statement):
 class Pages:
     """One ordering's pages: the first page's ``SELECT``, then after each page the one
     that continues past its last row (keyset pagination: linear in the row count and
-    exact with ties and NULLs, under the NULL rule of ``QueryCompiler.order_sql``)."""
+    exact with ties and NULLs, under the NULL rule of ``QueryCompiler.order_sql``).
+
+    On PostgreSQL (``by_cursor``) the rows after a full first page are read through one
+    server-side cursor over :meth:`rest` instead: a keyset page is a fresh query whose
+    plan depends on the table's statistics, and without them (a table just loaded,
+    autovacuum off) PostgreSQL sorts the whole table for every page.
+    """
 
     def __init__(self, st: Statements, where: str, params: list[Any],
                  terms: list[tuple[Any, bool]], batch_size: int) -> None:
@@ -55,10 +61,15 @@ class Pages:
         self.terms = terms
         self.batch_size = batch_size
         self.indexes = [st.names.index(entry.spec.name) for entry, _ in terms]
-        self.tail = f"{st.query.order_sql(terms)} LIMIT {batch_size}"
-        self.first = (f"{st.select}{where}{self.tail}", params)
+        self.order = st.query.order_sql(terms)
+        self.first = (f"{st.select}{where}{self.order} LIMIT {batch_size}", params)
+        self.by_cursor = st.family == "postgresql"
 
-    def after(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
+    def rest(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
+        """Every row that sorts after ``row``, in order (for a server-side cursor)."""
+        return self.after(row, limit=False)
+
+    def after(self, row: Sequence[Any], limit: bool = True) -> tuple[str, list[Any]]:
         """The next page: rows that sort after ``row`` (a raw row of this table)."""
         p = self.st.dialect.placeholder
         params = list(self.params)
@@ -86,7 +97,8 @@ class Pages:
         keyset = " OR ".join(f"({a})" for a in alternatives) or "1 = 0"
         lead, lead_params = self._lead(row)
         params[len(self.params):len(self.params)] = lead_params
-        return f"{self.st.select}{self.where}{glue}{lead}({keyset}){self.tail}", params
+        tail = f"{self.order} LIMIT {self.batch_size}" if limit else self.order
+        return f"{self.st.select}{self.where}{glue}{lead}({keyset}){tail}", params
 
     def _lead(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
         """A bound on the first term that every alternative of the keyset implies

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 _RETRIES = 6
 _SAVEPOINT_IDS = itertools.count(1)
+_CURSOR_IDS = itertools.count(1)
 
 
 class SyncOperations(WritePlans[M]):
@@ -107,7 +108,40 @@ class SyncOperations(WritePlans[M]):
             yield from self._models(rows)
             if len(rows) < pages.batch_size:
                 return
-            sql, params = pages.after(rows[-1])
+            last = rows[-1]
+            if pages.by_cursor:
+                last = yield from self._cursor_rest(pages, last)
+                if last is None:
+                    return
+            sql, params = pages.after(last)
+
+    def _cursor_rest(self, pages: Pages, row: Sequence[Any]) -> Generator[M, None, Any]:
+        """PostgreSQL: the models after ``row`` through one server-side cursor, a batch a
+        fetch. Returns None at the end; if the thread's connection dropped, the last row
+        read, for the keyset pages to carry on from (a read may be sent again).
+
+        Outside ``transaction()`` the cursor is ``WITH HOLD`` on the thread's autocommit
+        connection, so statements the loop body runs on it meanwhile commit as usual;
+        inside, it lives in the block's transaction and sees its writes.
+        """
+        db = self.database
+        conn, own = db.acquire()
+        sql, params = pages.rest(row)
+        cursor = conn.cursor(name=f"registers_rows_{next(_CURSOR_IDS)}", withhold=own)
+        try:
+            self._execute(conn, sql, params, cursor=cursor)
+            while rows := cursor.fetchmany(pages.batch_size):
+                yield from self._models(rows)
+                row = rows[-1]
+            return None
+        except db.driver_errors as exc:
+            if own and db.is_disconnect(exc, conn):
+                db.discard_autocommit_connection(conn)
+                return row
+            raise self.errors(exc, "read from") from exc
+        finally:
+            with contextlib.suppress(Exception):  # a dropped connection closed it already
+                cursor.close()
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a ``SELECT`` on this model's database, through the manager's connection
@@ -252,13 +286,15 @@ class SyncOperations(WritePlans[M]):
     def _dbapi_errors(self) -> tuple[type[BaseException], ...]:
         return self.database.driver_errors
 
-    def _execute(self, conn: Any, sql: str, params: Any, many: bool = False) -> Any:
-        """Send one statement on a DBAPI connection (statement listeners see it); returns
-        the cursor."""
+    def _execute(self, conn: Any, sql: str, params: Any, many: bool = False,
+                 cursor: Any = None) -> Any:
+        """Send one statement on a DBAPI connection (statement listeners see it), on
+        ``cursor`` if given; returns the cursor."""
         events = self.database.engine.dispatch.before_cursor_execute
-        if self.database.is_sqlite and not events:
-            return conn.executemany(sql, params) if many else conn.execute(sql, params)
-        cursor = conn.cursor()
+        if cursor is None:
+            if self.database.is_sqlite and not events:
+                return conn.executemany(sql, params) if many else conn.execute(sql, params)
+            cursor = conn.cursor()
         for listener in events:
             listener(conn, cursor, sql, params, None, many)
         if many:
