@@ -9,7 +9,8 @@ One command (from the repository root, after ``pip install -e ".[dev,bench]"``):
 
 Each backend runs in its own subprocess (Tortoise ORM keeps global state), one event
 loop, every contender on its own table of the same shape (SQLite: its own file, WAL,
-``synchronous=NORMAL``), rounds interleaved with the order rotating. Calls are awaited
+``synchronous=NORMAL``), the contenders taking turns slice by slice within each round (up
+to 10 slices of a workload's ops, ``harness.slices``; the order rotating). Calls are awaited
 one after the other (latency, not concurrency).
 
 Contenders:
@@ -67,9 +68,11 @@ from benchmarks.harness import (
     create_table,
     drop_table,
     expect,
+    rate_of,
     report,
     row,
     sa_table,
+    slices,
     to_model,
     url_parts,
     validated,
@@ -659,11 +662,16 @@ async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
-                sizes = {}
-                for name in order:
-                    rate, sizes[name] = await measure(contenders[name], workload, ops, r + 1)
-                    rates[workload][name].append(rate)
+                samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
+                for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
+                    turn = order[part % len(order):] + order[:part % len(order)]
+                    for name in turn:
+                        samples[name].append(await measure(contenders[name], workload,
+                                                           slice_ops, seed))
+                sizes = {n: sum(size for _, size in got) for n, got in samples.items()}
                 expect(len(set(sizes.values())) == 1, f"{workload}: results differ {sizes}")
+                for name, got in samples.items():
+                    rates[workload][name].append(rate_of(got, workload, slice_ops))
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
         floors = ["floor", "psycopg"] if backend == "postgresql" else ["floor"]
         report(f"async {backend}, {ops} ops x {rounds} rounds", names, WORKLOADS, rates,

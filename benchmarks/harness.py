@@ -92,6 +92,26 @@ def drop_table(url: str, table: str) -> None:
     engine.dispose()
 
 
+# Each round's ops of a workload run in this many slices, the contenders taking turns
+# slice by slice: a drift of the machine or the server (a checkpoint, another process's
+# burst) then hits every contender alike instead of whichever ran at that moment.
+SLICES = 10
+
+
+def slices(workload: str, ops: int, round_index: int) -> list[tuple[int, int]]:
+    """``(ops, seed)`` of each slice of one round of ``workload`` (iterate: one pass);
+    seeds differ between every slice of every round, so generated keys never repeat."""
+    parts = 1 if workload == "iterate" else max(1, min(SLICES, ops // 200))
+    return [(ops // parts, round_index * parts + part + 1) for part in range(parts)]
+
+
+def rate_of(samples: list[tuple[float, int]], workload: str, ops: int) -> float:
+    """One rate from the ``(rate, size)`` of a round's slices: all the units over all
+    the time (``ops`` a slice for per-call workloads, the rows for row workloads)."""
+    units = [size if workload in ROW_WORKLOADS else ops for _, size in samples]
+    return sum(units) / sum(u / rate for u, (rate, _) in zip(units, samples))
+
+
 def expect(cond: bool, what: str) -> None:
     if not cond:
         raise SystemExit(f"benchmark sanity check failed: {what}")

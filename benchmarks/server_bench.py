@@ -8,8 +8,9 @@ local servers or the URLs in ``REGISTERS_BENCH_POSTGRES_URL`` / ``REGISTERS_BENC
     python -m benchmarks.server_bench --backends postgresql --ops 3000 --rounds 7
     python -m benchmarks.server_bench --contenders floor,sa_core,registers
 
-Contenders, each on its own table of the same shape, in the same process, interleaved
-round by round (the order rotating every round) so machine noise hits them alike:
+Contenders, each on its own table of the same shape, in the same process, interleaved:
+each round's ops of a workload run in up to 10 slices (``harness.slices``), the contenders
+taking turns slice by slice (the order rotating), so machine noise hits them alike:
 
 * ``floor``      the driver by hand: one held autocommit connection, statements written
                  out, ``User.model_validate`` on every row in and out
@@ -60,9 +61,11 @@ from benchmarks.harness import (
     create_table,
     drop_table,
     expect,
+    rate_of,
     report,
     row,
     sa_table,
+    slices,
     to_model,
     url_parts,
     validated,
@@ -625,11 +628,16 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int)
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
-                sizes = {}
-                for name in order:
-                    rate, sizes[name] = measure(contenders[name], workload, ops, r + 1)
-                    rates[workload][name].append(rate)
+                samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
+                for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
+                    turn = order[part % len(order):] + order[:part % len(order)]
+                    for name in turn:
+                        samples[name].append(measure(contenders[name], workload, slice_ops,
+                                                     seed))
+                sizes = {n: sum(size for _, size in got) for n, got in samples.items()}
                 expect(len(set(sizes.values())) == 1, f"{workload}: results differ {sizes}")
+                for name, got in samples.items():
+                    rates[workload][name].append(rate_of(got, workload, slice_ops))
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
         report(f"{backend} ({url.split('@')[-1]}), {ops} ops x {rounds} rounds", names,
                WORKLOADS, rates, ["floor"], PEERS, TARGETS)
