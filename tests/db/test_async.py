@@ -25,6 +25,7 @@ from registers.db import (
     RegistryError,
     UniqueConstraintError,
     aio,
+    async_ops,
     database_registry,
     db_field,
     get_engine,
@@ -628,7 +629,7 @@ async def test_a_transient_error_is_retried(User: Any, monkeypatch: pytest.Monke
         calls.append(exc)
         return len(calls) == 1
 
-    monkeypatch.setattr(aio, "is_transient", transient_once)
+    monkeypatch.setattr(async_ops, "is_transient", transient_once)
     with count_statements_on(User.objects.database.key) as sync_log, pytest.raises(
         UniqueConstraintError
     ):
