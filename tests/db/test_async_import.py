@@ -251,16 +251,18 @@ def test_help_of_a_crud_app_imports_no_async_machinery_nor_other_backends(
 def test_registers_db_adispose_all_is_the_async_engines_once_asked_for() -> None:
     code = (
         "import json, sys, registers.db\n"
+        "listed = 'adispose_all' in dir(registers.db)\n"
         "before = 'registers.db.async_engine' in sys.modules\n"
         "from registers.db import adispose_all\n"
         "from registers.db import aio, async_engine\n"
-        "print(json.dumps([before, adispose_all is async_engine.adispose_all,\n"
+        "print(json.dumps([listed, before, adispose_all is async_engine.adispose_all,\n"
         "                  aio.adispose_all is adispose_all,\n"
-        "                  'adispose_all' in registers.db.__all__]))"
+        "                  'adispose_all' in registers.db.__all__,\n"
+        "                  'adispose_all' in dir(registers.db)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
-    assert json.loads(out.stdout) == [False, True, True, True]
+    assert json.loads(out.stdout) == [True, False, True, True, True, True]
 
 
 def test_registers_db_has_no_other_lazy_names() -> None:

@@ -117,3 +117,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = adispose_all
         return adispose_all
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
