@@ -11,7 +11,10 @@ prints the top-level help. The hand-written script imports argparse, pydantic an
 SQLAlchemy, declares the same pydantic model and SQLAlchemy ``Table`` (no engine), builds
 the same five sub-commands and prints help. Each variant runs as a fresh subprocess,
 alternating, in a fresh temporary directory each run; the median wall time and the
-child's CPU time are printed with the ratio to the hand-written script.
+child's CPU time are printed with the ratio to the hand-written script. registers is
+compiled to byte code first, as ``pip install`` does (with ``PYTHONDONTWRITEBYTECODE`` set
+every run would otherwise time compiling registers' sources, while the standard library
+and site-packages the hand-written script uses are precompiled).
 
 Also checked (not timed), and printed as findings, never asserted:
 
@@ -19,7 +22,9 @@ Also checked (not timed), and printed as findings, never asserted:
 * whether ``--help`` of the same app pointed at a PostgreSQL URL on a closed port
   still prints its help (a connection attempt would fail or hang there);
 * which heavy modules ``--help`` imported: the PostgreSQL/MySQL dialects and drivers,
-  asyncio and SQLAlchemy's asyncio layer, registers' async module.
+  asyncio and SQLAlchemy's asyncio layer, registers' async modules; and which of them
+  the hand-written script imports too (SQLAlchemy 2.1 imports ``asyncio`` itself);
+* how many full (generation 2) garbage collections each ``--help`` ran, and their time.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REGISTERS_APP = '''
 from registers.cli import CommandRegistry
@@ -96,18 +102,37 @@ parser.parse_args()
 '''
 
 HEAVY = ("sqlalchemy", "pydantic", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql",
-         "psycopg", "pymysql", "asyncpg", "aiosqlite", "aiomysql", "asyncio",
-         "sqlalchemy.ext.asyncio", "registers.db.aio", "registers.db.async_engine")
+         "psycopg", "pymysql", "asyncpg", "aiosqlite", "aiomysql", "greenlet", "asyncio",
+         "sqlalchemy.ext.asyncio", "registers.db.aio", "registers.db.async_engine",
+         "registers.db.async_direct")
 
 PROBE = '''
-import json, runpy, sys
+import gc, json, runpy, sys, time
+full = []
+def watch(phase, info, started=[0.0]):
+    if info["generation"] == 2:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            full.append(time.perf_counter() - started[0])
+gc.callbacks.append(watch)
 sys.argv = ["app.py", "--help"]
 try:
     runpy.run_path("app.py", run_name="__main__")
 except SystemExit:
     pass
-print("\\n" + json.dumps({m: m in sys.modules for m in HEAVY}))
+print("\\n" + json.dumps({"imported": [m for m in HEAVY if m in sys.modules], "full_gc": full}))
 '''
+
+
+def ensure_bytecode() -> None:
+    """Compile registers like ``pip install`` does (PYTHONDONTWRITEBYTECODE would skip it)."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("registers")
+    assert spec is not None and spec.origin is not None
+    compileall.compile_dir(str(Path(spec.origin).parent), quiet=1)
 
 
 def write(directory: Path, source: str, url: str) -> Path:
@@ -133,18 +158,30 @@ def run_once(source: str) -> tuple[float, float, bool]:
     return wall, cpu, created
 
 
-def findings() -> None:
+def probe(source: str, url: str = "notes.db") -> tuple[dict[str, Any], list[str]]:
+    """``(what --help imported and its full collections, database files created)``."""
     with tempfile.TemporaryDirectory() as tmp:
-        write(Path(tmp), REGISTERS_APP, "notes.db")
-        probe = f"HEAVY = {HEAVY!r}\n" + PROBE
-        out = subprocess.run([sys.executable, "-c", probe], cwd=tmp, capture_output=True,
+        write(Path(tmp), source, url)
+        code = f"HEAVY = {HEAVY!r}\n" + PROBE
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True,
                              text=True, check=True)
-        imported = json.loads(out.stdout.strip().splitlines()[-1])
         created = sorted(p.name for p in Path(tmp).glob("notes.db*"))
+    return json.loads(out.stdout.strip().splitlines()[-1]), created
+
+
+def findings() -> None:
+    ours, created = probe(REGISTERS_APP)
+    theirs, _ = probe(BY_HAND)
     print(f"registers app --help created the SQLite file: "
           f"{'YES ' + ', '.join(created) if created else 'no'}")
-    heavy = [m for m, loaded in imported.items() if loaded]
-    print(f"registers app --help (SQLite URL) imported: {', '.join(heavy) or 'none of them'}")
+    imported: list[str] = ours["imported"]
+    extra = [m for m in imported if m not in theirs["imported"]]
+    print(f"registers app --help (SQLite URL) imported: {', '.join(imported) or 'none of them'}")
+    print(f"  of which the hand-written script does not: {', '.join(extra) or 'none'}")
+    for name, report in (("registers", ours), ("by hand", theirs)):
+        full: list[float] = report["full_gc"]
+        print(f"full garbage collections during --help, {name}: {len(full)}"
+              + (f" ({', '.join(f'{t * 1000:.0f} ms' for t in full)})" if full else ""))
     with tempfile.TemporaryDirectory() as tmp:
         # port 9 (discard) is closed here: a connection attempt fails at once
         app = write(Path(tmp), REGISTERS_APP, "postgresql+psycopg://nobody@127.0.0.1:9/none")
@@ -158,6 +195,11 @@ def findings() -> None:
             ok, detail = False, " (timed out after 60 s)"
     print(f"registers app --help with an unreachable PostgreSQL URL prints help: "
           f"{'yes' if ok else 'NO'}{detail}")
+    for url in ("postgresql+psycopg://nobody@127.0.0.1:9/none", "mysql+pymysql://nobody@127.0.0.1:9/x"):
+        report, _ = probe(REGISTERS_APP, url)
+        extra = [m for m in report["imported"] if m not in theirs["imported"]]
+        print(f"registers app --help ({url.split(':')[0]} URL) imported, beyond the "
+              f"hand-written script: {', '.join(extra) or 'none'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = args.pairs or (8 if args.quick else 30)
     variants = {"by hand": BY_HAND, "registers": REGISTERS_APP}
+    ensure_bytecode()
     for source in variants.values():  # warm-up: byte-code caches
         run_once(source)
     wall: dict[str, list[float]] = {n: [] for n in variants}

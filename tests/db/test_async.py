@@ -25,6 +25,7 @@ from registers.db import (
     RegistryError,
     UniqueConstraintError,
     aio,
+    async_ops,
     database_registry,
     db_field,
     get_engine,
@@ -628,7 +629,7 @@ async def test_a_transient_error_is_retried(User: Any, monkeypatch: pytest.Monke
         calls.append(exc)
         return len(calls) == 1
 
-    monkeypatch.setattr(aio, "is_transient", transient_once)
+    monkeypatch.setattr(async_ops, "is_transient", transient_once)
     with count_statements_on(User.objects.database.key) as sync_log, pytest.raises(
         UniqueConstraintError
     ):
@@ -740,6 +741,65 @@ async def test_adispose_closes_connections_and_they_reopen(User: Any) -> None:
     await aio.adispose_all()
 
     assert await User.objects.acount() == 1
+
+
+async def test_adispose_of_a_database_never_used_asynchronously_is_a_no_op(
+        async_url: str) -> None:
+    @database_registry(async_url, table_name="never_async")
+    class Never(BaseModel):
+        id: int | None = None
+        name: str
+
+    Never.objects.create(name="sync only")
+
+    await Never.objects.adispose()
+
+    assert Never.objects.database.async_side is None
+    assert await Never.objects.acount() == 1  # the async side is made on first use
+    assert Never.objects.database.async_side is not None
+
+
+async def test_one_relative_sqlite_url_in_two_directories_is_two_async_databases(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each directory's model is used while that directory is the working one: a relative
+    # SQLite path is opened relative to the working directory of the moment.
+    def declare() -> Any:
+        @database_registry("relative.db", table_name="items")
+        class Item(BaseModel):
+            id: int | None = None
+            name: str
+
+        return Item
+
+    models = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        models[name] = declare()
+    before = set(threading.enumerate())
+    try:
+        for round_ in range(3):
+            for name, model in models.items():
+                monkeypatch.chdir(tmp_path / name)
+                await model.objects.acreate(name=f"{name}{round_}")
+                assert [i.name for i in await model.objects.aall()] == [
+                    f"{name}{r}" for r in range(round_ + 1)]
+        sides = [m.objects.database.async_side for m in models.values()]
+        assert sides[0] is not None and sides[1] is not None and sides[0] is not sides[1]
+        # aiosqlite's connection threads (not the loop's executor, which made the tables)
+        started = {t for t in set(threading.enumerate()) - before
+                   if not t.name.startswith("asyncio")}
+        assert len(started) >= 2
+        await aio.adispose_all()  # both databases' connections, not only the last one's
+        for thread in started:
+            thread.join(timeout=5)
+        assert not any(thread.is_alive() for thread in started)
+        monkeypatch.chdir(tmp_path / "a")
+        assert await models["a"].objects.acount() == 3  # reopened on demand
+    finally:
+        await aio.adispose_all()
+        for model in models.values():
+            model.objects.dispose()
 
 
 async def test_the_first_async_use_creates_pending_tables_off_the_event_loop(

@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from registers.db.aggregates import Aggregate, Avg, Count, Max, Min, Sum
-from registers.db.aio import adispose_all
 from registers.db.connect import DatabaseOptions, configure_database
 from registers.db.decorators import database_registry
 from registers.db.engine import (
@@ -52,6 +53,9 @@ from registers.db.registry import DatabaseRegistry
 from registers.db.relations import BelongsTo, HasMany, HasManyThrough, prefetch
 from registers.db.schema import ColumnDifference, SchemaManager, defer_creation
 from registers.db.security import hash_password, is_password_hash, verify_password
+
+if TYPE_CHECKING:
+    from registers.db.async_engine import adispose_all
 
 __all__ = [
     "Aggregate",
@@ -103,3 +107,17 @@ __all__ = [
     "verify_password",
 ]
 
+
+
+def __getattr__(name: str) -> Any:
+    # The async machinery is imported on first use, not by `import registers.db`.
+    if name == "adispose_all":
+        from registers.db.async_engine import adispose_all
+
+        globals()[name] = adispose_all
+        return adispose_all
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -30,7 +30,7 @@ import contextlib
 import sys
 import threading
 import weakref
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -55,7 +55,6 @@ __all__ = [
     "AsyncDatabase",
     "AsyncTransaction",
     "adispose_all",
-    "adispose_database",
     "aexecute",
     "async_database",
     "async_url",
@@ -112,6 +111,32 @@ def _import_async_layer(url: sa.URL) -> None:
         url.get_dialect().import_dbapi()
 
 
+async def aexecute(conn: AsyncConnection | DirectConnection, statement: Statement) -> Result:
+    """Send one statement on an async connection (the engine's or a direct one)."""
+    if isinstance(conn, DirectConnection):
+        return await conn.execute(statement)
+    sql, params, many = statement
+    args = [tuple(row) for row in params] if many else tuple(params)
+    result = await conn.exec_driver_sql(sql, args)
+    rows = list(result.fetchall()) if result.returns_rows else []
+    try:
+        lastrowid = result.lastrowid
+    except Exception:  # drivers without lastrowid (psycopg)
+        lastrowid = None
+    columns = list(result.keys()) if type(statement) is Described and result.returns_rows \
+        else None
+    return Result(rows, result.rowcount, lastrowid, columns)
+
+
+async def close_quietly(conn: AsyncConnection) -> None:
+    """Give a connection back; one a failure broke is discarded, never raised about."""
+    try:
+        await conn.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+
+
 class AsyncTransaction:
     """The connection of an ``atransaction()`` block, and a lock serialising its users."""
 
@@ -137,6 +162,16 @@ class AsyncDatabase:
         # Whether the async layer is imported; until then callers await load() first.
         self.loaded = "sqlalchemy.ext.asyncio" in sys.modules and self.url.get_driver_name() \
             in _LOADED_DRIVERS
+
+    # The manager reaches the async machinery through this object only, so that
+    # `import registers.db` never imports this module (see registers.db.async_ops).
+    execute = staticmethod(aexecute)
+    release = staticmethod(close_quietly)
+
+    def enter(self, connection: AsyncConnection) -> Token[AsyncTransaction | None]:
+        """Make ``connection`` the current task's ``atransaction()`` (undone by
+        ``self.tx.reset(token)``)."""
+        return self.tx.set(AsyncTransaction(connection))
 
     async def load(self) -> None:
         """Import SQLAlchemy's asyncio layer and this URL's async driver in a worker thread,
@@ -269,20 +304,22 @@ def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
     driver.escape = escape_bytes_too
 
 
-_async_databases: dict[str, AsyncDatabase] = {}
+_async_databases: list[AsyncDatabase] = []  # every async side made, for adispose_all
 _async_lock = threading.Lock()
 
 
 def async_database(database: Database) -> AsyncDatabase:
-    adb = _async_databases.get(database.key)
-    if adb is not None and adb.database is database:
+    """The async side of ``database``: made by its first async call, then kept on it
+    (``database.async_side``, which the manager reads directly)."""
+    adb = database.async_side
+    if adb is not None:
         return adb
     with _async_lock:
-        adb = _async_databases.get(database.key)
-        if adb is None or adb.database is not database:
-            if adb is not None:
-                adb.retire_direct()
-            adb = _async_databases[database.key] = AsyncDatabase(database)
+        adb = database.async_side
+        if adb is None:
+            adb = AsyncDatabase(database)
+            _async_databases.append(adb)
+            database.async_side = adb
         return adb
 
 
@@ -290,34 +327,16 @@ def reconfigure(url: str, options: Any = None) -> None:
     """Drop the async engine of ``url`` (configure_database): the next operation opens
     one with the new options. Pooled connections are left to the garbage collector,
     since their event loop may be gone."""
-    adb = _async_databases.get(url)
-    if adb is None:
-        return
-    engine, adb._engine, adb._loop = adb._engine, None, None
-    adb.retire_direct()
-    if engine is not None:
-        engine.sync_engine.dispose(close=False)
-
-
-async def close_quietly(conn: AsyncConnection) -> None:
-    """Give a connection back; one a failure broke is discarded, never raised about."""
-    try:
-        await conn.close()
-    except Exception:
-        with contextlib.suppress(Exception):
-            await conn.invalidate()
-
-
-async def adispose_database(database: Database) -> None:
-    """Close ``database``'s pooled async connections, if it has any."""
-    adb = _async_databases.get(database.key)
-    if adb is not None:
-        await adb.dispose()
+    for adb in [a for a in _async_databases if a.database.key == url]:
+        engine, adb._engine, adb._loop = adb._engine, None, None
+        adb.retire_direct()
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
 
 
 async def adispose_all() -> None:
     """Close the pooled async connections of every database (they reopen on next use)."""
-    for adb in list(_async_databases.values()):
+    for adb in list(_async_databases):
         await adb.dispose()
 
 
@@ -326,23 +345,6 @@ def get_async_engine(url: str) -> AsyncEngine:
     from registers.db.typing_utils import normalize_url
 
     return async_database(get_database(normalize_url(url, ""))).engine()
-
-
-async def aexecute(conn: AsyncConnection | DirectConnection, statement: Statement) -> Result:
-    """Send one statement on an async connection (the engine's or a direct one)."""
-    if isinstance(conn, DirectConnection):
-        return await conn.execute(statement)
-    sql, params, many = statement
-    args = [tuple(row) for row in params] if many else tuple(params)
-    result = await conn.exec_driver_sql(sql, args)
-    rows = list(result.fetchall()) if result.returns_rows else []
-    try:
-        lastrowid = result.lastrowid
-    except Exception:  # drivers without lastrowid (psycopg)
-        lastrowid = None
-    columns = list(result.keys()) if type(statement) is Described and result.returns_rows \
-        else None
-    return Result(rows, result.rowcount, lastrowid, columns)
 
 
 on_configure(reconfigure)

@@ -3,7 +3,7 @@
 :func:`configure_database` is the one place to set, per database URL, how long a caller
 may wait (to connect, for a pooled connection, for the server's answer, for SQLite's
 lock), how large the pool is, and how durable SQLite commits are. The engines of
-:mod:`registers.db.engine` (sync) and :mod:`registers.db.aio` (async) read these options
+:mod:`registers.db.engine` (sync) and :mod:`registers.db.async_engine` (async) read these options
 when they open a connection, so a change takes effect for every new connection.
 
 What each bound becomes per driver:
@@ -29,7 +29,6 @@ last commits) or ``FULL`` (every commit reaches the disk before it returns).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import math
@@ -386,6 +385,8 @@ def _psycopg_async_creator(options: DatabaseOptions) -> Any:
 
 @functools.cache
 def _bounded_aiomysql() -> Any:
+    import asyncio
+
     import aiomysql  # type: ignore[import-untyped]
     from pymysql.err import OperationalError  # type: ignore[import-untyped]
 

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -44,6 +44,9 @@ from registers.db.connect import (
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.sqlite_setup import configure_sqlite
+
+if TYPE_CHECKING:
+    from registers.db.async_engine import AsyncDatabase
 
 __all__ = [
     "IDLE_CHECK_SECONDS",
@@ -142,6 +145,9 @@ class Database:
         self._pending_lock = threading.RLock()
         self._creating: int | None = None  # the thread running create_pending()
         self.metadata = sa.MetaData()
+        # the async side (registers.db.async_engine), made by the first async call: until
+        # then the async machinery is not even imported
+        self.async_side: AsyncDatabase | None = None
 
     # --- engine ---------------------------------------------------------------------
 

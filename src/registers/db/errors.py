@@ -1,7 +1,7 @@
 """Driver-error translation: the one place a database failure becomes a ``RegistryError``.
 
 Every manager operation, sync or async, catches what the driver raised at one seam (the
-connection policy of :mod:`registers.db.sync_ops` and :mod:`registers.db.aio`) and hands
+connection policy of :mod:`registers.db.sync_ops` and :mod:`registers.db.async_ops`) and hands
 it to :class:`ErrorTranslator`, which unwraps SQLAlchemy's wrapper, classifies it by what
 the driver reports (:func:`registers.db.dialects.classify_integrity_error`) and returns
 the documented exception, with the model, table and field it knows. The caller raises it

@@ -2,7 +2,7 @@
 
 Each public operation is three steps: a *plan* (validate the input, choose and build the
 statement or flow, compute the parameters: everything that needs no database), one line of
-I/O (sync: :mod:`registers.db.sync_ops`; async: :mod:`registers.db.aio`), and a *finish*
+I/O (sync: :mod:`registers.db.sync_ops`; async: :mod:`registers.db.async_ops`), and a *finish*
 (rows -> models, keys onto instances). :class:`OperationPlans` holds the plans and the
 finishes, the way httpx's ``BaseClient`` serves both ``Client`` and ``AsyncClient``; a new
 operation written here gets its async twin by adding the one-line I/O on each side.

@@ -9,7 +9,7 @@ registers.db is built"):
 :mod:`~registers.db.flows`       multi-statement algorithms as generators, and their runners
 :mod:`~registers.db.plans`       each operation's plan and finish, shared by sync and async
 :mod:`~registers.db.sync_ops`    the sync operations and the sync connection policy
-:mod:`~registers.db.aio`         the async operations and the async connection policy
+:mod:`~registers.db.async_ops`   the async operations and the async connection policy
 :mod:`~registers.db.aggregate_ops`  the aggregate shortcuts (``aggregate``, ``values``...)
 :mod:`~registers.db.errors`      driver-error translation, at one seam
 =========================  ==========================================================
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from registers.db.aggregate_ops import AggregateOperations
-from registers.db.aio import AsyncOperations
+from registers.db.async_ops import AsyncOperations
 from registers.db.evolution import _FROM_MODEL
 from registers.db.metadata import RegistryConfig
 from registers.db.schema import ColumnDifference, SchemaManager, creation_deferred
