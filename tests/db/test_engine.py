@@ -102,6 +102,28 @@ def test_bare_path_means_a_sqlite_file(monkeypatch: pytest.MonkeyPatch, tmp_path
         dispose_engine("app.db")
 
 
+@pytest.mark.parametrize("url", ["app.db", "sqlite:///app.db", "./app.db"])
+async def test_a_relative_path_names_the_file_of_the_directory_it_was_declared_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str
+) -> None:
+    declared, later = tmp_path / "declared", tmp_path / "later"
+    declared.mkdir()
+    later.mkdir()
+    monkeypatch.chdir(declared)
+    Item = _model(url, "items")  # decorating connects to nothing: no file yet
+    assert not (declared / "app.db").exists()
+    monkeypatch.chdir(later)  # the first use comes after a chdir()
+    try:
+        Item.objects.create(name="sync")
+        await Item.objects.acreate(name="async")
+        assert sorted(i.name for i in Item.objects.all()) == ["async", "sync"]
+        assert (declared / "app.db").exists()
+        assert list(later.iterdir()) == []  # nothing opened or created here
+    finally:
+        monkeypatch.chdir(declared)
+        dispose_all()
+
+
 def test_absolute_bare_path_means_a_sqlite_file(tmp_path: Path) -> None:
     path = str(tmp_path / "data.sqlite3")
     Item = _model(path, "items")

@@ -120,6 +120,12 @@ class Database:
         self.is_sqlite = self.family == "sqlite"
         database = self.url.database or ""
         self.is_memory = self.is_sqlite and (database in ("", ":memory:") or "mode=memory" in url)
+        uri = str(self.url.query.get("uri", "")).lower() == "true"
+        if self.is_sqlite and not (self.is_memory or uri or database.startswith("file:")
+                                   or os.path.isabs(database)):
+            # The file a relative path names today, the one the identity above names: a
+            # later chdir() must not make the first connection open another file.
+            self.url = self.url.set(database=os.path.abspath(database))
         self.options: DatabaseOptions = database_options(url)
         self.engine = self._create_engine()
         self.dialect = self.engine.dialect
