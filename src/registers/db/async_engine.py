@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
 import threading
 import weakref
+from collections.abc import AsyncGenerator, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,8 @@ __all__ = [
     "async_url",
     "get_async_engine",
 ]
+
+_CURSOR_IDS = itertools.count(1)  # server-side cursor names, unique in the process
 
 # sync driver name -> async driver with the same parameter style ('?' or '%s')
 _ASYNC_DRIVERS = {
@@ -251,6 +255,75 @@ class AsyncDatabase:
         except Exception as exc:  # refused, timed out, pool exhausted, ...
             raise self.database.connect_error(exc) from exc
 
+    async def cursor_batches(self, tx: AsyncTransaction | None, sql: str,
+                             params: Sequence[Any], batch_size: int,
+                             ) -> AsyncGenerator[list[Any] | None, None]:
+        """PostgreSQL: the rows of ``sql`` through one server-side cursor, ``batch_size``
+        a fetch (the rest of an ``aiterate`` after its first page); driver errors
+        propagate as they are.
+
+        Outside ``atransaction()`` the cursor is ``WITH HOLD`` on one of this loop's
+        direct connections, held until the stream ends; if that connection drops, the
+        last item is None (the caller carries on with keyset pages after the last row it
+        read). Inside a block, or when a statement listener wants to see the statement,
+        it is the block's (or the engine's) connection, the cursor in its transaction.
+        """
+        name = f"registers_rows_{next(_CURSOR_IDS)}"
+        direct = self.direct() if tx is None else None
+        if direct is not None:
+            conn = await direct.take(write=False)
+            assert conn is not None  # None is SQLite's answer, and SQLite has no cursor here
+            cursor = conn.raw.cursor(name=name, withhold=True)
+            try:
+                await cursor.execute(sql, params)
+                while rows := await cursor.fetchmany(batch_size):
+                    yield rows
+                await cursor.close()
+            except GeneratorExit:  # the loop stopped early: close the cursor, keep the link
+                try:
+                    await cursor.close()
+                except BaseException:
+                    direct.drop(conn)
+                    raise
+                direct.give(conn)
+                raise
+            except Exception as exc:
+                if not self.database.is_disconnect(exc, conn.raw):
+                    direct.give(conn)
+                    raise
+                direct.drop(conn)
+            except BaseException:  # cancelled mid-fetch: the connection's state is unknown
+                direct.drop(conn)
+                raise
+            else:
+                direct.give(conn)
+                return
+            yield None
+            return
+        conn_sa = tx.connection if tx is not None else await self.connect()
+        lock: Any = tx.lock if tx is not None else contextlib.nullcontext()
+        try:
+            raw: Any = (await conn_sa.get_raw_connection()).driver_connection
+            cursor = raw.cursor(name=name)
+            for listener in self.engine().sync_engine.dispatch.before_cursor_execute:
+                listener(raw, cursor, sql, params, None, False)
+            try:
+                async with lock:
+                    await cursor.execute(sql, params)
+                while True:
+                    async with lock:
+                        rows = await cursor.fetchmany(batch_size)
+                    if not rows:
+                        return
+                    yield rows
+            finally:
+                async with lock:
+                    with contextlib.suppress(Exception):
+                        await cursor.close()
+        finally:
+            if tx is None:
+                await close_quietly(conn_sa)
+
     def _sqlite_pragmas(self, dbapi_connection: Any, record: Any) -> None:
         """Every async SQLite connection is set up like the sync ones."""
         db = self.database
@@ -311,7 +384,7 @@ _async_lock = threading.Lock()
 def async_database(database: Database) -> AsyncDatabase:
     """The async side of ``database``: made by its first async call, then kept on it
     (``database.async_side``, which the manager reads directly)."""
-    adb = database.async_side
+    adb: AsyncDatabase | None = database.async_side
     if adb is not None:
         return adb
     with _async_lock:

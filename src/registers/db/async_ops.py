@@ -54,18 +54,6 @@ __all__ = ["AsyncOperations"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-_CURSOR_IDS = itertools.count(1)
-
-
-class _Rest:
-    """Where a cursor read of the rest of an ``aiterate`` stands: the last row read, and
-    that row again if the connection dropped (the keyset pages carry on after it)."""
-
-    __slots__ = ("dropped_after", "row")
-
-    def __init__(self, row: Sequence[Any]) -> None:
-        self.row = row
-        self.dropped_after: Sequence[Any] | None = None
 _RETRIES = 6
 _SAVEPOINT_IDS = itertools.count(1)
 
@@ -161,7 +149,8 @@ class AsyncOperations(_PasswordsOffLoop[M]):
         return self._astream(self._plan_iterate(batch_size, order_by, criteria, q))
 
     async def _astream(self, pages: Pages) -> AsyncIterator[M]:
-        """The models of every page, read one page at a time (for ``aiterate``)."""
+        """The models of every page, read one page at a time (for ``aiterate``), as the
+        sync ``_stream`` (PostgreSQL: the rest after a full first page by a cursor)."""
         sql, params = pages.first
         while True:
             rows = await self.arows(sql, params)
@@ -171,85 +160,24 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 return
             last = rows[-1]
             if pages.by_cursor:
-                rest = _Rest(last)
-                async for model in self._acursor_rest(pages, rest):
-                    yield model
-                if rest.dropped_after is None:
-                    return
-                last = rest.dropped_after
-            sql, params = pages.after(last)
-
-    async def _acursor_rest(self, pages: Pages, rest: _Rest) -> AsyncIterator[M]:
-        """PostgreSQL: the models after ``rest.row`` through one server-side cursor (as
-        the sync ``_cursor_rest``). Outside ``atransaction()`` it holds one of the loop's
-        connections to the end, ``WITH HOLD``; if that connection drops, it stops and sets
-        ``rest.dropped_after`` to the last row read, for the keyset pages to carry on."""
-        adb = self._adb()
-        tx = self._ambient(adb)
-        direct = adb.direct() if tx is None else None
-        sql, params = pages.rest(rest.row)
-        name = f"registers_rows_{next(_CURSOR_IDS)}"
-        if direct is not None:
-            conn = await direct.take(write=False)
-            assert conn is not None  # a server's connections: None is SQLite's answer
-            cursor = conn.raw.cursor(name=name, withhold=True)
-            try:
-                await cursor.execute(sql, params)
-                while rows := await cursor.fetchmany(pages.batch_size):
-                    for model in self._models(rows):
-                        yield model
-                    rest.row = rows[-1]
-                await cursor.close()
-            except self._aerrors() as exc:
-                if self.database.is_disconnect(exc, conn.raw):
-                    direct.drop(conn)
-                    rest.dropped_after = rest.row
-                    return
-                direct.give(conn)
-                original = driver_error(exc)
-                raise self.errors(original, "read from") from original
-            except GeneratorExit:  # the loop stopped early: close the cursor, keep the link
+                adb = self._adb()
+                batches = adb.cursor_batches(self._ambient(adb), *pages.rest(last),
+                                             pages.batch_size)
                 try:
-                    await cursor.close()
-                except BaseException:
-                    direct.drop(conn)
-                    raise
-                direct.give(conn)
-                raise
-            except BaseException:  # cancelled mid-fetch: the connection's state is unknown
-                direct.drop(conn)
-                raise
-            direct.give(conn)
-            return
-        # Inside atransaction(), or a statement listener wants to see the statement: the
-        # block's (or the engine's) connection, the cursor inside its transaction.
-        conn_sa = tx.connection if tx is not None else await adb.connect()
-        lock = tx.lock if tx is not None else contextlib.nullcontext()
-        try:
-            raw: Any = (await conn_sa.get_raw_connection()).driver_connection
-            cursor = raw.cursor(name=name)
-            for listener in adb.engine().sync_engine.dispatch.before_cursor_execute:
-                listener(raw, cursor, sql, params, None, False)
-            try:
-                async with lock:
-                    await cursor.execute(sql, params)
-                while True:
-                    async with lock:
-                        rows = await cursor.fetchmany(pages.batch_size)
-                    if not rows:
-                        break
-                    for model in self._models(rows):
-                        yield model
-            finally:
-                async with lock:
-                    with contextlib.suppress(Exception):
-                        await cursor.close()
-        except self._aerrors() as exc:
-            original = driver_error(exc)
-            raise self.errors(original, "read from") from original
-        finally:
-            if tx is None:
-                await adb.release(conn_sa)
+                    async for batch in batches:
+                        if batch is None:  # dropped: carry on after the last row read
+                            break
+                        for model in self._models(batch):
+                            yield model
+                        last = batch[-1]
+                    else:
+                        return
+                except self._aerrors() as exc:
+                    original = driver_error(exc)
+                    raise self.errors(original, "read from") from original
+                finally:
+                    await batches.aclose()  # a loop left early closes the cursor now
+            sql, params = pages.after(last)
 
     async def arows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Async :meth:`~registers.db.registry.DatabaseRegistry.rows`."""
@@ -360,7 +288,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
     def _adb(self) -> AsyncDatabase:
         """This database's async side: the way in to the async machinery, imported and
         made by the first async call on the database, then read off it."""
-        adb = self.database.async_side
+        adb: AsyncDatabase | None = self.database.async_side
         if adb is None:
             from registers.db.async_engine import async_database
 

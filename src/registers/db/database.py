@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -44,9 +44,6 @@ from registers.db.connect import (
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.sqlite_setup import configure_sqlite
-
-if TYPE_CHECKING:
-    from registers.db.async_engine import AsyncDatabase
 
 __all__ = [
     "IDLE_CHECK_SECONDS",
@@ -120,11 +117,8 @@ class Database:
         self.is_sqlite = self.family == "sqlite"
         database = self.url.database or ""
         self.is_memory = self.is_sqlite and (database in ("", ":memory:") or "mode=memory" in url)
-        uri = str(self.url.query.get("uri", "")).lower() == "true"
-        if self.is_sqlite and not (self.is_memory or uri or database.startswith("file:")
-                                   or os.path.isabs(database)):
-            # The file a relative path names today, the one the identity above names: a
-            # later chdir() must not make the first connection open another file.
+        if self.is_sqlite and self.identity != url and not os.path.isabs(database):
+            # the file the identity names (not in-memory, not a URI): after a chdir() too
             self.url = self.url.set(database=os.path.abspath(database))
         self.options: DatabaseOptions = database_options(url)
         self.engine = self._create_engine()
@@ -151,9 +145,9 @@ class Database:
         self._pending_lock = threading.RLock()
         self._creating: int | None = None  # the thread running create_pending()
         self.metadata = sa.MetaData()
-        # the async side (registers.db.async_engine), made by the first async call: until
-        # then the async machinery is not even imported
-        self.async_side: AsyncDatabase | None = None
+        # the async side (an AsyncDatabase, registers.db.async_engine), made by the first
+        # async call: until then the async machinery is not even imported
+        self.async_side: Any = None
 
     # --- engine ---------------------------------------------------------------------
 
