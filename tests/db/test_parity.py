@@ -182,6 +182,11 @@ STEPS: list[Step] = [
      lambda m, s: _alist(m.objects.aiterate(batch_size=0))),
     ("update_where", lambda m, s: m.objects.update_where({"qty__lte": 1}, qty=F("qty") + 10),
      lambda m, s: m.objects.aupdate_where({"qty__lte": 1}, qty=F("qty") + 10)),
+    ("update_where constant", lambda m, s: m.objects.update_where({"qty__gte": 10}, name="u"),
+     lambda m, s: m.objects.aupdate_where({"qty__gte": 10}, name="u")),
+    ("update_where constant on the WHERE's field",
+     lambda m, s: m.objects.update_where({"name": "u"}, name="v"),
+     lambda m, s: m.objects.aupdate_where({"name": "u"}, name="v")),
     ("update_where no criteria", lambda m, s: m.objects.update_where({}, qty=1),
      lambda m, s: m.objects.aupdate_where({}, qty=1)),
     ("update_where key", lambda m, s: m.objects.update_where({"id": 1}, id=9),
@@ -268,12 +273,14 @@ async def test_transactions_send_the_same_sql(database_url: str) -> None:
                     SyncItem.objects.bulk_create([{"name": "t3"}, {"name": "t4"}])
                     with SyncItem.objects.transaction():
                         SyncItem.objects.update_where({"code": "T"}, qty=F("qty") + 1)
+                        SyncItem.objects.update_where({"code": "T"}, name="t5")
                 async with AsyncItem.objects.atransaction():
                     await AsyncItem.objects.acreate(name="t1", code="T")
                     await AsyncItem.objects.aupsert(code="T", name="t2")
                     await AsyncItem.objects.abulk_create([{"name": "t3"}, {"name": "t4"}])
                     async with AsyncItem.objects.atransaction():
                         await AsyncItem.objects.aupdate_where({"code": "T"}, qty=F("qty") + 1)
+                        await AsyncItem.objects.aupdate_where({"code": "T"}, name="t5")
                 assert async_rec.take() == sync_rec.take()
                 assert _shown(await AsyncItem.objects.aall(), "") == _shown(
                     SyncItem.objects.all(), "")

@@ -41,6 +41,8 @@ CALLS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
     "upsert existing key": ("upsert", (), {"id": 1, "name": "a2", "code": "A"}),
     "upsert by unique": ("upsert", (), {"code": "B", "name": "b"}),
     "update_where": ("update_where", ({"id": 1},), {"name": "a3"}),
+    "update_where on the field it sets": ("update_where", ({"name__in": ["a", "a5"]},),
+                                          {"name": "a5"}),
     "delete": ("delete", (999,), {}),
     "delete_where": ("delete_where", (), {"name": "nobody"}),
 }
@@ -51,12 +53,14 @@ def _call(model: Any, name: str, prefix: str = "") -> Any:
     return getattr(model.objects, prefix + method)(*args, **kwargs)
 
 
-# MySQL has no UPDATE ... RETURNING: update_where locks, updates and re-reads in a
-# transaction (BEGIN, SELECT ... FOR UPDATE, UPDATE, SELECT, COMMIT). Its ON DUPLICATE KEY
-# UPDATE fires on any unique index, so an upsert by key on a table with another unique
-# column locks the row and decides (BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT) rather
-# than risk updating the row that owns the other value.
-MYSQL_TRIPS = {"update_where": 5, "upsert existing key": 4}
+# MySQL has no UPDATE ... RETURNING: update_where updates and re-reads by the same WHERE in
+# a transaction (BEGIN, UPDATE, SELECT, COMMIT); when the WHERE reads a field it sets, it
+# locks the keys first and re-reads by key (BEGIN, SELECT ... FOR UPDATE, UPDATE, SELECT,
+# COMMIT). Its ON DUPLICATE KEY UPDATE fires on any unique index, so an upsert by key on a
+# table with another unique column locks the row and decides (BEGIN, SELECT ... FOR
+# UPDATE, UPDATE, COMMIT) rather than risk updating the row that owns the other value.
+MYSQL_TRIPS = {"update_where": 4, "update_where on the field it sets": 5,
+               "upsert existing key": 4}
 
 
 @contextmanager

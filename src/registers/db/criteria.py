@@ -256,6 +256,8 @@ class Compiled:
     width: int
     qualified: bool
     binders: tuple[tuple[int, Binder], ...]
+    # the model's own fields the WHERE reads (None: it follows a relation)
+    reads: frozenset[str] | None
     statements: dict[Any, str] = field(default_factory=dict)
 
     def params(self, values: Sequence[Any]) -> list[Any]:

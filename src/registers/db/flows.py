@@ -41,6 +41,7 @@ __all__ = [
     "returned_key",
     "update_checked",
     "update_then_read",
+    "update_then_reselect",
     "upsert_row",
 ]
 
@@ -209,6 +210,28 @@ def update_then_read(st: Statements, where: str, where_params: list[Any], set_sq
     if check is not None:
         check(rows)
     return rows
+
+
+def update_then_reselect(st: Statements, where: str, where_params: list[Any],
+                         set_sql: str, set_params: list[Any]) -> Flow[list[Any]]:
+    """``UPDATE ... WHERE w`` then ``SELECT ... WHERE w`` where ``RETURNING`` is missing
+    (MySQL), for constant ``SET`` values on fields ``w`` does not read (``w`` reading only
+    the table's own columns); returns the updated rows.
+
+    The updated rows are locked by this transaction and still match ``w``, so the
+    ``SELECT`` returns them and perhaps more (rows another transaction committed since,
+    visible under READ COMMITTED or from an older REPEATABLE READ snapshot). When it
+    returns exactly as many rows as the ``UPDATE`` matched (``rowcount``: SQLAlchemy's
+    MySQL connections report matched rows, ``CLIENT.FOUND_ROWS``) they are the updated
+    rows. Otherwise :func:`update_then_read` runs in the same transaction: the constant
+    values are written again, idempotently, to the rows it locks, which include every
+    row updated so far.
+    """
+    matched = (yield Statement(st.update(set_sql, where), set_params + where_params)).rowcount
+    rows = (yield Statement(st.select + where, where_params)).fetchall()
+    if len(rows) == matched:
+        return list(rows)
+    return (yield from update_then_read(st, where, where_params, set_sql, set_params))
 
 
 def insert_batches(st: Statements, names: Sequence[str],

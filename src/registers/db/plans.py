@@ -317,7 +317,7 @@ class OperationPlans(ModelTable[M]):
         # through a self-join there, so every expression sees the row's old values.
         joined = bool(computed) and self.database.family == "mysql"
         set_sql, set_params = self._set_clause(updates, joined)
-        where, where_params = self.query.where(criteria)
+        where, where_params, reads = self.query.where_reading(criteria)
         if self.dialect.update_returning:
             sql = self.sql.update_returning(set_sql, where)
             if not computed:
@@ -327,6 +327,12 @@ class OperationPlans(ModelTable[M]):
             checked = functools.partial(flows.update_checked, sql, set_params + where_params,
                                         functools.partial(self._checked_rows, computed))
             return checked, None, self._sorted_models, True, updates, None
+        if not computed and reads is not None and reads.isdisjoint(updates):
+            # the rows updated still match the WHERE: re-read them by it (4 round trips,
+            # where locking their keys first takes 5)
+            flow = functools.partial(flows.update_then_reselect, self.sql, where, where_params,
+                                     set_sql, set_params)
+            return flow, None, self._sorted_models, True, updates, None
         check = functools.partial(self._checked_rows, computed) if computed else None
         flow = functools.partial(flows.update_then_read, self.sql, where, where_params, set_sql,
                                  set_params, joined, check)

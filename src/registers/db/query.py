@@ -330,7 +330,25 @@ class QueryCompiler:
             width=visible + len(hidden),
             qualified=qualified,
             binders=tuple(st.binders),
+            reads=self._reads(root),
         )
+
+    def _reads(self, node: _Node) -> frozenset[str] | None:
+        """The fields of this model the filter ``node`` reads; None when it follows a
+        relation."""
+        names: set[str] = set()
+        for child in node.children:
+            if isinstance(child, _Node):
+                inner = self._reads(child)
+                if inner is None:
+                    return None
+                names |= inner
+                continue
+            name = child.key.partition("__")[0]
+            if name not in self._columns:
+                return None
+            names.add(name)
+        return frozenset(names)
 
     def _uses_relations(self, node: _Node) -> bool:
         for child in node.children:
@@ -346,12 +364,19 @@ class QueryCompiler:
     def where(self, criteria: Mapping[str, Any] | Q, q: Sequence[Q] = ()) -> tuple[str, list[Any]]:
         """`` WHERE ...`` (or ``""``) and its parameters, usable in any statement on the
         table alone (UPDATE, DELETE, COUNT): relation filters become a key subquery."""
+        where, params, _ = self.where_reading(criteria, q)
+        return where, params
+
+    def where_reading(self, criteria: Mapping[str, Any] | Q,
+                      q: Sequence[Q] = ()) -> tuple[str, list[Any], frozenset[str] | None]:
+        """:meth:`where`, and the fields of this model it reads (None: it follows a
+        relation)."""
         if isinstance(criteria, Q):
             q, criteria = (criteria, *q), {}
         if not criteria and not q:
-            return "", []
+            return "", [], frozenset()
         compiled, values = self.compile(((q, criteria),))
-        return self.standalone_where(compiled), compiled.params(values)
+        return self.standalone_where(compiled), compiled.params(values), compiled.reads
 
     def standalone_where(self, compiled: Compiled) -> str:
         if not compiled.qualified or not compiled.where:
