@@ -182,6 +182,30 @@ async def test_q_refuses_what_is_not_a_q(blog: Blog) -> None:
             blog.Post.objects.update_where(empty, views=1)
 
 
+EMPTY_QS = [Q(), Q(Q()), ~Q(), ~Q(Q()), Q() | Q(), Q(Q(), Q(Q())), Q() & ~Q()]
+
+
+@pytest.mark.parametrize("empty", EMPTY_QS, ids=repr)
+async def test_a_q_with_no_condition_never_reaches_every_row(blog: Blog, empty: Q) -> None:
+    # Q(Q()) compiles to no WHERE at all: the guards that refuse {} must refuse it too,
+    # or update_where / delete_where would write every row of the table.
+    m = blog.Post.objects
+    before = sorted((p.id, p.views) for p in m.all())
+    assert not empty
+    for write in (lambda: m.update_where(empty, views=1), lambda: m.delete_where(empty),
+                  lambda: m.get(empty), lambda: m.require(empty)):
+        with pytest.raises(InvalidQueryError, match="criteria"):
+            write()
+    for awrite in (lambda: m.aupdate_where(empty, views=1), lambda: m.adelete_where(empty),
+                   lambda: m.aget(empty)):
+        with pytest.raises(InvalidQueryError, match="criteria"):
+            await awrite()
+    assert sorted((p.id, p.views) for p in m.all()) == before
+    # with a real condition inside, the same shapes work
+    assert m.delete_where(Q(empty, views=-12345)) == 0
+    assert m.update_where(Q(Q(views=-12345)) | empty, views=1) == []
+
+
 def test_q_combines_like_django() -> None:
     q = Q(a=1) | Q(b=2)
     assert q == Q(a=1) | Q(b=2)

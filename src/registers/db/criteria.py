@@ -113,9 +113,9 @@ class Q:
                 f"cannot combine a Q with {type(other).__name__} {other!r}: "
                 "use Q(...) on both sides of | and &"
             )
-        if not other.children:
+        if not other:  # holds no condition (Q(), Q(Q())): as Django, the other side alone
             return self
-        if not self.children:
+        if not self:
             return other
         children: list[Q | tuple[str, Any]] = []
         for side in (self, other):
@@ -159,7 +159,10 @@ class Q:
         return f"~{text}" if self.negated else text
 
     def __bool__(self) -> bool:
-        return bool(self.children)
+        """Whether this Q holds a condition at all: ``Q()``, ``Q(Q())``, ``~Q()`` and
+        ``Q() | Q()`` do not (they compile to no WHERE), so ``update_where`` and
+        ``delete_where`` refuse them as they refuse ``{}``."""
+        return any(not isinstance(c, Q) or bool(c) for c in self.children)
 
 
 # One filter call: its positional Q objects and keyword criteria (AND-ed together).
@@ -204,7 +207,8 @@ def _q_shape(node: Q, values: list[Any]) -> tuple[Any, ...]:
     children: list[Any] = []
     for child in node.children:
         if isinstance(child, Q):
-            children.append(_q_shape(child, values))
+            if child:  # a Q holding no condition adds none (not an always-true term)
+                children.append(_q_shape(child, values))
         else:
             children.append((child[0], _value_shape(child[1], values)))
     return (node.connector, node.negated, tuple(children))
@@ -224,7 +228,8 @@ def _group_shape(group: Group, values: list[Any]) -> tuple[Any, ...]:
             raise InvalidQueryError(
                 f"positional criteria must be Q objects, got {type(arg).__name__} {arg!r}"
             )
-        children.append(_q_shape(arg, values))
+        if arg:
+            children.append(_q_shape(arg, values))
     for key, value in criteria.items():
         children.append((key, _value_shape(value, values)))
     return ("AND", False, tuple(children))

@@ -40,6 +40,10 @@ class OperationPlans(ModelTable[M]):
     def _plan_get(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Read[M | None]:
         """``get(key)`` or ``get(*q, **criteria)``: the first row by key order, or None."""
         if args and all(isinstance(a, Q) for a in args):
+            if not criteria and not any(args):  # Q() holds no condition: as get() alone
+                raise InvalidQueryError(
+                    f"get() on {self.model_name} needs a key or criteria (an empty Q() "
+                    "has none)", model=self.model_name)
             sql, params = self.sql.select_where(criteria, self.key, 1, None, q=args)
             return sql, params, self._first
         if any(isinstance(a, Q) for a in args):
