@@ -10,7 +10,9 @@ local servers or the URLs in ``REGISTERS_BENCH_POSTGRES_URL`` / ``REGISTERS_BENC
 
 Contenders, each on its own table of the same shape, in the same process, interleaved:
 each round's ops of a workload run in up to 10 slices (``harness.slices``), the contenders
-taking turns slice by slice (the order rotating), so machine noise hits them alike:
+taking turns slice by slice (the order rotating), so machine noise hits them alike; the
+read workloads run on one shared table that nothing writes, the writes on each
+contender's own:
 
 * ``floor``      the driver by hand: one held autocommit connection, statements written
                  out, ``User.model_validate`` on every row in and out
@@ -74,6 +76,7 @@ from benchmarks.harness import (
 TARGETS = {"get by key": 0.8, "single insert": 0.8, "upsert": 0.8, "count": 0.8,
            "filter": 0.9, "bulk insert": 0.9, "update_where": 0.9, "iterate": 0.9}
 WORKLOADS = list(TARGETS)
+READ_WORKLOADS = {"get by key", "count", "filter", "iterate"}
 
 
 # --- contenders ---------------------------------------------------------------------
@@ -615,12 +618,18 @@ def measure(c: Any, workload: str, ops: int, seed: int) -> tuple[float, int]:
 def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int) -> None:
     suffix = uuid.uuid4().hex[:8]
     tables = {name: f"bench_{name}_{suffix}" for name in names}
+    shared = f"bench_reads_{suffix}"  # the reads' table: seeded once, never written
     contenders: dict[str, Any] = {}
+    readers: dict[str, Any] = {}
     try:
-        for table in tables.values():
+        for table in [*tables.values(), shared]:
             create_table(url, table)
         contenders = {name: CONTENDERS[name](backend, url, tables[name]) for name in names}
-        for c in contenders.values():  # untimed warm-up: connections, caches
+        # Reads run on one shared table, so every contender reads the same pages in the
+        # same state (its own table's write history, page splits and purge backlog, moved
+        # the server's time per read between contenders); writes on each one's own table.
+        readers = {name: CONTENDERS[name](backend, url, shared) for name in names}
+        for c in [*contenders.values(), *readers.values()]:  # untimed warm-up
             c.get(1)
             c.count(0)
         rates: dict[str, dict[str, list[float]]] = {w: {n: [] for n in names}
@@ -632,8 +641,8 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int)
                 for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
                     turn = order[part % len(order):] + order[:part % len(order)]
                     for name in turn:
-                        samples[name].append(measure(contenders[name], workload, slice_ops,
-                                                     seed))
+                        on = readers if workload in READ_WORKLOADS else contenders
+                        samples[name].append(measure(on[name], workload, slice_ops, seed))
                 sizes = {n: sum(size for _, size in got) for n, got in samples.items()}
                 expect(len(set(sizes.values())) == 1, f"{workload}: results differ {sizes}")
                 for name, got in samples.items():
@@ -642,13 +651,13 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int)
         report(f"{backend} ({url.split('@')[-1]}), {ops} ops x {rounds} rounds", names,
                WORKLOADS, rates, ["floor"], PEERS, TARGETS)
     finally:
-        for c in contenders.values():
+        for c in [*contenders.values(), *readers.values()]:
             if hasattr(c, "close"):
                 c.close()
         from registers.db import dispose_all
 
         dispose_all()
-        for table in tables.values():
+        for table in [*tables.values(), shared]:
             drop_table(url, table)
 
 
