@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import sys
 import threading
 import weakref
@@ -62,8 +61,6 @@ __all__ = [
     "async_url",
     "get_async_engine",
 ]
-
-_CURSOR_IDS = itertools.count(1)  # server-side cursor names, unique in the process
 
 # sync driver name -> async driver with the same parameter style ('?' or '%s')
 _ASYNC_DRIVERS = {
@@ -255,11 +252,11 @@ class AsyncDatabase:
         except Exception as exc:  # refused, timed out, pool exhausted, ...
             raise self.database.connect_error(exc) from exc
 
-    async def cursor_batches(self, tx: AsyncTransaction | None, sql: str,
+    async def cursor_batches(self, tx: AsyncTransaction | None, name: str, sql: str,
                              params: Sequence[Any], batch_size: int,
                              ) -> AsyncGenerator[list[Any] | None, None]:
-        """PostgreSQL: the rows of ``sql`` through one server-side cursor, ``batch_size``
-        a fetch (the rest of an ``aiterate`` after its first page); driver errors
+        """PostgreSQL: the rows of ``sql`` through the server-side cursor ``name``,
+        ``batch_size`` a fetch (the rest of an ``aiterate`` after its first page); driver errors
         propagate as they are.
 
         Outside ``atransaction()`` the cursor is ``WITH HOLD`` on one of this loop's
@@ -268,7 +265,6 @@ class AsyncDatabase:
         read). Inside a block, or when a statement listener wants to see the statement,
         it is the block's (or the engine's) connection, the cursor in its transaction.
         """
-        name = f"registers_rows_{next(_CURSOR_IDS)}"
         direct = self.direct() if tx is None else None
         if direct is not None:
             conn = await direct.take(write=False)

@@ -25,7 +25,6 @@ Sync and async transactions do not mix.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -38,10 +37,10 @@ from pydantic import BaseModel
 from registers.db.dialects import is_transient
 from registers.db.errors import driver_error
 from registers.db.exceptions import InvalidQueryError
-from registers.db.flows import Flow, Read, RetryIf, Write, adrive
+from registers.db.flows import WRITE_ATTEMPTS, Flow, Read, RetryIf, Write, adrive
 from registers.db.plans import OperationPlans
 from registers.db.query import Q
-from registers.db.statements import Pages, Statement
+from registers.db.statements import Pages, Statement, unique_name
 from registers.db.write_helpers import WritePlans
 
 if TYPE_CHECKING:
@@ -54,8 +53,6 @@ __all__ = ["AsyncOperations"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-_RETRIES = 6
-_SAVEPOINT_IDS = itertools.count(1)
 
 
 class _PasswordsOffLoop(WritePlans[M]):
@@ -161,8 +158,8 @@ class AsyncOperations(_PasswordsOffLoop[M]):
             last = rows[-1]
             if pages.by_cursor:
                 adb = self._adb()
-                batches = adb.cursor_batches(self._ambient(adb), *pages.rest(last),
-                                             pages.batch_size)
+                batches = adb.cursor_batches(self._ambient(adb), pages.cursor_name(),
+                                             *pages.rest(last), pages.batch_size)
                 try:
                     async for batch in batches:
                         if batch is None:  # dropped: carry on after the last row read
@@ -396,7 +393,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
             direct = adb.direct()
             if direct is not None and direct.shared and atomic:
                 direct = None  # SQLite: a transaction needs a connection of its own
-            for attempt in range(_RETRIES):
+            for attempt in range(WRITE_ATTEMPTS):
                 try:
                     if direct is not None:
                         outcome = await self._awrite_direct(adb, direct, work, params, atomic)
@@ -404,7 +401,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                         outcome = await self._awrite_once(adb, work, params, atomic)
                     break
                 except self._aerrors() as exc:
-                    if attempt == _RETRIES - 1 or not self.database.may_retry(started) \
+                    if attempt == WRITE_ATTEMPTS - 1 or not self.database.may_retry(started) \
                             or not _retryable(self.database.family, retry_if, driver_error(exc)):
                         raise
                 import asyncio  # a retry only (asyncio is not imported for registers.db)
@@ -456,7 +453,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
         """
         if not (atomic or self.database.family == "postgresql"):
             return await self._aperform(adb, conn, work, params)
-        savepoint = f"registers_aw{next(_SAVEPOINT_IDS)}"
+        savepoint = unique_name("registers_aw")
         await adb.execute(conn, Statement(f"SAVEPOINT {savepoint}"))
         try:
             result = await self._aperform(adb, conn, work, params)

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 from registers.db.statements import IN_CHUNK, Statement, Statements
 
 __all__ = [
+    "WRITE_ATTEMPTS",
     "Cursor",
     "Flow",
     "Read",
@@ -78,6 +79,10 @@ class Result(NamedTuple):
 Flow = Generator[Statement, Cursor, T]
 
 RetryIf = Callable[[BaseException], bool]
+
+# How many times a write of its own runs that keeps hitting a deadlock, a serialization
+# failure or a lost race (``retry_if``), sync and async alike.
+WRITE_ATTEMPTS = 6
 
 # A planned read: (SELECT, its parameters, rows -> the operation's result).
 Read = tuple[str, Sequence[Any], Callable[[Sequence[Any]], T]]

@@ -299,7 +299,8 @@ class QueryCompiler:
             # the key breaks ties: one order on every backend (PostgreSQL's sort is not
             # stable), the order iterate()'s keyset pagination follows too
             items.append(self.key)
-        qualified = self._uses_relations(root) or any(
+        reads = self._reads(root)  # None: the filter follows a relation
+        qualified = reads is None or any(
             isinstance(i, str) and "__" in i for i in (*items, *(fields or ()))
         )
         q = self.dialect.quote
@@ -330,7 +331,7 @@ class QueryCompiler:
             width=visible + len(hidden),
             qualified=qualified,
             binders=tuple(st.binders),
-            reads=self._reads(root),
+            reads=reads,
         )
 
     def _reads(self, node: _Node) -> frozenset[str] | None:
@@ -349,15 +350,6 @@ class QueryCompiler:
                 return None
             names.add(name)
         return frozenset(names)
-
-    def _uses_relations(self, node: _Node) -> bool:
-        for child in node.children:
-            if isinstance(child, _Node):
-                if self._uses_relations(child):
-                    return True
-            elif child.key.partition("__")[0] not in self._columns:
-                return True
-        return False
 
     # --- statements -----------------------------------------------------------------
 

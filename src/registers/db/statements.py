@@ -9,6 +9,7 @@ allow-listed and values always bound). Nothing here talks to the database; the f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -16,7 +17,7 @@ from registers.db.dialects import Dialect
 from registers.db.engine import Database
 from registers.db.query import Q, QueryCompiler
 
-__all__ = ["IN_CHUNK", "Described", "Statement", "Statements"]
+__all__ = ["IN_CHUNK", "Described", "Statement", "Statements", "unique_name"]
 
 # Values bound in one ``IN (...)`` list (every backend accepts this many parameters).
 IN_CHUNK = 5000
@@ -26,6 +27,12 @@ IN_CHUNK = 5000
 # bytes a character) and escaped, well under the default max_allowed_packet of 16 MiB.
 _MYSQL_BATCH_CHARS = 2 * 1024 * 1024
 _UNNEST_ROWS = 10_000  # rows per PostgreSQL bulk INSERT ... SELECT FROM unnest(...)
+_NAME_IDS = itertools.count(1)
+
+
+def unique_name(prefix: str) -> str:
+    """A name for a savepoint or server-side cursor that nothing else in the process has."""
+    return f"{prefix}{next(_NAME_IDS)}"
 
 
 class Statement(NamedTuple):
@@ -68,6 +75,11 @@ class Pages:
     def rest(self, row: Sequence[Any]) -> tuple[str, list[Any]]:
         """Every row that sorts after ``row``, in order (for a server-side cursor)."""
         return self.after(row, limit=False)
+
+    @staticmethod
+    def cursor_name() -> str:
+        """A server-side cursor name no other cursor of the process has."""
+        return unique_name("registers_rows_")
 
     def after(self, row: Sequence[Any], limit: bool = True) -> tuple[str, list[Any]]:
         """The next page: rows that sort after ``row`` (a raw row of this table)."""

@@ -12,7 +12,6 @@ driver error at one seam (:class:`registers.db.errors.ErrorTranslator`).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -22,19 +21,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
-from registers.db.flows import Flow, Read, Result, RetryIf, Write, drive
+from registers.db.flows import WRITE_ATTEMPTS, Flow, Read, Result, RetryIf, Write, drive
 from registers.db.query import Q
 from registers.db.queryset import Query
-from registers.db.statements import Pages
+from registers.db.statements import Pages, unique_name
 from registers.db.write_helpers import WritePlans
 
 __all__ = ["SyncOperations"]
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-_RETRIES = 6
-_SAVEPOINT_IDS = itertools.count(1)
-_CURSOR_IDS = itertools.count(1)
 
 
 class SyncOperations(WritePlans[M]):
@@ -127,7 +123,7 @@ class SyncOperations(WritePlans[M]):
         db = self.database
         conn, own = db.acquire()
         sql, params = pages.rest(row)
-        cursor = conn.cursor(name=f"registers_rows_{next(_CURSOR_IDS)}", withhold=own)
+        cursor = conn.cursor(name=pages.cursor_name(), withhold=own)
         try:
             self._execute(conn, sql, params, cursor=cursor)
             while rows := cursor.fetchmany(pages.batch_size):
@@ -366,11 +362,12 @@ class SyncOperations(WritePlans[M]):
                 if not (retry and db.may_retry(started)):
                     raise self.errors(exc, "write to", data) from exc
                 # a deadlock, SQLite busy past the timeout or a lost race: retry below
-        for attempt in range(_RETRIES):
+        for attempt in range(WRITE_ATTEMPTS):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))
             except _Transient as transient:
-                if attempt == _RETRIES - 1 or not transient.owned or not db.may_retry(started):
+                last = attempt == WRITE_ATTEMPTS - 1
+                if last or not transient.owned or not db.may_retry(started):
                     raise self.errors(transient.error, "write to", data) from transient.error
                 time.sleep(0.01 * (2**attempt) * (1 + random.random()))
             except db.driver_errors as exc:
@@ -385,7 +382,7 @@ class SyncOperations(WritePlans[M]):
         # and (on PostgreSQL) must not poison the caller's transaction: give it a
         # savepoint. A single statement is already atomic elsewhere.
         savepoint = None if owned or not (atomic or db.family == "postgresql") else \
-            f"registers_w{next(_SAVEPOINT_IDS)}"
+            unique_name("registers_w")
         try:
             if owned and atomic:
                 db.begin(conn)
