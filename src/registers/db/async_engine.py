@@ -373,7 +373,9 @@ def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
     driver.escape = escape_bytes_too
 
 
-_async_databases: list[AsyncDatabase] = []  # every async side made, for adispose_all
+# Every async side made, for adispose_all: at most one per Database, and a Database
+# lives as long as the process (engine.get_database keeps one per database and user).
+_async_databases: list[AsyncDatabase] = []
 _async_lock = threading.Lock()
 
 
