@@ -144,45 +144,36 @@ def _migration_engine(url: str, family: str, timeout: float) -> sa.Engine:
 @contextlib.contextmanager
 def _lock(connection: sa.Connection, family: str, url: str, timeout: float) -> Iterator[None]:
     """Hold the database's migration lock (SQLite: ``BEGIN IMMEDIATE`` does it)."""
-    if family == "sqlite":
-        yield
+    if family not in ("postgresql", "mysql"):
+        yield  # SQLite and other backends: no lock of our own
         return
     digest = hashlib.sha1(f"registers-migrations:{database_identity(url)}".encode()).digest()
-    deadline = time.monotonic() + timeout
     if family == "postgresql":
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        while not connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}
+        params: dict[str, Any] = {"k": int.from_bytes(digest[:8], "big", signed=True)}
+        release = "SELECT pg_advisory_unlock(:k)"
+        deadline = time.monotonic() + timeout
+        while not connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), params
                                      ).scalar():
             connection.rollback()
             if time.monotonic() > deadline:
                 raise MigrationError(_lock_message(url, timeout))
             time.sleep(0.2)
         connection.commit()
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                connection.rollback()
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
-        return
-    if family == "mysql":
-        name = "registers_migrations_" + digest.hex()[:32]
-        got = connection.execute(
-            sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": max(int(timeout), 0)}
-        ).scalar()
+    else:
+        params = {"n": "registers_migrations_" + digest.hex()[:32]}
+        release = "SELECT RELEASE_LOCK(:n)"
+        got = connection.execute(sa.text("SELECT GET_LOCK(:n, :t)"),
+                                 {**params, "t": max(int(timeout), 0)}).scalar()
         connection.commit()
         if got != 1:
             raise MigrationError(_lock_message(url, timeout))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sa.exc.SQLAlchemyError):
-                connection.rollback()
-                connection.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
-                connection.commit()
-        return
-    yield  # other backends: no lock
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            connection.rollback()
+            connection.execute(sa.text(release), params)
+            connection.commit()
 
 
 def _lock_message(url: str, timeout: float) -> str:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,10 +210,7 @@ def upgrade(
     script = _script(config)
     if revision in ("head", "heads"):
         _one_head(script)
-    applied: list[str] = config.attributes.setdefault("registers.applied", [])
-    with _alembic_errors(f"upgrade to {revision}"):
-        alembic.command.upgrade(config, revision)
-    return list(applied)
+    return _run(alembic.command.upgrade, config, revision, "upgrade")
 
 
 def downgrade(
@@ -236,10 +233,17 @@ def downgrade(
         raise ConfigurationError("downgrade needs a revision (an id, -1, or base)")
     config, _ = _config(directory, url, lock_timeout=lock_timeout, action="downgrade")
     _script(config)
-    reverted: list[str] = config.attributes.setdefault("registers.applied", [])
-    with _alembic_errors(f"downgrade to {revision}"):
-        alembic.command.downgrade(config, revision)
-    return list(reverted)
+    return _run(alembic.command.downgrade, config, revision, "downgrade")
+
+
+def _run(command: Callable[[Any, str], None], config: Any, revision: str,
+         action: str) -> list[str]:
+    """Run Alembic's ``upgrade``/``downgrade`` to ``revision``; the revisions it applied
+    or reverted, in the order it did (the env script records them)."""
+    done: list[str] = config.attributes.setdefault("registers.applied", [])
+    with _alembic_errors(f"{action} to {revision}"):
+        command(config, revision)
+    return list(done)
 
 
 def current(
