@@ -33,7 +33,8 @@ Workloads (``--ops N``): get by key (N), single insert (N, committed, model gets
 upsert of an existing row by key (N), count with a WHERE (N), filter of ~100 rows (N/20
 calls), bulk insert of 1,000 rows in one transaction (N/200 calls; every contender but
 Tortoise returns the generated keys: Tortoise's ``bulk_create`` does not fetch them),
-iterate over the table in key order (one pass). Tables start with 10,000 rows.
+iterate over the table in key order (three passes a round, taken in turns). Tables start
+with 10,000 rows.
 
 Printed: median ops/s (rows/s for filter, bulk, iterate), per-round ratios to each floor
 and of registers to each peer as median (min-max), and the issue-14 async targets (>= 0.6x

@@ -96,12 +96,19 @@ def drop_table(url: str, table: str) -> None:
 # slice by slice: a drift of the machine or the server (a checkpoint, another process's
 # burst) then hits every contender alike instead of whichever ran at that moment.
 SLICES = 10
+# iterate: whole passes over the table, taken in turns like slices (one pass a round left
+# five samples of ~70 ms each, and the ahead/behind verdict flipped from run to run)
+ITERATE_PASSES = 3
 
 
 def slices(workload: str, ops: int, round_index: int) -> list[tuple[int, int]]:
-    """``(ops, seed)`` of each slice of one round of ``workload`` (iterate: one pass);
-    seeds differ between every slice of every round, so generated keys never repeat."""
-    parts = 1 if workload == "iterate" else max(1, min(SLICES, ops // 200))
+    """``(ops, seed)`` of each slice of one round of ``workload`` (iterate: a whole pass
+    each); seeds differ between every slice of every round, so generated keys never
+    repeat."""
+    if workload == "iterate":
+        return [(ops, round_index * ITERATE_PASSES + part + 1)
+                for part in range(ITERATE_PASSES)]
+    parts = max(1, min(SLICES, ops // 200))
     return [(ops // parts, round_index * parts + part + 1) for part in range(parts)]
 
 

@@ -32,7 +32,8 @@ Workloads (``--ops N``): get by key (N), single insert (N, committed, the model 
 key), upsert of an existing row by key (N), count with a WHERE (N), filter returning ~100
 rows (N/20 calls), bulk insert of 1,000 rows in one transaction, models get their keys (N/200
 calls), update_where of ~100 rows re-read as models (N/20 calls), iterate over the whole
-table in key order, 1,000 rows a page (one pass). Each table starts with 10,000 rows.
+table in key order, 1,000 rows a page (three passes a round, taken in turns). Each table
+starts with 10,000 rows.
 
 Printed: median ops/s (rows/s for filter, bulk, update_where, iterate); the ratio to the
 floor per round as median (min-max); registers against each peer the same way; and the
