@@ -159,6 +159,13 @@ class ErrorTranslator:
         context = {"model": self.model_name, "table": self.table_name}
         if violation.kind == "primary" or (violation.kind == "unique" and columns == (self.key,)):
             value = data.get(self.key) if data else None
+            if value is None:  # the database generated it
+                return DuplicateKeyError(
+                    f"the {self.key} the database generated for a new {self.model_name} "
+                    f"belongs to a stored row in {self.where}: the table's key counter is "
+                    "behind its keys (was it moved back outside registers?)",
+                    field=self.key, value=None, **context,
+                )
             return DuplicateKeyError(
                 f"{self.model_name} with {self.key}={value!r} already exists in {self.where}",
                 field=self.key, value=value, **context,

@@ -149,12 +149,11 @@ def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool,
     """
     if guarded:
         key = yield from _guarded_upsert(st, values, with_key, target, names, params)
-    elif sync_sequence:  # PostgreSQL with an explicit key: did it insert a new key?
-        inserted = (yield Statement(st.upsert_telling_insert(target), params)).fetchall()
-        key = values[st.key]
-        if inserted[0][0] and key > st.sequence_floor:
+    elif sync_sequence:  # PostgreSQL with an explicit key: did it pass the sequence?
+        statement = Statement(st.upsert_telling_insert(target), (*params, *st.sequence_args))
+        if (yield statement).fetchall()[0][0]:
             yield from advance_sequence(st)
-        return key
+        return values[st.key]
     else:
         cursor = yield Statement(st.upsert(with_key, target, returning=not with_key), params)
         key = values[st.key] if with_key else returned_key(st, cursor)
@@ -163,8 +162,7 @@ def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool,
 
 def advance_sequence(st: Statements) -> Flow[None]:
     """Move the PostgreSQL key sequence past every key (after explicit keys)."""
-    reached = (yield st.sync_sequence()).fetchall()[0][0]
-    st.sequence_floor = max(st.sequence_floor, int(reached))
+    yield st.sync_sequence()
 
 
 def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,

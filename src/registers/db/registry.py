@@ -86,11 +86,9 @@ class DatabaseRegistry(SyncOperations[M], AsyncOperations[M], AggregateOperation
     def create_schema(self) -> None:
         self.schema.create()
         self.database.refused_tables.pop(self.table_name, None)
-        self.sql.sequence_floor = 0  # a new table may come with a new key sequence
 
     def drop_schema(self) -> None:
         self.schema.drop()
-        self.sql.sequence_floor = 0
 
     def schema_exists(self) -> bool:
         return self.schema.exists()

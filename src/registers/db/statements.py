@@ -160,9 +160,8 @@ class Statements:
         self.insert_full = self.insert(self.names)
         self.insert_nokey = self.insert(self.insert_names)
         self._upserts: dict[tuple[Any, ...], str] = {}
-        # PostgreSQL: a value the key sequence is known to have reached (it never goes
-        # back), so an explicit key at or below it needs no sequence update.
-        self.sequence_floor = 0
+        # PostgreSQL: the arguments of ``pg_get_serial_sequence`` for the key's sequence
+        self.sequence_args = (self.table, key)
 
     def insert(self, names: Sequence[str]) -> str:
         """``INSERT`` of ``names`` (with ``RETURNING`` the generated key where supported)."""
@@ -307,12 +306,22 @@ class Statements:
         return Statement(
             f"SELECT setval({seq}, GREATEST((SELECT COALESCE(MAX({self.quoted_key}), 0) "
             f"FROM {self.table}), COALESCE(pg_sequence_last_value({seq}::regclass), 0), 1))",
-            (self.table, self.key, self.table, self.key),
+            (*self.sequence_args, *self.sequence_args),
         )
 
+    @property
+    def passed_sequence(self) -> str:
+        """PostgreSQL: a ``RETURNING`` term of an upsert with an explicit key, true when it
+        inserted a key the key sequence has not reached (the sequence must then move past
+        it); its parameters are :attr:`sequence_args`. Read from the sequence in the same
+        statement, so nothing about the sequence is remembered between calls (it may have
+        been reset, by ``TRUNCATE ... RESTART IDENTITY`` say)."""
+        seq = "pg_get_serial_sequence(%s, %s)::regclass"
+        return f"(xmax = 0 AND {self.quoted_key} > COALESCE(pg_sequence_last_value({seq}), 0))"
+
     def upsert_telling_insert(self, conflict: tuple[str, ...]) -> str:
-        """PostgreSQL upsert with a known key that returns whether it inserted the row."""
-        return f"{self.upsert(True, conflict, returning=False)} RETURNING (xmax = 0)"
+        """PostgreSQL upsert with a known key returning :attr:`passed_sequence`."""
+        return f"{self.upsert(True, conflict, returning=False)} RETURNING {self.passed_sequence}"
 
     def batch_size(self, width: int) -> int:
         """Rows per multi-row statement for rows of ``width`` parameters."""

@@ -70,15 +70,18 @@ class UpsertPlans(OperationPlans[M]):
             return self._plan_mysql_upsert(values, with_key, target, names, params, kept,
                                            on_conflict or {}, assign, assign_params, computed)
         sync = with_key and self.managed_key and self.database.family == "postgresql"
-        returning = f"(xmax = 0), {self.sql.select_list}" if sync else self.sql.select_list
+        returning = f"{self.sql.passed_sequence}, {self.sql.select_list}" if sync else \
+            self.sql.select_list
         sql = self.sql.upsert(with_key, target, returning=returning, keep=kept, assign=assign)
         params.extend(assign_params)
+        if sync:
+            params.extend(self.sql.sequence_args)
         if not (sync or computed):  # one statement
             return sql, params, self._row_model, False, values, None
         check = functools.partial(self._checked_rows, computed, operation="upsert()") \
             if computed else None
         flow = functools.partial(write_flows.upsert_returning, Statement(sql, params),
-                                 self.sql if sync else None, values[self.key], check)
+                                 self.sql if sync else None, check)
         return flow, None, self._to_model, bool(computed), values, None
 
     def _plan_mysql_upsert(self, values: Mapping[str, Any], with_key: bool,

@@ -33,18 +33,18 @@ __all__ = [
 Insert = Callable[[], tuple[Statement, Callable[[Cursor], Any]]]
 
 
-def upsert_returning(statement: Statement, sync: Statements | None, key: Any,
+def upsert_returning(statement: Statement, sync: Statements | None,
                      check: Check | None) -> Flow[Sequence[Any]]:
     """An upsert ``RETURNING`` the stored row (SQLite, PostgreSQL); returns the row.
 
-    ``sync`` (PostgreSQL, explicit managed key): the statement returns ``xmax = 0``
-    first, and a new key moves the sequence past it. ``check`` vets the row before the
-    transaction commits (computed values that do not fit their field)."""
+    ``sync`` (PostgreSQL, explicit managed key): the statement returns
+    ``Statements.passed_sequence`` first, and when true the sequence moves past the key.
+    ``check`` vets the row before the transaction commits (computed values that do not
+    fit their field)."""
     row: Sequence[Any] = (yield statement).fetchall()[0]
     if sync is not None:
-        inserted, *rest = row
-        row = rest
-        if inserted and key > sync.sequence_floor:
+        passed, *row = row
+        if passed:
             yield from advance_sequence(sync)
     if check is not None:
         check([row])

@@ -1,0 +1,135 @@
+"""Generated and explicit keys never collide, on every backend, whatever moved the key
+counter (PostgreSQL's sequence, MariaDB's AUTO_INCREMENT, SQLite's sqlite_sequence).
+
+registers writes explicit keys with ``upsert(id=...)`` (whole and partial) and hands out
+the others itself. On PostgreSQL an explicit key does not move the sequence, so registers
+moves it when an explicit key overtakes it; whether it did is read from the sequence in
+the same statement, never remembered between calls, so a counter reset outside registers
+(``TRUNCATE ... RESTART IDENTITY``, a fixture emptying tables between tests) cannot make a
+later ``create()`` collide with a key written explicitly after the reset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from registers.db import database_registry
+
+from ._helpers import RawSQL
+
+
+def _model(url: str) -> Any:
+    @database_registry(url, table_name="counted", unique_fields=["code"])
+    class Item(BaseModel):
+        id: int | None = None
+        code: str | None = None
+        name: str
+
+    return Item
+
+
+def _empty_and_reset(raw: RawSQL, backend: str) -> None:
+    """Empty the table and set its key counter back to the start, outside registers."""
+    if backend == "postgresql":
+        raw.execute("TRUNCATE counted RESTART IDENTITY")
+    elif backend == "mysql":
+        raw.execute("TRUNCATE TABLE counted")  # resets AUTO_INCREMENT
+    else:
+        raw.execute("DELETE FROM counted")
+        raw.execute("DELETE FROM sqlite_sequence WHERE name = 'counted'")
+
+
+KEYS = st.integers(min_value=1, max_value=12)
+STEP = st.one_of(
+    st.tuples(st.just("create")),
+    st.tuples(st.just("upsert"), KEYS),          # every field given: one statement
+    st.tuples(st.just("partial upsert"), KEYS),  # code left alone: RETURNING the row
+    st.tuples(st.just("bulk upsert"), st.lists(KEYS, min_size=1, max_size=3, unique=True)),
+    st.tuples(st.just("delete"), KEYS),
+    st.tuples(st.just("reset"),),
+)
+
+
+def _run(Item: Any, raw: RawSQL, backend: str, steps: list[tuple[Any, ...]]) -> None:
+    _empty_and_reset(raw, backend)
+    stored: dict[int, str] = {}
+    for number, step in enumerate(steps):
+        name = f"n{number}"
+        if step[0] == "create":
+            key = Item.objects.create(name=name).id
+            assert key not in stored, f"create() handed out the stored key {key}"
+            stored[key] = name
+        elif step[0] == "upsert":
+            assert Item.objects.upsert(id=step[1], name=name, code=None).id == step[1]
+            stored[step[1]] = name
+        elif step[0] == "partial upsert":
+            assert Item.objects.upsert(id=step[1], name=name).name == name
+            stored[step[1]] = name
+        elif step[0] == "bulk upsert":
+            Item.objects.bulk_upsert([Item(id=k, name=name) for k in step[1]])
+            stored.update(dict.fromkeys(step[1], name))
+        elif step[0] == "delete":
+            Item.objects.delete(step[1])
+            stored.pop(step[1], None)
+        else:
+            _empty_and_reset(raw, backend)
+            stored.clear()
+    assert {i.id: i.name for i in Item.objects.all()} == stored
+
+
+@settings(max_examples=25, deadline=None, print_blob=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(STEP, max_size=14))
+def test_explicit_and_generated_keys_never_collide(database_url: str, backend: str,
+                                                   raw: RawSQL, steps: Any) -> None:
+    Item = _model(database_url)
+    Item.objects.count()  # creates the table
+    _run(Item, raw, backend, steps)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_key_written_after_an_outside_reset_is_not_handed_out_again(
+        database_url: str, backend: str, raw: RawSQL, partial: bool) -> None:
+    """The case found: the sequence reset by a fixture, then an explicit key below the
+    keys seen before; ``create()`` used to reach it and fail with a duplicate key."""
+    Item = _model(database_url)
+    Item.objects.upsert(id=10, name="before", **({} if partial else {"code": None}))
+    _empty_and_reset(raw, backend)
+    Item.objects.upsert(id=3, name="explicit", **({} if partial else {"code": None}))
+    keys = [Item.objects.create(name=f"c{i}").id for i in range(4)]
+    assert 3 not in keys and len(set(keys)) == 4
+    assert Item.objects.count() == 5
+
+
+async def test_the_async_upsert_moves_the_counter_after_an_outside_reset(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    Item = _model(database_url)
+    await Item.objects.aupsert(id=10, name="before", code=None)
+    _empty_and_reset(raw, backend)
+    await Item.objects.aupsert(id=2, name="explicit")
+    keys = [(await Item.objects.acreate(name=f"c{i}")).id for i in range(3)]
+    assert 2 not in keys and len(set(keys)) == 3
+
+
+def test_a_generated_key_that_collides_names_the_counter_not_a_key_of_none(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    """Only PostgreSQL lets its counter be moved behind the stored keys (MariaDB and
+    SQLite move it past the largest key themselves)."""
+    if backend != "postgresql":
+        pytest.skip("a key counter behind the stored keys is PostgreSQL's alone")
+    from registers.db import DuplicateKeyError
+
+    Item = _model(database_url)
+    first = Item.objects.create(name="a")
+    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1, false)")
+    with pytest.raises(DuplicateKeyError, match=r"^the id the database generated for a new "
+                       r"Item belongs to a stored row in table 'counted' \(Item\): the table's key "
+                       r"counter is behind its keys") as caught:
+        Item.objects.create(name="b")
+    assert (caught.value.field, caught.value.value) == ("id", None)
+    assert [i.name for i in Item.objects.all()] == ["a"] and first.id == 1
