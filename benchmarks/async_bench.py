@@ -9,8 +9,9 @@ One command (from the repository root, after ``pip install -e ".[dev,bench]"``):
 
 Each backend runs in its own subprocess (Tortoise ORM keeps global state), one event
 loop, every contender on its own table of the same shape (SQLite: its own file, WAL,
-``synchronous=NORMAL``), the contenders taking turns slice by slice within each round (up
-to 10 slices of a workload's ops, ``harness.slices``; the order rotating). Calls are awaited
+``synchronous=NORMAL``), the contenders taking turns slice by slice within each round (40
+calls a turn for single statements, up to 10 slices of a row workload's ops,
+``harness.slices``; the order rotating). Calls are awaited
 one after the other (latency, not concurrency).
 
 Contenders:
@@ -614,7 +615,7 @@ async def measure(c: Any, workload: str, ops: int, seed: int) -> tuple[float, in
             size += (await c.upsert(key, row(i))).id == key
     elif workload == "count":
         for i in range(ops):
-            size += await c.count(i % 100)
+            size += await c.count((i + seed) % 100)
     elif workload == "filter":
         for i in range(max(1, ops // 20)):
             size += len(await c.filter((i + seed) % 100))

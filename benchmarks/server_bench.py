@@ -9,10 +9,10 @@ local servers or the URLs in ``REGISTERS_BENCH_POSTGRES_URL`` / ``REGISTERS_BENC
     python -m benchmarks.server_bench --contenders floor,sa_core,registers
 
 Contenders, each on its own table of the same shape, in the same process, interleaved:
-each round's ops of a workload run in up to 10 slices (``harness.slices``), the contenders
-taking turns slice by slice (the order rotating), so machine noise hits them alike; the
-read workloads run on one shared table that nothing writes, the writes on each
-contender's own:
+each round's ops of a workload run in slices (``harness.slices``: 40 calls for a single
+statement, up to 10 slices for a row workload), the contenders taking turns slice by
+slice (the order rotating), so machine noise hits them alike; the read workloads run on
+one shared table that nothing writes, the writes on each contender's own:
 
 * ``floor``      the driver by hand: one held autocommit connection, statements written
                  out, ``User.model_validate`` on every row in and out
@@ -598,7 +598,7 @@ def measure(c: Any, workload: str, ops: int, seed: int) -> tuple[float, int]:
             size += c.upsert(key, row(i)).id == key
     elif workload == "count":
         for i in range(ops):
-            size += c.count(i % 100)
+            size += c.count((i + seed) % 100)
     elif workload == "filter":
         for i in range(calls):
             size += len(c.filter((i + seed) % 100))
