@@ -6,7 +6,10 @@ the others itself. On PostgreSQL an explicit key does not move the sequence, so 
 moves it when an explicit key overtakes it; whether it did is read from the sequence in
 the same statement, never remembered between calls, so a counter reset outside registers
 (``TRUNCATE ... RESTART IDENTITY``, a fixture emptying tables between tests) cannot make a
-later ``create()`` collide with a key written explicitly after the reset.
+later ``create()`` collide with a key written explicitly after the reset. And since the
+explicit key is stored one statement before the sequence moves past it, a ``create()``
+in between may draw it: on PostgreSQL a generated key that is already stored is retried
+with the next one.
 """
 
 from __future__ import annotations
@@ -116,20 +119,85 @@ async def test_the_async_upsert_moves_the_counter_after_an_outside_reset(
     assert 2 not in keys and len(set(keys)) == 3
 
 
-def test_a_generated_key_that_collides_names_the_counter_not_a_key_of_none(
-        database_url: str, backend: str, raw: RawSQL) -> None:
-    """Only PostgreSQL lets its counter be moved behind the stored keys (MariaDB and
-    SQLite move it past the largest key themselves)."""
+def _postgresql_only(backend: str) -> None:
     if backend != "postgresql":
-        pytest.skip("a key counter behind the stored keys is PostgreSQL's alone")
+        pytest.skip("only PostgreSQL's counter can fall behind the stored keys (MariaDB "
+                    "and SQLite move theirs past an explicit key as they store it)")
+
+
+def test_a_generated_key_already_stored_is_retried_with_the_next(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    """The state of the race below, made by hand: the sequence one step behind."""
+    _postgresql_only(backend)
+    Item = _model(database_url)
+    for name in "abc":
+        Item.objects.create(name=name)
+    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    assert Item.objects.create(name="d").id == 4  # 2 and 3 were taken: retried
+    assert [i.id for i in Item.objects.bulk_create([Item(name="e"), Item(name="f")])] == [5, 6]
+
+
+async def test_an_async_create_retries_a_stored_generated_key_too(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    _postgresql_only(backend)
+    Item = _model(database_url)
+    for name in "abc":
+        await Item.objects.acreate(name=name)
+    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    assert (await Item.objects.acreate(name="d")).id == 4
+    assert [i.id for i in await Item.objects.abulk_create([Item(name="e")])] == [5]
+
+
+def test_a_counter_far_behind_fails_saying_so_and_stores_nothing(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    _postgresql_only(backend)
     from registers.db import DuplicateKeyError
 
     Item = _model(database_url)
-    first = Item.objects.create(name="a")
+    Item.objects.bulk_create([Item(name=f"n{i}") for i in range(40)])
     raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1, false)")
     with pytest.raises(DuplicateKeyError, match=r"^the id the database generated for a new "
-                       r"Item belongs to a stored row in table 'counted' \(Item\): the table's key "
-                       r"counter is behind its keys") as caught:
-        Item.objects.create(name="b")
+                       r"Item belongs to a stored row in table 'counted' \(Item\): the table's "
+                       r"key counter is behind its keys") as caught:
+        Item.objects.create(name="late")
     assert (caught.value.field, caught.value.value) == ("id", None)
-    assert [i.name for i in Item.objects.all()] == ["a"] and first.id == 1
+    assert Item.objects.count() == 40 and not Item.objects.exists(name="late")
+
+
+def test_creates_racing_explicit_keys_just_above_the_sequence_never_fail(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    """One thread upserts the keys the sequence will hand out next; another creates.
+    The explicit key is stored one statement before the sequence moves past it."""
+    import threading
+
+    _postgresql_only(backend)
+    Item = _model(database_url)
+    Item.objects.create(name="first")
+    errors: list[BaseException] = []
+    explicit: list[int] = []
+
+    def upserting() -> None:
+        try:
+            for _ in range(60):
+                ahead = int(raw.scalar(
+                    "SELECT pg_sequence_last_value("
+                    "pg_get_serial_sequence('counted', 'id')::regclass)")) + 1
+                Item.objects.upsert(id=ahead, name="explicit")
+                explicit.append(ahead)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def creating() -> list[int]:
+        return [Item.objects.create(name="generated").id for _ in range(150)]
+
+    thread = threading.Thread(target=upserting)
+    thread.start()
+    try:
+        created = creating()
+    finally:
+        thread.join()
+    assert not errors, errors
+    assert len(set(created)) == len(created)  # no create() raised, none drew a key twice
+    # an explicit key a create() had already drawn updated that row, as an upsert does
+    assert Item.objects.count() == 1 + len(set(created) | set(explicit))
+    assert Item.objects.create(name="after").id > max(created + explicit)

@@ -152,7 +152,8 @@ class OperationPlans(ModelTable[M]):
         names = self.names if with_key else self._insert_names
         sql = self.sql.insert_full if with_key else self.sql.insert_nokey
         finish = functools.partial(self._inserted, instance, with_key)
-        return sql, self._params(values, names), finish, False, values, None
+        retry_if = None if with_key else self._sequence_retry
+        return sql, self._params(values, names), finish, False, values, retry_if
 
     def _inserted(self, instance: M, with_key: bool, cursor: Cursor) -> M:
         values = instance.__dict__
@@ -232,6 +233,25 @@ class OperationPlans(ModelTable[M]):
         if target != (self.key,) and self.managed_key:
             others.remove((self.key,))
         return bool(others)
+
+    @functools.cached_property
+    def _sequence_retry(self) -> Callable[[BaseException], bool] | None:
+        """PostgreSQL: a generated key that is already stored is retried with the next
+        key the sequence hands out. An explicit key written just above the sequence is
+        stored one statement before the sequence is moved past it, and a ``create()``
+        in between draws that key. (MariaDB and SQLite move their counters past an
+        explicit key as they store it.) A counter far behind still fails, after the
+        write's few attempts, with the error saying so."""
+        if self.database.family != "postgresql" or not self.managed_key:
+            return None
+        pg_default = f"{self.table_name}_pkey"
+
+        def taken(exc: BaseException) -> bool:
+            if not isinstance(exc, self.errors.integrity_error):
+                return False
+            violation = classify_integrity_error("postgresql", exc, self.table_name)
+            return violation.kind == "primary" or violation.constraint == pg_default
+        return taken
 
     def _lost_insert_race(self, target: tuple[str, ...]) -> Callable[[BaseException], bool]:
         """A concurrent upsert inserted the same ``target`` first: retrying updates it."""
@@ -460,7 +480,8 @@ class OperationPlans(ModelTable[M]):
         rows = [self._params(m.__dict__, names) for m in models]
         keys = None if generate else [m.__dict__[self.key] for m in models]
         flow = functools.partial(flows.bulk_create, self.sql, names, rows, keys)
-        return flow, None, functools.partial(self._set_keys, models), True, None, None
+        retry_if = self._sequence_retry if generate else None
+        return flow, None, functools.partial(self._set_keys, models), True, None, retry_if
 
     def _plan_bulk_upsert(self, models: list[M]) -> Write[list[M]] | None:
         if not models:
