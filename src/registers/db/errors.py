@@ -98,6 +98,17 @@ class ErrorTranslator:
         # the database's tables whose CREATE it refused (Database.refused_tables)
         self.refused_tables: Mapping[str, SchemaError] = {}
 
+    def generated_key_taken(self, exc: BaseException) -> bool:
+        """PostgreSQL: whether ``exc`` says a key the sequence generated is already
+        stored (an explicit key is stored one statement before the sequence is moved
+        past it, and a ``create()`` in between draws it): the write is retried with the
+        next key. (MariaDB and SQLite move their counters past an explicit key as they
+        store it.) A counter far behind still fails after the write's few attempts."""
+        if not isinstance(exc, self.integrity_error):
+            return False
+        violation = classify_integrity_error(self.family, exc, self.table_name)
+        return violation.kind == "primary" or violation.constraint == f"{self.table_name}_pkey"
+
     def __call__(self, exc: BaseException, action: str,
                  data: Mapping[str, Any] | None = None) -> RegistryError:
         """The error for ``exc`` raised while trying to ``action`` this table."""

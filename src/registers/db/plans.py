@@ -234,25 +234,6 @@ class OperationPlans(ModelTable[M]):
             others.remove((self.key,))
         return bool(others)
 
-    @functools.cached_property
-    def _sequence_retry(self) -> Callable[[BaseException], bool] | None:
-        """PostgreSQL: a generated key that is already stored is retried with the next
-        key the sequence hands out. An explicit key written just above the sequence is
-        stored one statement before the sequence is moved past it, and a ``create()``
-        in between draws that key. (MariaDB and SQLite move their counters past an
-        explicit key as they store it.) A counter far behind still fails, after the
-        write's few attempts, with the error saying so."""
-        if self.database.family != "postgresql" or not self.managed_key:
-            return None
-        pg_default = f"{self.table_name}_pkey"
-
-        def taken(exc: BaseException) -> bool:
-            if not isinstance(exc, self.errors.integrity_error):
-                return False
-            violation = classify_integrity_error("postgresql", exc, self.table_name)
-            return violation.kind == "primary" or violation.constraint == pg_default
-        return taken
-
     def _lost_insert_race(self, target: tuple[str, ...]) -> Callable[[BaseException], bool]:
         """A concurrent upsert inserted the same ``target`` first: retrying updates it."""
         names = self.config.unique_names

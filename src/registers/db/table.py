@@ -96,6 +96,9 @@ class ModelTable(Generic[M]):
             self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
         )
         self.errors.refused_tables = self.database.refused_tables
+        # a generated key already stored: retried with the next one (PostgreSQL)
+        self._sequence_retry = self.errors.generated_key_taken \
+            if family == "postgresql" and self.managed_key else None
         self.sql = Statements(self.table_name, self.names, self.key, self.managed_key,
                               self._key_is_int, self.dialect, self.query, self.database,
                               keep=config.auto_now_add_columns)
