@@ -201,3 +201,17 @@ def test_creates_racing_explicit_keys_just_above_the_sequence_never_fail(
     # an explicit key a create() had already drawn updated that row, as an upsert does
     assert Item.objects.count() == 1 + len(set(created) | set(explicit))
     assert Item.objects.create(name="after").id > max(created + explicit)
+
+
+def test_get_or_create_and_update_or_create_retry_a_stored_generated_key(
+        database_url: str, backend: str, raw: RawSQL) -> None:
+    _postgresql_only(backend)
+    Item = _model(database_url)
+    for name in "abc":
+        Item.objects.create(name=name)
+    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    made, created = Item.objects.get_or_create(name="d")
+    assert created and made.id == 4
+    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 2)")
+    made, created = Item.objects.update_or_create(name="e", defaults={"code": "E"})
+    assert created and made.id == 5 and made.code == "E"

@@ -51,7 +51,7 @@ class WritePlans(UpsertPlans[M]):
         sql, params = self.sql.select_where(lookup, self.key, 1, None)
         flow = functools.partial(write_flows.get_or_create, Statement(sql, params),
                                  functools.partial(self._insert_new, data))
-        return flow, None, self._got, False, data, self._lost_race(lookup)
+        return flow, None, self._got, False, data, self._lost_race(lookup, data)
 
     def _plan_update_or_create(self, defaults: Mapping[str, Any] | None,
                                lookup: Mapping[str, Any]) -> Write[tuple[M, bool]]:
@@ -75,7 +75,7 @@ class WritePlans(UpsertPlans[M]):
                                  Statement(lock, where_params),
                                  functools.partial(self._insert_new, data), set_sql,
                                  set_params, joined, check)
-        return flow, None, self._got, True, data, self._lost_race(lookup)
+        return flow, None, self._got, True, data, self._lost_race(lookup, data)
 
     def _creation_data(self, method: str, defaults: Mapping[str, Any] | None,
                        lookup: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,19 +111,24 @@ class WritePlans(UpsertPlans[M]):
         found, created = outcome
         return (found, True) if created else (self._to_model(found), False)
 
-    def _lost_race(self, lookup: Mapping[str, Any]) -> RetryIf | None:
+    def _lost_race(self, lookup: Mapping[str, Any], data: Mapping[str, Any]) -> RetryIf | None:
         """Whether an insert failed because a concurrent caller inserted the row the
-        plain lookups identify (their key or a unique set): then a retry finds it."""
+        plain lookups identify (their key or a unique set): then a retry finds it. Or,
+        for a key the database generates, because that key was already stored (see
+        ``ErrorTranslator.generated_key_taken``): then a retry draws the next."""
+        taken = self._sequence_retry if data.get(self.key) is None else None
         plain = {k for k in lookup if "__" not in k}
         covered = [s for s in [(self.key,), *self.config.unique_sets] if set(s) <= plain]
         if not covered:
-            return None
+            return taken
         names = self.config.unique_names
         family, table = self.database.family, self.table_name
 
         def check(exc: BaseException) -> bool:
             if not isinstance(exc, self.errors.integrity_error):
                 return False
+            if taken is not None and taken(exc):
+                return True
             violation = classify_integrity_error(family, exc, table)
             if violation.kind == "primary":
                 return (self.key,) in covered
