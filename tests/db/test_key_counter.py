@@ -125,14 +125,25 @@ def _postgresql_only(backend: str) -> None:
                     "and SQLite move theirs past an explicit key as they store it)")
 
 
+def _set_sequence(raw: RawSQL, value: int, called: bool = True) -> None:
+    """Move the table's key sequence by hand (``called``: ``value`` was handed out)."""
+    raw.execute(f"SELECT setval(pg_get_serial_sequence('counted', 'id'), {value}, "
+                f"{'true' if called else 'false'})")
+
+
+def _one_behind(Item: Any, raw: RawSQL) -> None:
+    """Keys 1-3 stored, the sequence set back to 1: it hands out 2 and 3 again."""
+    for name in "abc":
+        Item.objects.create(name=name)
+    _set_sequence(raw, 1)
+
+
 def test_a_generated_key_already_stored_is_retried_with_the_next(
         database_url: str, backend: str, raw: RawSQL) -> None:
     """The state of the race below, made by hand: the sequence one step behind."""
     _postgresql_only(backend)
     Item = _model(database_url)
-    for name in "abc":
-        Item.objects.create(name=name)
-    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    _one_behind(Item, raw)
     assert Item.objects.create(name="d").id == 4  # 2 and 3 were taken: retried
     assert [i.id for i in Item.objects.bulk_create([Item(name="e"), Item(name="f")])] == [5, 6]
 
@@ -143,7 +154,7 @@ async def test_an_async_create_retries_a_stored_generated_key_too(
     Item = _model(database_url)
     for name in "abc":
         await Item.objects.acreate(name=name)
-    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    _set_sequence(raw, 1)
     assert (await Item.objects.acreate(name="d")).id == 4
     assert [i.id for i in await Item.objects.abulk_create([Item(name="e")])] == [5]
 
@@ -155,7 +166,7 @@ def test_a_counter_far_behind_fails_saying_so_and_stores_nothing(
 
     Item = _model(database_url)
     Item.objects.bulk_create([Item(name=f"n{i}") for i in range(40)])
-    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1, false)")
+    _set_sequence(raw, 1, called=False)
     with pytest.raises(DuplicateKeyError, match=r"^the id the database generated for a new "
                        r"Item belongs to a stored row in table 'counted' \(Item\): the table's "
                        r"key counter is behind its keys") as caught:
@@ -207,11 +218,9 @@ def test_get_or_create_and_update_or_create_retry_a_stored_generated_key(
         database_url: str, backend: str, raw: RawSQL) -> None:
     _postgresql_only(backend)
     Item = _model(database_url)
-    for name in "abc":
-        Item.objects.create(name=name)
-    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 1)")
+    _one_behind(Item, raw)
     made, created = Item.objects.get_or_create(name="d")
     assert created and made.id == 4
-    raw.execute("SELECT setval(pg_get_serial_sequence('counted', 'id'), 2)")
+    _set_sequence(raw, 2)
     made, created = Item.objects.update_or_create(name="e", defaults={"code": "E"})
     assert created and made.id == 5 and made.code == "E"

@@ -160,8 +160,16 @@ class Statements:
         self.insert_full = self.insert(self.names)
         self.insert_nokey = self.insert(self.insert_names)
         self._upserts: dict[tuple[Any, ...], str] = {}
-        # PostgreSQL: the arguments of ``pg_get_serial_sequence`` for the key's sequence
+        # PostgreSQL: the arguments of ``pg_get_serial_sequence`` for the key's sequence,
+        # and a ``RETURNING`` term of an upsert with an explicit key, true when it
+        # inserted a key the sequence has not reached (the sequence must then move past
+        # it; the term takes ``sequence_args``). Read from the sequence in the same
+        # statement, so nothing about the sequence is remembered between calls (it may
+        # have been reset, by ``TRUNCATE ... RESTART IDENTITY`` say).
         self.sequence_args = (self.table, key)
+        self.passed_sequence = (
+            f"(xmax = 0 AND {self.quoted_key} > COALESCE(pg_sequence_last_value("
+            "pg_get_serial_sequence(%s, %s)::regclass), 0))")
 
     def insert(self, names: Sequence[str]) -> str:
         """``INSERT`` of ``names`` (with ``RETURNING`` the generated key where supported)."""
@@ -308,16 +316,6 @@ class Statements:
             f"FROM {self.table}), COALESCE(pg_sequence_last_value({seq}::regclass), 0), 1))",
             (*self.sequence_args, *self.sequence_args),
         )
-
-    @property
-    def passed_sequence(self) -> str:
-        """PostgreSQL: a ``RETURNING`` term of an upsert with an explicit key, true when it
-        inserted a key the key sequence has not reached (the sequence must then move past
-        it); its parameters are :attr:`sequence_args`. Read from the sequence in the same
-        statement, so nothing about the sequence is remembered between calls (it may have
-        been reset, by ``TRUNCATE ... RESTART IDENTITY`` say)."""
-        seq = "pg_get_serial_sequence(%s, %s)::regclass"
-        return f"(xmax = 0 AND {self.quoted_key} > COALESCE(pg_sequence_last_value({seq}), 0))"
 
     def upsert_telling_insert(self, conflict: tuple[str, ...]) -> str:
         """PostgreSQL upsert with a known key returning :attr:`passed_sequence`."""
