@@ -340,3 +340,60 @@ def test_registry_errors_can_be_caught_broadly(database_url: str) -> None:
         RecordNotFoundError,
         InvalidQueryError,
     ]
+
+
+# ------------------------------------------ tables another tool created (default names)
+
+_HAND_MADE_KEY = {
+    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgresql": "BIGSERIAL PRIMARY KEY",
+    "mysql": "BIGINT AUTO_INCREMENT PRIMARY KEY",
+}
+
+
+@pytest.mark.parametrize("table", ["legacy_items", "legacy_" + "x" * 56])
+def test_a_hand_made_tables_key_and_unique_collisions_are_classified(
+        database_url: str, backend: str, raw: Any, table: str) -> None:
+    """The key and unique constraints of a table registers did not create carry the
+    database's default names (PostgreSQL: ``<table>_pkey``, cut to 63 bytes for a long
+    name; MariaDB: the column), not registers' ``pk_`` / ``uq_``: a key collision is
+    still a DuplicateKeyError, a unique one a UniqueConstraintError, and nothing is
+    written."""
+    keyed = table[:-1] + "k"  # an explicit key: a collision is the caller's
+    raw.execute(f"CREATE TABLE {keyed} (id BIGINT PRIMARY KEY, name VARCHAR(50) NOT NULL)")
+    raw.execute(f"INSERT INTO {keyed} (id, name) VALUES (1, 'first')")
+    raw.execute(f"CREATE TABLE {table} (id {_HAND_MADE_KEY[backend]}, "
+                "name VARCHAR(50) NOT NULL, code VARCHAR(20) UNIQUE)")
+    raw.execute(f"INSERT INTO {table} (id, name, code) VALUES (1, 'first', 'A-1')")
+
+    @database_registry(database_url, table_name=keyed, auto_create=False)
+    class Part(BaseModel):
+        id: int
+        name: str
+
+    @database_registry(database_url, table_name=table, unique_fields=["code"],
+                       auto_create=False)
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+        code: str | None = None
+
+    with pytest.raises(DuplicateKeyError) as key_info:
+        Part.objects.create(id=1, name="again")
+    assert (key_info.value.field, key_info.value.value) == ("id", 1)
+    assert "Part with id=1 already exists" in str(key_info.value)
+    assert [r["name"] for r in raw.rows(keyed)] == ["first"]
+
+    with pytest.raises(UniqueConstraintError) as unique_info:
+        Item.objects.create(name="second", code="A-1")
+    message = str(unique_info.value)
+    assert "\n" not in message and table in message
+    if backend == "mysql":  # names the key, not its columns
+        assert unique_info.value.field is None and "unique key 'code' failed" in message
+    else:
+        assert unique_info.value.field == "code" and "Item.code='A-1' must be unique" in message
+
+    # PostgreSQL's sequence never saw id=1: the key it generates collides, and is retried
+    made = Item.objects.create(name="second", code="B-2")
+    assert made.id > 1
+    assert [(r["id"], r["name"]) for r in raw.rows(table)] == [(1, "first"), (made.id, "second")]

@@ -214,6 +214,8 @@ def is_unavailable(family: str, exc: BaseException) -> bool:
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
+# PostgreSQL's DETAIL of a unique violation: Key (a, "B c")=(1, x) already exists.
+_POSTGRES_KEY = re.compile(r'Key \((.+?)\)=\(')
 # MariaDB: CONSTRAINT `ck_x` failed for `db`.`t`; MySQL 8: Check constraint 'ck_x' is violated.
 _MYSQL_CHECK = re.compile(r"constraint [`']([^`']+)[`'] (?:failed|is violated)", re.IGNORECASE)
 
@@ -246,7 +248,12 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
         if sqlstate == "23505":
             if constraint and constraint.startswith("pk_"):
                 return ConstraintViolation("primary", constraint)
-            return ConstraintViolation("unique", constraint)
+            # a table registers did not create names its key `<table>_pkey` (or anything):
+            # the columns of the DETAIL tell a key collision from a unique one
+            match = _POSTGRES_KEY.match(getattr(diag, "message_detail", None) or "")
+            columns = tuple(part.strip().strip('"') for part in match.group(1).split(",")) \
+                if match else ()
+            return ConstraintViolation("unique", constraint, columns)
         if sqlstate == "23503":
             return ConstraintViolation("foreign_key", constraint)
         if sqlstate == "23514":

@@ -107,7 +107,7 @@ class ErrorTranslator:
         if not isinstance(exc, self.integrity_error):
             return False
         violation = classify_integrity_error(self.family, exc, self.table_name)
-        return violation.kind == "primary" or violation.constraint == f"{self.table_name}_pkey"
+        return violation.kind == "primary" or violation.columns == (self.key,)
 
     def __call__(self, exc: BaseException, action: str,
                  data: Mapping[str, Any] | None = None) -> RegistryError:
@@ -182,7 +182,7 @@ class ErrorTranslator:
                 field=self.key, value=value, **context,
             )
         if violation.kind == "unique":
-            return self._unique(columns, data)
+            return self._unique(columns, data, constraint.rsplit(".", 1)[-1])
         detail = f" on {', '.join(columns)}" if columns else ""
         kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
         named = f" {constraint}" if constraint else ""
@@ -191,8 +191,8 @@ class ErrorTranslator:
             **context,
         )
 
-    def _unique(self, columns: Sequence[str],
-                data: Mapping[str, Any] | None) -> UniqueConstraintError:
+    def _unique(self, columns: Sequence[str], data: Mapping[str, Any] | None,
+                constraint: str = "") -> UniqueConstraintError:
         context = {"model": self.model_name, "table": self.table_name}
         shown = ""
         if data and columns and all(c in data and c not in self.hidden for c in columns):
@@ -204,9 +204,16 @@ class ErrorTranslator:
                 f"a row with those values already exists in {self.where}",
                 field=columns[0], fields=tuple(columns), **context,
             )
-        field = columns[0] if columns else None
+        if not columns:  # a unique key registers did not create, named by MySQL only
+            named = f" {constraint!r}" if constraint else ""
+            return UniqueConstraintError(
+                f"{self.model_name}: unique key{named} failed: a row with those values "
+                f"already exists in {self.where}",
+                field=None, fields=(), **context,
+            )
+        field = columns[0]
         return UniqueConstraintError(
-            f"{self.model_name}.{field or '?'}{shown} must be unique: "
+            f"{self.model_name}.{field}{shown} must be unique: "
             f"a row with that value already exists in {self.where}",
             field=field, fields=tuple(columns), **context,
         )
