@@ -1,5 +1,6 @@
 """SPEC D9: the error hierarchy, where each error is raised, and what its message says."""
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -382,6 +383,8 @@ def test_a_hand_made_tables_key_and_unique_collisions_are_classified(
         Part.objects.create(id=1, name="again")
     assert (key_info.value.field, key_info.value.value) == ("id", 1)
     assert "Part with id=1 already exists" in str(key_info.value)
+    with pytest.raises(DuplicateKeyError, match="Part with id=1 already exists"):
+        asyncio.run(Part.objects.acreate(id=1, name="again"))
     assert [r["name"] for r in raw.rows(keyed)] == ["first"]
 
     with pytest.raises(UniqueConstraintError) as unique_info:
