@@ -213,6 +213,7 @@ def is_unavailable(family: str, exc: BaseException) -> bool:
 
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
+_SQLITE_INDEX = re.compile(r"index '(.+)'$")
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
 # PostgreSQL's DETAIL of a unique violation: Key (a, "B c")=(1, x) already exists.
 _POSTGRES_KEY = re.compile(r'Key \((.+?)\)=\(')
@@ -232,6 +233,9 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
         if name.endswith("PRIMARYKEY"):
             return ConstraintViolation("primary", None, columns)
         if name.endswith("UNIQUE") or message.startswith("UNIQUE constraint failed"):
+            index = _SQLITE_INDEX.match(match.group(1)) if match else None
+            if index:  # a unique index on an expression: named, no columns
+                return ConstraintViolation("unique", index.group(1))
             return ConstraintViolation("unique", None, columns)
         if name.endswith("CHECK") or message.startswith("CHECK constraint failed"):
             match = _SQLITE_CHECK.search(message)

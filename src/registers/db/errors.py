@@ -85,8 +85,10 @@ class ErrorTranslator:
 
     def __init__(self, model_name: str, table_name: str, family: str, key: str,
                  hidden: Sequence[str], integrity_error: type[BaseException],
-                 unique_names: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 unique_names: Mapping[str, tuple[str, ...]] | None = None,
+                 column_names: Sequence[str] = ()) -> None:
         self.model_name = model_name
+        self.column_names = frozenset(column_names)
         # uq_... constraint name -> its fields (names can be shortened: never parse them)
         self.unique_names = dict(unique_names or {})
         self.table_name = table_name
@@ -167,6 +169,8 @@ class ErrorTranslator:
             # MySQL names the key as `table.name` on some versions.
             known = self.unique_names.get(constraint.rsplit(".", 1)[-1])
             columns = known if known is not None else columns
+        if self.column_names and not self.column_names.issuperset(columns):
+            columns = ()  # an index on an expression (lower(email)): no field to name
         context = {"model": self.model_name, "table": self.table_name}
         if violation.kind == "primary" or (violation.kind == "unique" and columns == (self.key,)):
             value = data.get(self.key) if data else None
@@ -204,7 +208,7 @@ class ErrorTranslator:
                 f"a row with those values already exists in {self.where}",
                 field=columns[0], fields=tuple(columns), **context,
             )
-        if not columns:  # a unique key registers did not create, named by MySQL only
+        if not columns:  # a key registers did not create: on an expression, or on MySQL
             named = f" {constraint!r}" if constraint else ""
             return UniqueConstraintError(
                 f"{self.model_name}: unique key{named} failed: a row with those values "

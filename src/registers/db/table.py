@@ -94,6 +94,7 @@ class ModelTable(Generic[M]):
         self.errors = ErrorTranslator(
             self.model_name, self.table_name, family, self.key, self._hashed,
             self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
+            self.names,
         )
         self.errors.refused_tables = self.database.refused_tables
         # a generated key already stored: retried with the next one (PostgreSQL)
