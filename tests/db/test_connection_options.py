@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,6 +269,95 @@ async def test_an_async_write_waits_about_busy_timeout_for_the_lock(
     assert 0.5 <= elapsed < 2 * 0.5 + 2.0
     assert [n.text for n in await model.objects.aall()] == ["acked"]
     await model.objects.adispose()
+
+
+# --- SQLite: the switch to WAL waits for a writer too --------------------------------
+
+
+@pytest.fixture
+def journal_writer(sqlite_file: tuple[str, Path]) -> Iterator[tuple[str, sqlite3.Connection]]:
+    """A rollback-journal file (made by another program) whose write lock is held.
+
+    Switching such a file to WAL is refused at once while another connection holds
+    its write lock, whatever the busy timeout (SQLite does not call its busy handler
+    there); processes opening a new file together meet exactly that.
+    """
+    url, path = sqlite_file
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text VARCHAR NOT NULL)")
+    other.execute("INSERT INTO notes (text) VALUES ('acked')")
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield url, other
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        other.close()
+
+
+def _release_later(connection: sqlite3.Connection, seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, connection.execute, args=("ROLLBACK",))
+    timer.start()
+    return timer
+
+
+def _journal_mode(url: str) -> str:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_the_first_connection_waits_for_a_writer_to_switch_to_wal(
+    journal_writer: tuple[str, sqlite3.Connection],
+) -> None:
+    url, other = journal_writer
+    model = _register(url)
+    timer = _release_later(other, 0.3)
+    assert [n.text for n in model.objects.all()] == ["acked"]
+    timer.join()
+    assert _journal_mode(url) == "wal"
+
+
+async def test_the_first_async_connection_waits_for_a_writer_to_switch_to_wal(
+    journal_writer: tuple[str, sqlite3.Connection],
+) -> None:
+    url, other = journal_writer
+    model = _register(url, auto_create=False)  # the async connection is the first one
+    timer = _release_later(other, 0.3)
+    assert [n.text for n in await model.objects.aall()] == ["acked"]
+    timer.join()
+    assert _journal_mode(url) == "wal"
+    await model.objects.adispose()
+
+
+async def test_the_async_fast_paths_own_connection_waits_for_the_switch_too(
+    journal_writer: tuple[str, sqlite3.Connection],
+) -> None:
+    from registers.db.async_direct import _open_sqlite
+
+    url, other = journal_writer
+    timer = _release_later(other, 0.3)
+    conn = await _open_sqlite(get_database(url))
+    try:
+        assert await (await conn.execute("SELECT text FROM notes")).fetchall() == [("acked",)]
+    finally:
+        await conn.close()
+    timer.join()
+    assert _journal_mode(url) == "wal"
+
+
+def test_a_writer_that_keeps_the_lock_fails_the_open_after_busy_timeout(
+    journal_writer: tuple[str, sqlite3.Connection],
+) -> None:
+    url, _ = journal_writer
+    configure_database(url, busy_timeout=0.5)
+    model = _register(url)
+    started = time.monotonic()
+    with pytest.raises(ConfigurationError, match="cannot open SQLite database") as info:
+        model.objects.count()
+    elapsed = time.monotonic() - started
+    assert "database is locked" in str(info.value)
+    assert 0.5 <= elapsed < 0.5 + SLACK
+    assert _journal_mode(url) == "delete"  # nothing half-done to the file
 
 
 # --- SQLite URL options ----------------------------------------------------------------

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from registers.db.database import IDLE_CHECK_SECONDS, Database
 from registers.db.flows import Result
-from registers.db.sqlite_setup import sqlite_functions, sqlite_pragmas
+from registers.db.sqlite_setup import BusyRetry, sqlite_functions, sqlite_pragmas
 from registers.db.statements import Described, Statement
 
 if TYPE_CHECKING:
@@ -317,7 +317,16 @@ async def _open_sqlite(database: Database) -> aiosqlite.Connection:
     conn = await pending
     try:
         for pragma in sqlite_pragmas(options=options, read_only=database.sqlite_read_only):
-            await conn.execute(pragma)
+            retry = BusyRetry(options.busy_timeout)
+            while True:
+                try:
+                    await conn.execute(pragma)
+                    break
+                except sqlite3.OperationalError as exc:
+                    delay = retry.delay_after(exc)
+                    if delay is None:
+                        raise
+                await asyncio.sleep(delay)
         for name, arity, function in sqlite_functions():
             await conn.create_function(name, arity, function, deterministic=True)
     except BaseException:

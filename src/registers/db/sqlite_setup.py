@@ -10,13 +10,15 @@ Decimal ``Sum``/``Min``/``Max``).
 from __future__ import annotations
 
 import operator
+import sqlite3
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from registers.db.connect import DEFAULT_OPTIONS, DatabaseOptions
 
-__all__ = ["configure_sqlite", "sqlite_functions", "sqlite_pragmas"]
+__all__ = ["BusyRetry", "configure_sqlite", "sqlite_functions", "sqlite_pragmas"]
 
 
 def configure_sqlite(connection: Any, *, memory: bool = False,
@@ -32,11 +34,43 @@ def configure_sqlite(connection: Any, *, memory: bool = False,
     cursor = connection.cursor()
     try:
         for pragma in sqlite_pragmas(memory=memory, options=options, read_only=read_only):
-            cursor.execute(pragma)
+            retry = BusyRetry(options.busy_timeout)
+            while True:
+                try:
+                    cursor.execute(pragma)
+                    break
+                except sqlite3.OperationalError as exc:
+                    delay = retry.delay_after(exc)
+                    if delay is None:
+                        raise
+                time.sleep(delay)
     finally:
         cursor.close()
     for name, arity, function in sqlite_functions():
         connection.create_function(name, arity, function, deterministic=True)
+
+
+class BusyRetry:
+    """When to try a set-up pragma again that SQLite refused as busy without waiting.
+
+    Switching a new file to WAL takes an exclusive lock that bypasses the busy handler:
+    with several processes opening a new database at once, all but one get "database
+    is locked" at once. Such a refusal is retried, with short sleeps, until the busy
+    timeout has passed; any other error is not.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.delay = 0.001
+
+    def delay_after(self, exc: sqlite3.OperationalError) -> float | None:
+        """Seconds to sleep before the next attempt, or None to raise ``exc``."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        busy = code & 0xFF == 5 if code is not None else "database is locked" in str(exc)
+        if not busy or time.monotonic() >= self.deadline:
+            return None
+        delay, self.delay = self.delay, min(self.delay * 2, 0.05)
+        return delay
 
 
 def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_OPTIONS,
