@@ -13,6 +13,7 @@ import registers.db
 import registers.db.exceptions
 from registers.db import (
     ConfigurationError,
+    ConstraintError,
     DuplicateKeyError,
     ImmutableFieldError,
     InvalidPrimaryKeyAssignmentError,
@@ -408,3 +409,42 @@ def test_a_hand_made_tables_key_and_unique_collisions_are_classified(
     made = Item.objects.create(name="second", code="B-2")
     assert made.id > 1
     assert [(r["id"], r["name"]) for r in raw.rows(table)] == [(1, "first"), (made.id, "second")]
+
+
+def test_a_hand_made_tables_not_null_columns_are_named_on_every_backend(
+        database_url: str, raw: Any) -> None:
+    """A column the model does not know, NOT NULL without a default, and a key column
+    the database does not generate: every backend names the column (MariaDB's 1364 is
+    not an IntegrityError in PyMySQL), and nothing is written."""
+    raw.execute("CREATE TABLE legacy_notes (id BIGINT NOT NULL PRIMARY KEY, "
+                "body VARCHAR(50), audit VARCHAR(20) NOT NULL)")
+
+    @database_registry(database_url, table_name="legacy_notes", auto_create=False)
+    class Note(BaseModel):
+        id: int
+        body: str | None = None
+
+    @database_registry(database_url, table_name="legacy_notes", auto_create=False)
+    class Draft(BaseModel):  # expects generated keys the table does not make
+        id: int | None = None
+        body: str | None = None
+
+    writes: dict[str, Callable[[], Any]] = {
+        "create": lambda: Note.objects.create(id=1, body="x"),
+        "acreate": lambda: asyncio.run(Note.objects.acreate(id=1, body="x")),
+        "bulk_create": lambda: Note.objects.bulk_create([{"id": 1, "body": "x"}]),
+        "upsert": lambda: Note.objects.upsert(id=1, body="x"),
+    }
+    for name, write in writes.items():
+        with pytest.raises(ConstraintError) as info:
+            write()
+        message = str(info.value)
+        assert message.endswith("not null constraint failed on audit"), (name, message)
+        assert "legacy_notes" in message and "\n" not in message
+    for write in (lambda: Draft.objects.create(body="x"),
+                  lambda: asyncio.run(Draft.objects.acreate(body="x"))):
+        with pytest.raises(ConstraintError) as info:
+            write()
+        assert "its id column has no default, so the database cannot generate Draft.id" \
+            in str(info.value)
+    assert raw.rows("legacy_notes") == []

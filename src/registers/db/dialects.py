@@ -16,9 +16,9 @@ __all__ = [
     "ConstraintViolation",
     "Dialect",
     "classify_integrity_error",
-    "is_check_violation",
     "is_transient",
     "is_unavailable",
+    "is_unraised_violation",
 ]
 
 
@@ -152,10 +152,15 @@ def is_transient(family: str, exc: BaseException) -> bool:
     return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc)
 
 
-def is_check_violation(family: str, exc: BaseException) -> bool:
-    """Whether ``exc`` is a CHECK violation the driver does not raise as an IntegrityError
-    (PyMySQL reports MariaDB's 4025 and MySQL's 3819 as OperationalError)."""
-    return family == "mysql" and bool(exc.args) and exc.args[0] in (4025, 3819)
+# Constraint violations PyMySQL does not raise as IntegrityError: MariaDB's 4025 and
+# MySQL's 3819 (CHECK), 1364 (a NOT NULL column without a default left out of an INSERT).
+_MYSQL_UNRAISED = frozenset({4025, 3819, 1364})
+
+
+def is_unraised_violation(family: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is a constraint violation the driver does not raise as an
+    IntegrityError (PyMySQL: CHECK and a missing NOT NULL value, as OperationalError)."""
+    return family == "mysql" and bool(exc.args) and exc.args[0] in _MYSQL_UNRAISED
 
 
 # PostgreSQL SQLSTATEs meaning the server cannot serve this session: class 08 (connection
@@ -215,6 +220,8 @@ _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
 _SQLITE_INDEX = re.compile(r"index '(.+)'$")
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
+# 1048: Column 'x' cannot be null; 1364: Field 'x' doesn't have a default value.
+_MYSQL_NULL_COLUMN = re.compile(r"^(?:Column|Field) '([^']+)'")
 # PostgreSQL's DETAIL of a unique violation: Key (a, "B c")=(1, x) already exists.
 _POSTGRES_KEY = re.compile(r'Key \((.+?)\)=\(')
 # MariaDB: CONSTRAINT `ck_x` failed for `db`.`t`; MySQL 8: Check constraint 'ck_x' is violated.
@@ -277,7 +284,8 @@ def classify_integrity_error(family: str, exc: BaseException, table: str) -> Con
     if code in (1451, 1452, 1216, 1217):
         return ConstraintViolation("foreign_key")
     if code in (1048, 1364):
-        return ConstraintViolation("not_null")
+        match = _MYSQL_NULL_COLUMN.match(message)
+        return ConstraintViolation("not_null", None, (match.group(1),) if match else ())
     if code in (4025, 3819):
         match = _MYSQL_CHECK.search(message)
         return ConstraintViolation("check", match.group(1) if match else None)

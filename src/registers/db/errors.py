@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from registers.db.dialects import (
     classify_integrity_error,
-    is_check_violation,
     is_transient,
     is_unavailable,
+    is_unraised_violation,
 )
 from registers.db.exceptions import (
     ConstraintError,
@@ -117,7 +117,7 @@ class ErrorTranslator:
         exc = driver_error(exc)
         if isinstance(exc, RegistryError):
             return exc
-        if isinstance(exc, self.integrity_error) or is_check_violation(self.family, exc):
+        if isinstance(exc, self.integrity_error) or is_unraised_violation(self.family, exc):
             return self._constraint(exc, action, data)
         message = first_line(exc)
         lowered = message.lower()
@@ -169,7 +169,8 @@ class ErrorTranslator:
             # MySQL names the key as `table.name` on some versions.
             known = self.unique_names.get(constraint.rsplit(".", 1)[-1])
             columns = known if known is not None else columns
-        if self.column_names and not self.column_names.issuperset(columns):
+        if violation.kind == "unique" and self.column_names \
+                and not self.column_names.issuperset(columns):
             columns = ()  # an index on an expression (lower(email)): no field to name
         context = {"model": self.model_name, "table": self.table_name}
         if violation.kind == "primary" or (violation.kind == "unique" and columns == (self.key,)):
@@ -187,6 +188,15 @@ class ErrorTranslator:
             )
         if violation.kind == "unique":
             return self._unique(columns, data, constraint.rsplit(".", 1)[-1])
+        if violation.kind == "not_null" and columns == (self.key,) \
+                and (not data or data.get(self.key) is None):
+            return ConstraintError(
+                f"cannot {action} {self.where}: its {self.key} column has no default, so "
+                f"the database cannot generate {self.model_name}.{self.key}; give the column "
+                f"a generated default (SERIAL, AUTO_INCREMENT, IDENTITY) or declare "
+                f"`{self.key}: int` to supply keys",
+                **context,
+            )
         detail = f" on {', '.join(columns)}" if columns else ""
         kind = "CHECK" if violation.kind == "check" else violation.kind.replace("_", " ")
         named = f" {constraint}" if constraint else ""
