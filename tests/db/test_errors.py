@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -448,3 +449,50 @@ def test_a_hand_made_tables_not_null_columns_are_named_on_every_backend(
         assert "its id column has no default, so the database cannot generate Draft.id" \
             in str(info.value)
     assert raw.rows("legacy_notes") == []
+
+
+def test_a_value_its_column_cannot_hold_is_an_invalid_query_naming_why(
+        database_url: str, backend: str, raw: Any) -> None:
+    """A table another tool created with narrow columns: the servers refuse a string
+    longer than ``VARCHAR(5)``, an int beyond ``SMALLINT``, a number beyond
+    ``NUMERIC(5, 2)``, as an InvalidQueryError saying which (MariaDB's own message
+    without PyMySQL's tuple); SQLite has no such limits and stores them. Nothing
+    refused is written."""
+    raw.execute("CREATE TABLE narrow_rows (id BIGINT NOT NULL PRIMARY KEY, "
+                "name VARCHAR(5), small SMALLINT, price NUMERIC(5, 2))")
+
+    @database_registry(database_url, table_name="narrow_rows", auto_create=False)
+    class Narrow(BaseModel):
+        id: int
+        name: str | None = None
+        small: int | None = None
+        price: Decimal | None = None
+
+    Narrow.objects.create(id=1, name="ok")
+    cases = [({"name": "x" * 6}, "too long"), ({"small": 40_000}, "out of range"),
+             ({"price": Decimal("1234.5")}, "out of range")]
+    def writes(values: dict[str, Any]) -> list[Callable[[], Any]]:
+        return [
+            lambda: Narrow.objects.create(id=2, **values),
+            lambda: asyncio.run(Narrow.objects.acreate(id=2, **values)),
+            lambda: Narrow.objects.bulk_create([{"id": 2, **values}]),
+            lambda: Narrow.objects.update_where({"id": 1}, **values),
+            lambda: Narrow.objects.upsert(id=1, **values),
+        ]
+
+    for values, why in cases:
+        for write in writes(values):
+            if backend == "sqlite":  # stored as given
+                write()
+                assert all(row[k] == v for row in raw.rows("narrow_rows")
+                           for k, v in values.items() if row["id"] == 2)
+                raw.execute("DELETE FROM narrow_rows WHERE id = 2")
+                continue
+            with pytest.raises(InvalidQueryError) as info:
+                write()
+            message = str(info.value)
+            assert f"a value is {why} for its column" in message, message
+            assert "narrow_rows" in message and "\n" not in message
+            assert "(1" not in message  # no (code, "message") tuple
+            assert raw.rows("narrow_rows") == [
+                {"id": 1, "name": "ok", "small": None, "price": None}]

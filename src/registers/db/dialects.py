@@ -19,6 +19,7 @@ __all__ = [
     "is_transient",
     "is_unavailable",
     "is_unraised_violation",
+    "value_error_kind",
 ]
 
 
@@ -161,6 +162,24 @@ def is_unraised_violation(family: str, exc: BaseException) -> bool:
     """Whether ``exc`` is a constraint violation the driver does not raise as an
     IntegrityError (PyMySQL: CHECK and a missing NOT NULL value, as OperationalError)."""
     return family == "mysql" and bool(exc.args) and exc.args[0] in _MYSQL_UNRAISED
+
+
+_PG_VALUE_ERRORS = {"22001": "too_long", "22003": "out_of_range"}
+# 1406 data too long; 1264 out of range value; 1690 out of range in arithmetic.
+_MYSQL_VALUE_ERRORS = {1406: "too_long", 1264: "out_of_range", 1690: "out_of_range"}
+
+
+def value_error_kind(family: str, exc: BaseException) -> str | None:
+    """``"too_long"`` or ``"out_of_range"`` when the server refused a value for its
+    column's type (``VARCHAR(5)``, ``SMALLINT``, ``NUMERIC(5, 2)``), else None.
+
+    SQLite never refuses one (it has no length or range limits on its columns).
+    """
+    if family == "postgresql":
+        return _PG_VALUE_ERRORS.get(getattr(exc, "sqlstate", None) or "")
+    if family == "mysql" and exc.args and isinstance(exc.args[0], int):
+        return _MYSQL_VALUE_ERRORS.get(exc.args[0])
+    return None
 
 
 # PostgreSQL SQLSTATEs meaning the server cannot serve this session: class 08 (connection

@@ -20,6 +20,7 @@ from registers.db.dialects import (
     is_transient,
     is_unavailable,
     is_unraised_violation,
+    value_error_kind,
 )
 from registers.db.exceptions import (
     ConstraintError,
@@ -51,8 +52,18 @@ def driver_error(exc: BaseException) -> BaseException:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message, or its class name when it has none."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """The first line of ``exc``'s message, or its class name when it has none.
+
+    PyMySQL's errors carry ``(code, message)``: shown as ``error code: message``, not as
+    the tuple.
+    """
+    args = exc.args
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str) \
+            and type(exc).__module__.startswith("pymysql"):
+        text = f"error {args[0]}: {args[1]}"
+    else:
+        text = str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def connect_error(shown_url: str, exc: BaseException,
@@ -143,7 +154,14 @@ class ErrorTranslator:
                 else f"division by zero: {message}"
             return InvalidQueryError(
                 f"cannot {action} {self.where}: an F() expression failed ({why})", **context)
-        if isinstance(exc, OverflowError) or "out of range" in lowered:
+        refused = value_error_kind(self.family, exc)
+        if refused == "too_long":
+            return InvalidQueryError(
+                f"cannot {action} {self.where}: a value is too long for its column "
+                f"({message})",
+                **context,
+            )
+        if refused or isinstance(exc, OverflowError) or "out of range" in lowered:
             return InvalidQueryError(
                 f"cannot {action} {self.where}: a value is out of range for its column "
                 f"({message})",
