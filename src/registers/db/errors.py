@@ -143,6 +143,14 @@ class ErrorTranslator:
                 f"cannot {action} {self.where}: the database is opened read-only ({message})",
                 **context,
             )
+        if self.family == "postgresql" and ("cannot contain NUL" in message
+                                            or getattr(exc, "sqlstate", None) == "22P05"):
+            # text: psycopg refuses it before sending; jsonb: the server (22P05)
+            return InvalidQueryError(
+                f"cannot {action} {self.where}: text contains a NUL (0x00) character, "
+                "which PostgreSQL text and JSON cannot hold",
+                **context,
+            )
         if isinstance(exc, UnicodeEncodeError):
             return InvalidQueryError(
                 f"cannot {action} {self.where}: text is not valid UTF-8 ({exc.reason})",
