@@ -37,13 +37,14 @@ __all__ = [
     "bulk_create",
     "bulk_upsert",
     "drive",
+    "guarded_upsert",
     "keys_for",
     "keys_for_sets",
     "returned_key",
     "update_checked",
     "update_then_read",
     "update_then_reselect",
-    "upsert_row",
+    "upsert_passing_sequence",
 ]
 
 T = TypeVar("T")
@@ -135,29 +136,11 @@ def returned_key(st: Statements, cursor: Cursor) -> Any:
     return cursor.lastrowid if st.dialect.family == "mysql" else cursor.fetchall()[0][0]
 
 
-def upsert_row(st: Statements, values: Mapping[str, Any], with_key: bool,
-               target: tuple[str, ...],
-               names: Sequence[str], params: Sequence[Any], guarded: bool,
-               sync_sequence: bool) -> Flow[Any]:
-    """Insert-or-update one row on ``target`` when one statement is not enough; returns
-    its key.
-
-    ``target``: the key, or the fields of one unique set (single or composite).
-    ``guarded`` (MySQL with a second unique constraint, where ``ON DUPLICATE KEY UPDATE``
-    would fire on any unique index): lock the row owning the target values and decide.
-    ``sync_sequence`` (PostgreSQL, explicit key): move the key sequence past it.
-    """
-    if guarded:
-        key = yield from _guarded_upsert(st, values, with_key, target, names, params)
-    elif sync_sequence:  # PostgreSQL with an explicit key: did it pass the sequence?
-        statement = Statement(st.upsert_telling_insert(target), (*params, *st.sequence_args))
-        if (yield statement).fetchall()[0][0]:
-            yield from advance_sequence(st)
-        return values[st.key]
-    else:
-        cursor = yield Statement(st.upsert(with_key, target, returning=not with_key), params)
-        key = values[st.key] if with_key else returned_key(st, cursor)
-    return key
+def upsert_passing_sequence(st: Statements, statement: Statement) -> Flow[None]:
+    """PostgreSQL upsert with an explicit key (:meth:`Statements.upsert_telling_insert`):
+    if the key it inserted is past the key sequence, move the sequence past it."""
+    if (yield statement).fetchall()[0][0]:
+        yield from advance_sequence(st)
 
 
 def advance_sequence(st: Statements) -> Flow[None]:
@@ -165,9 +148,12 @@ def advance_sequence(st: Statements) -> Flow[None]:
     yield st.sync_sequence()
 
 
-def _guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,
-                    target: tuple[str, ...], names: Sequence[str],
-                    params: Sequence[Any], keep: Sequence[str] | None = None) -> Flow[Any]:
+def guarded_upsert(st: Statements, values: Mapping[str, Any], with_key: bool,
+                   target: tuple[str, ...], names: Sequence[str],
+                   params: Sequence[Any], keep: Sequence[str] | None = None) -> Flow[Any]:
+    """MySQL with a second unique constraint, where ``ON DUPLICATE KEY UPDATE`` would
+    fire on any unique index: lock the row owning the ``target`` values (the key, or one
+    unique set) and decide; returns its key."""
     by_name = dict(zip(names, params))
     found = (yield Statement(st.lock_by(target), [by_name[c] for c in target])).fetchall()
     if not found:
@@ -328,7 +314,7 @@ def bulk_upsert(st: Statements, groups: Sequence[UpsertGroup], size: int,
         elif guarded(group.target):
             found = []
             for values, row in zip(group.values, group.rows):
-                found.append((yield from _guarded_upsert(
+                found.append((yield from guarded_upsert(
                     st, values, group.with_key, group.target, names, row, group.keep)))
         else:
             yield Statement(st.upsert(group.with_key, group.target, returning=False,

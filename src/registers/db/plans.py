@@ -23,7 +23,7 @@ from registers.db.fields import utc_now
 from registers.db.flows import Cursor, Read, Write
 from registers.db.query import Expression, Q
 from registers.db.queryset import Query
-from registers.db.statements import Pages
+from registers.db.statements import Pages, Statement
 from registers.db.table import PERSISTED_KEY, ModelTable, field_error
 
 __all__ = ["OperationPlans"]
@@ -206,10 +206,16 @@ class OperationPlans(ModelTable[M]):
             sql = self.sql.upsert(with_key, target, returning=not with_key)
             finish = functools.partial(self._upserted_by, instance, with_key)
             return sql, params, finish, False, values, None
-        flow = functools.partial(flows.upsert_row, self.sql, values, with_key, target, names,
-                                 params, guarded, sync)
-        retry_if = self._lost_insert_race(target) if guarded else None
-        return flow, None, functools.partial(self._upserted, instance), guarded, values, retry_if
+        if sync:  # PostgreSQL with an explicit key: did it pass the sequence?
+            statement = Statement(self.sql.upsert_telling_insert(target),
+                                  (*params, *self.sql.sequence_args))
+            flow = functools.partial(flows.upsert_passing_sequence, self.sql, statement)
+            return flow, None, functools.partial(self._upserted_by, instance, True), False, \
+                values, None
+        flow = functools.partial(flows.guarded_upsert, self.sql, values, with_key, target,
+                                 names, params)
+        return flow, None, functools.partial(self._upserted, instance), True, values, \
+            self._lost_insert_race(target)
 
     def _upserted_by(self, instance: M, with_key: bool, cursor: Cursor) -> M:
         if with_key:

@@ -319,7 +319,7 @@ class Statements:
 
     def upsert_telling_insert(self, conflict: tuple[str, ...]) -> str:
         """PostgreSQL upsert with a known key returning :attr:`passed_sequence`."""
-        return f"{self.upsert(True, conflict, returning=False)} RETURNING {self.passed_sequence}"
+        return self.upsert(True, conflict, returning=self.passed_sequence)
 
     def batch_size(self, width: int) -> int:
         """Rows per multi-row statement for rows of ``width`` parameters."""

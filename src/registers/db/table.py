@@ -106,6 +106,8 @@ class ModelTable(Generic[M]):
         self._stamps = config.stamps  # auto_now / auto_now_add fields to set on writes
         self._key_target = (self.key,)
         self._conflict_sets = config.conflict_sets
+        # an upsert given all of these sets every column: the one-statement upsert
+        self._every_field = frozenset(self.names) - {self.key, *config.auto_now_columns}
 
     @property
     def hashed_fields(self) -> tuple[str, ...]:
