@@ -47,7 +47,8 @@ class UpsertPlans(OperationPlans[M]):
         ``save()``: ``given`` None), else the partial one returning the stored row."""
         if given is None and on_conflict is None:
             return super()._plan_upsert(instance)
-        if on_conflict is None and not self.sql.keep and self._every_field.issubset(given):
+        if on_conflict is None and given is not None and not self.sql.keep \
+                and self._every_field.issubset(given):
             return super()._plan_upsert(instance)  # the hot path: kept() would say None
         values = instance.__dict__
         target = self._conflict_target(values)
