@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from registers.db.database import IDLE_CHECK_SECONDS, Database
-from registers.db.flows import Result
+from registers.db.flows import Result, returns_rows
 from registers.db.sqlite_setup import BusyRetry, sqlite_functions, sqlite_pragmas
 from registers.db.statements import Described, Statement
 
@@ -113,7 +113,7 @@ class ServerConnection(DirectConnection):
                 await cursor.executemany(sql, [tuple(row) for row in params])
                 return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
             await cursor.execute(sql, tuple(params))
-            rows = [] if cursor.description is None else list(await cursor.fetchall())
+            rows = list(await cursor.fetchall()) if returns_rows(cursor) else []
             columns = _columns(cursor) if type(statement) is Described else None
             return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None), columns)
         finally:

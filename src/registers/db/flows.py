@@ -41,6 +41,7 @@ __all__ = [
     "keys_for",
     "keys_for_sets",
     "returned_key",
+    "returns_rows",
     "update_checked",
     "update_then_read",
     "update_then_reselect",
@@ -76,6 +77,21 @@ class Result(NamedTuple):
     def fetchall(self) -> list[Any]:
         return self.rows
 
+
+def returns_rows(cursor: Any) -> bool:
+    """Whether a DBAPI cursor's last statement produced rows to fetch.
+
+    psycopg builds a ``Column`` per column, type lookups included, each time
+    ``description`` is read (a third of an async ``aget``'s own time): its result's
+    status says the same for nothing.
+    """
+    result = getattr(cursor, "pgresult", None)
+    if result is not None:
+        return bool(result.status == _TUPLES_OK)
+    return cursor.description is not None
+
+
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK (psycopg.pq.ExecStatus.TUPLES_OK)
 
 Flow = Generator[Statement, Cursor, T]
 

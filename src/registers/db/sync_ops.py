@@ -21,7 +21,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from registers.db.dialects import is_transient
-from registers.db.flows import WRITE_ATTEMPTS, Flow, Read, Result, RetryIf, Write, drive
+from registers.db.flows import (
+    WRITE_ATTEMPTS,
+    Flow,
+    Read,
+    Result,
+    RetryIf,
+    Write,
+    drive,
+    returns_rows,
+)
 from registers.db.query import Q
 from registers.db.queryset import Query
 from registers.db.statements import Pages, unique_name
@@ -421,7 +430,7 @@ class SyncOperations(WritePlans[M]):
 
 def _fetched(cursor: Any) -> Result:
     """A statement's cursor read out in full."""
-    rows = cursor.fetchall() if cursor.description is not None else []
+    rows = cursor.fetchall() if returns_rows(cursor) else []
     return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
 
