@@ -39,6 +39,8 @@ class OperationPlans(ModelTable[M]):
 
     def _plan_get(self, args: tuple[Any, ...], criteria: Mapping[str, Any]) -> Read[M | None]:
         """``get(key)`` or ``get(*q, **criteria)``: the first row by key order, or None."""
+        if len(args) == 1 and not criteria and not isinstance(args[0], Q):  # get(key)
+            return self.sql.get, [self._coerce_key(args[0])], self._first
         if args and all(isinstance(a, Q) for a in args):
             if not criteria and not any(args):  # Q() holds no condition: as get() alone
                 raise InvalidQueryError(
