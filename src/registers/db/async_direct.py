@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sqlite3
 import threading
 import time
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from registers.db.database import IDLE_CHECK_SECONDS, Database
+from registers.db.database import IDLE_CHECK_SECONDS, KEPT_RESULT_ROWS, Database
 from registers.db.flows import Result, returns_rows
 from registers.db.sqlite_setup import BusyRetry, sqlite_functions, sqlite_pragmas
 from registers.db.statements import Described, Statement
@@ -95,31 +96,37 @@ class SQLiteConnection(DirectConnection):
 
 
 class ServerConnection(DirectConnection):
-    """A psycopg ``AsyncConnection`` or an aiomysql connection, in autocommit."""
+    """A psycopg ``AsyncConnection`` or an aiomysql connection, in autocommit, with the
+    one cursor every statement on it is sent on (a new psycopg cursor sets up its
+    adapters again, about 10 us a statement; each result is read out before the next
+    statement)."""
 
-    __slots__ = ("awaits_cursor",)
+    __slots__ = ("cursor",)
 
-    def __init__(self, raw: Any, awaits_cursor: bool) -> None:
+    def __init__(self, raw: Any, cursor: Any) -> None:
         super().__init__(raw)
-        self.awaits_cursor = awaits_cursor  # aiomysql: ``await conn.cursor()``
+        self.cursor = cursor
 
     async def execute(self, statement: Statement) -> Result:
         sql, params, many = statement
-        cursor = self.raw.cursor()
-        if self.awaits_cursor:
-            cursor = await cursor
-        try:
-            if many:
-                await cursor.executemany(sql, [tuple(row) for row in params])
-                return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
-            await cursor.execute(sql, tuple(params))
-            rows = list(await cursor.fetchall()) if returns_rows(cursor) else []
-            columns = _columns(cursor) if type(statement) is Described else None
-            return Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None), columns)
-        finally:
-            closed = cursor.close()
-            if closed is not None:
-                await closed
+        cursor = self.cursor
+        if many:
+            await cursor.executemany(sql, [tuple(row) for row in params])
+            return Result([], cursor.rowcount, getattr(cursor, "lastrowid", None))
+        await cursor.execute(sql, tuple(params))
+        rows = list(await cursor.fetchall()) if returns_rows(cursor) else []
+        columns = _columns(cursor) if type(statement) is Described else None
+        result = Result(rows, cursor.rowcount, getattr(cursor, "lastrowid", None), columns)
+        if len(rows) > KEPT_RESULT_ROWS:  # do not keep the driver's copy while idle
+            await self._renew_cursor()
+        return result
+
+    async def _renew_cursor(self) -> None:
+        old, fresh = self.cursor, self.raw.cursor()
+        self.cursor = await fresh if inspect.isawaitable(fresh) else fresh
+        closed = old.close()
+        if closed is not None:
+            await closed
 
     async def alive(self) -> bool:
         try:
@@ -279,11 +286,11 @@ class ServerConnections(DirectConnections):
                 if raw.info.transaction_status:  # a connect hook's statement left one open
                     await raw.rollback()
                 await raw.set_autocommit(True)
-                return ServerConnection(raw, awaits_cursor=False)
+                return ServerConnection(raw, raw.cursor())
             await raw.autocommit(True)
-            return ServerConnection(raw, awaits_cursor=True)
+            return ServerConnection(raw, await raw.cursor())
         except BaseException as exc:
-            ServerConnection(raw, False).close_now()
+            ServerConnection(raw, None).close_now()
             if isinstance(exc, Exception):
                 raise self.database.connect_error(exc) from exc
             raise

@@ -88,6 +88,9 @@ def database_identity(url: str) -> str:
 SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
 # A server connection idle for longer than this is pinged before its next statement.
 IDLE_CHECK_SECONDS = 5.0
+# Rows of a result a kept cursor may go on holding once it was read (see
+# Database.release_large_result).
+KEPT_RESULT_ROWS = 1000
 # what sqlite3.connect takes from a SQLite URL; every other query parameter of a
 # ``?uri=true`` URL belongs to the SQLite URI (as in SQLAlchemy's pysqlite dialect)
 _PYSQLITE_ARGS = frozenset(
@@ -100,6 +103,7 @@ _PYSQLITE_ARGS = frozenset(
 class _Transaction:
     connection: Any  # the DBAPI connection the managers use
     sa_connection: sa.Connection
+    cursor: Any = None  # the managers' cursor on it, made on first use
 
 
 class Database:
@@ -373,6 +377,42 @@ class Database:
         if holder is not None:
             holder.close()
 
+    def cursor(self, connection: Any) -> Any:
+        """A cursor to send one statement on ``connection``: the one kept for the thread's
+        own server connection or for the ``transaction()`` block's connection, else a
+        new one."""
+        kept = self._kept_cursor(connection)
+        return connection.cursor() if kept is None else kept
+
+    def _kept_cursor(self, connection: Any) -> Any:
+        tx = self._tx.get()
+        if tx is not None:
+            if tx.connection is not connection:
+                return None
+            if tx.cursor is None:
+                tx.cursor = connection.cursor()
+            return tx.cursor
+        holder = getattr(self._local, "holder", None)
+        if holder is not None and holder.connection is connection:
+            return holder.cursor
+        return None
+
+    def release_large_result(self, connection: Any) -> None:
+        """After a statement's rows were read: if the kept cursor on ``connection`` holds
+        more than ``KEPT_RESULT_ROWS`` rows, close it (a new one is made), so the
+        driver's copy of a large result is not kept while the connection sits idle."""
+        kept = self._kept_cursor(connection)
+        if kept is None or kept.rowcount <= KEPT_RESULT_ROWS:
+            return
+        fresh = connection.cursor()
+        tx = self._tx.get()
+        if tx is not None:
+            tx.cursor = fresh
+        else:
+            self._local.holder.cursor = fresh
+        with contextlib.suppress(Exception):
+            kept.close()
+
     def is_disconnect(self, exc: BaseException, connection: Any) -> bool:
         """Whether ``exc`` means ``connection`` is gone (server restarted, link cut)."""
         try:
@@ -399,7 +439,7 @@ class Database:
         connection = fairy.dbapi_connection
         assert connection is not None
         self.dialect.set_isolation_level(connection, "AUTOCOMMIT")
-        holder = _ConnectionHolder(connection)
+        holder = _ConnectionHolder(connection, connection.cursor())
         self._local.holder = holder
         self._thread_connections.add(holder)
         return holder
@@ -548,12 +588,19 @@ class Database:
 
 
 class _ConnectionHolder:
-    """A thread's own connection; closed when the thread (and its locals) go away."""
+    """A thread's own connection; closed when the thread (and its locals) go away.
 
-    __slots__ = ("__weakref__", "connection", "pid", "used")
+    A server connection's holder also keeps one cursor for every statement sent on it:
+    a new psycopg cursor sets up its adapters and looks up a dumper per parameter type
+    again, about 10 us a statement. Every caller reads a statement's cursor out before
+    sending the next one (flows included: see :mod:`registers.db.flows`).
+    """
 
-    def __init__(self, connection: Any) -> None:
+    __slots__ = ("__weakref__", "connection", "cursor", "pid", "used")
+
+    def __init__(self, connection: Any, cursor: Any = None) -> None:
         self.connection = connection
+        self.cursor = cursor
         self.pid = os.getpid()
         self.used = time.monotonic()
 

@@ -15,6 +15,9 @@ code that differs::
     drive(count_twice(st), execute)          # sync: execute(statement) -> cursor
     await adrive(count_twice(st), aexecute)  # async: await aexecute(statement) -> result
 
+A flow reads what it needs of each cursor before it yields its next statement: on a
+sync connection the next statement may be sent on the same cursor.
+
 A single-statement operation needs no flow: its plan carries the statement itself.
 """
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from registers.db.database import KEPT_RESULT_ROWS
 from registers.db.dialects import is_transient
 from registers.db.flows import (
     WRITE_ATTEMPTS,
@@ -299,7 +300,7 @@ class SyncOperations(WritePlans[M]):
         if cursor is None:
             if self.database.is_sqlite and not events:
                 return conn.executemany(sql, params) if many else conn.execute(sql, params)
-            cursor = conn.cursor()
+            cursor = self.database.cursor(conn)
         for listener in events:
             listener(conn, cursor, sql, params, None, many)
         if many:
@@ -312,7 +313,9 @@ class SyncOperations(WritePlans[M]):
         """Send the write's statement (-> its cursor), or drive its flow (-> its value)."""
         if type(work) is str:
             return self._execute(conn, work, params)
-        return drive(work(), lambda st: self._execute(conn, *st))  # type: ignore[operator]
+        value = drive(work(), lambda st: self._execute(conn, *st))  # type: ignore[operator]
+        self.database.release_large_result(conn)
+        return value
 
     def _read(self, read: Read[T]) -> T:
         sql, params, finish = read
@@ -324,6 +327,8 @@ class SyncOperations(WritePlans[M]):
                     rows = conn.execute(sql, params).fetchall()
                 else:
                     rows = self._execute(conn, sql, params).fetchall()
+                    if len(rows) > KEPT_RESULT_ROWS:
+                        db.release_large_result(conn)
                 return finish(rows)
             except db.driver_errors as exc:
                 if db.is_sqlite or not db.is_disconnect(exc, conn):
@@ -334,6 +339,8 @@ class SyncOperations(WritePlans[M]):
         conn, owned = db.acquire()
         try:
             rows = self._execute(conn, sql, params).fetchall()
+            if len(rows) > KEPT_RESULT_ROWS:
+                db.release_large_result(conn)
         except db.driver_errors as exc:
             if owned:
                 db.rollback(conn)
@@ -358,7 +365,11 @@ class SyncOperations(WritePlans[M]):
                 if type(work) is str:
                     if db.is_sqlite:
                         return finish(conn.execute(work, params))
-                    return finish(self._execute(conn, work, params))
+                    cursor = self._execute(conn, work, params)
+                    result = finish(cursor)
+                    if cursor.rowcount > KEPT_RESULT_ROWS:
+                        db.release_large_result(conn)
+                    return result
                 return finish(self._perform(conn, work, params))
             except db.driver_errors as exc:
                 if db.is_sqlite:
@@ -400,6 +411,8 @@ class SyncOperations(WritePlans[M]):
             outcome = self._perform(conn, work, params)
             if type(work) is str:  # read it out: the connection goes back before finishing
                 outcome = _fetched(outcome)
+                if len(outcome.rows) > KEPT_RESULT_ROWS:
+                    db.release_large_result(conn)
             if savepoint:
                 self._execute(conn, f"RELEASE SAVEPOINT {savepoint}", ())
             if owned:
