@@ -105,7 +105,8 @@ def _marks(backend: str, n: int) -> str:
 
 
 class Floor:
-    """aiosqlite / asyncpg / aiomysql by hand, one held autocommit connection."""
+    """aiosqlite / asyncpg / aiomysql by hand, one held autocommit connection (aiomysql:
+    and one held cursor on it)."""
 
     bulk_keys = True
 
@@ -147,6 +148,7 @@ class Floor:
             self.conn = await aiomysql.connect(host=p["host"], port=p["port"] or 3306,
                                                user=p["user"], password=p["password"],
                                                db=p["database"], autocommit=True)
+            self.cur = await self.conn.cursor()
 
     async def close(self) -> None:
         result = self.conn.close()
@@ -158,9 +160,8 @@ class Floor:
             return list(await self.conn.execute_fetchall(sql, params))
         if self.b == "postgresql":
             return list(await self.conn.fetch(sql, *params))
-        async with self.conn.cursor() as cur:
-            await cur.execute(sql, params)
-            return list(await cur.fetchall())
+        await self.cur.execute(sql, params)
+        return list(await self.cur.fetchall())
 
     async def get(self, key: int) -> User:
         return to_model((await self._fetch(self.get_sql, key))[0])
@@ -174,9 +175,8 @@ class Floor:
             key = cur.lastrowid
             await cur.close()
         else:
-            async with self.conn.cursor() as cur:
-                await cur.execute(self.insert, params)
-                key = cur.lastrowid
+            await self.cur.execute(self.insert, params)
+            key = self.cur.lastrowid
         return User(id=key, **values)
 
     async def upsert(self, key: int, values: dict[str, Any]) -> User:
@@ -186,8 +186,7 @@ class Floor:
         elif self.b == "sqlite":
             await self.conn.execute(self.upsert_sql, params)
         else:
-            async with self.conn.cursor() as cur:
-                await cur.execute(self.upsert_sql, params)
+            await self.cur.execute(self.upsert_sql, params)
         return User(id=key, **values)
 
     async def count(self, age: int) -> int:
@@ -214,9 +213,8 @@ class Floor:
             keys = list(range(last - len(params) + 1, last + 1))
         else:
             await self.conn.begin()
-            async with self.conn.cursor() as cur:
-                await cur.executemany(self.insert, params)  # one multi-row INSERT
-                first = cur.lastrowid
+            await self.cur.executemany(self.insert, params)  # one multi-row INSERT
+            first = self.cur.lastrowid
             await self.conn.commit()
             keys = list(range(first, first + len(params)))
         return [User(id=k, **v) for k, v in zip(keys, rows)]
@@ -245,7 +243,7 @@ class Floor:
 
 
 class PsycopgFloor(Floor):
-    """psycopg 3's AsyncConnection by hand (PostgreSQL), autocommit."""
+    """psycopg 3's AsyncConnection by hand (PostgreSQL), autocommit, one held cursor."""
 
     def __init__(self, t: Target) -> None:
         super().__init__(Target("mysql", t.url, t.table))  # %s placeholders
@@ -258,21 +256,22 @@ class PsycopgFloor(Floor):
         self.conn = await psycopg.AsyncConnection.connect(
             host=p["host"], port=p["port"] or 5432, user=p["user"],
             password=p["password"] or None, dbname=p["database"], autocommit=True)
+        self.cur = self.conn.cursor()
         self.upsert_sql = self.upsert_sql.split(" ON DUPLICATE")[0] + (
             " ON CONFLICT (id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in VALUES))
 
     async def _fetch(self, sql: str, *params: Any) -> list[Any]:
-        cur = await self.conn.execute(sql, params)
-        return list(await cur.fetchall())
+        await self.cur.execute(sql, params)
+        return list(await self.cur.fetchall())
 
     async def create(self, values: dict[str, Any]) -> User:
-        cur = await self.conn.execute(self.insert + " RETURNING id", validated(values))
-        key = (await cur.fetchone())[0]
+        await self.cur.execute(self.insert + " RETURNING id", validated(values))
+        key = (await self.cur.fetchone())[0]
         return User(id=key, **values)
 
     async def upsert(self, key: int, values: dict[str, Any]) -> User:
-        await self.conn.execute(self.upsert_sql, (key, *validated(values)))
+        await self.cur.execute(self.upsert_sql, (key, *validated(values)))
         return User(id=key, **values)
 
     async def bulk(self, rows: list[dict[str, Any]]) -> list[User]:
@@ -280,8 +279,8 @@ class PsycopgFloor(Floor):
         sql = (f"INSERT INTO {self.table} ({', '.join(VALUES)}) SELECT * FROM unnest("
                "%s::text[], %s::text[], %s::bigint[], %s::bool[], %s::float8[]) RETURNING id")
         async with self.conn.transaction():
-            cur = await self.conn.execute(sql, [list(c) for c in zip(*params)])
-            keys = [r[0] for r in await cur.fetchall()]
+            await self.cur.execute(sql, [list(c) for c in zip(*params)])
+            keys = [r[0] for r in await self.cur.fetchall()]
         return [User(id=k, **v) for k, v in zip(keys, rows)]
 
     async def iterate(self) -> AsyncIterator[User]:
