@@ -309,7 +309,7 @@ class Database:
             self._memory_lock.acquire()
             return self._memory_creator(), True
         holder = getattr(self._local, "holder", None)
-        if holder is not None and holder.pid == os.getpid():
+        if holder is not None:  # a forked child starts without (engine._after_fork_in_child)
             if not self.is_sqlite:
                 self._check_idle(holder)
                 holder = self._local.holder
@@ -352,7 +352,7 @@ class Database:
             if holder is None or self.engine.dispatch.before_cursor_execute:
                 return None
             return holder.connection
-        if holder is None or holder.pid != os.getpid():
+        if holder is None:
             holder = self._new_server_connection()
         else:
             self._check_idle(holder)
@@ -523,13 +523,18 @@ class Database:
                     raise self._tx_error(exc, "begin a transaction on") from exc
                 raise
             token = self._tx.set(_Transaction(dbapi_connection, connection))
+            owner = os.getpid()
             try:
                 yield connection
             except BaseException:
+                if os.getpid() != owner:
+                    raise  # a forked child left the block: the transaction is the parent's
                 with contextlib.suppress(Exception):
                     root.rollback()
                 raise
             else:
+                if os.getpid() != owner:
+                    return  # a forked child left the block: commit nothing, close nothing
                 try:
                     root.commit()
                 except Exception as exc:
@@ -539,9 +544,10 @@ class Database:
                         raise self._tx_error(exc, "commit the transaction on") from exc
                     raise
             finally:
-                self._tx.reset(token)
-                with contextlib.suppress(Exception):  # a broken connection is discarded
-                    connection.close()
+                if os.getpid() == owner:
+                    self._tx.reset(token)
+                    with contextlib.suppress(Exception):  # a broken connection is discarded
+                        connection.close()
         finally:
             if self.is_memory:
                 self._memory_lock.release()
@@ -571,6 +577,14 @@ class Database:
             nested.commit()
 
     # --- lifecycle ------------------------------------------------------------------
+
+    def forget_parents_connections(self) -> None:
+        """In a forked child: start with no connection and outside any ``transaction()``
+        block of the parent's (whose connections stay the parent's, never closed here)."""
+        self._local = threading.local()
+        self._thread_connections = weakref.WeakSet()
+        self._tx = contextvars.ContextVar(f"registers_tx_{id(self)}", default=None)
+        self.engine.dispose(close=False)
 
     def close_connections(self) -> None:
         for holder in list(self._thread_connections):
@@ -609,7 +623,7 @@ class _ConnectionHolder:
             self.connection.close()
 
     def __del__(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == os.getpid():  # never the parent's connection, in a forked child
             self.close()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 
 import sqlalchemy as sa
 
@@ -191,11 +190,10 @@ def dispose_all() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # A forked child must never reuse the parent's SQLite connections or pool.
+    # A forked child must never reuse (or close) the parent's connections, pool or
+    # transaction.
     for db in {id(db): db for db in _databases.values()}.values():
-        db._local = threading.local()
-        db._thread_connections = weakref.WeakSet()
-        db.engine.dispose(close=False)
+        db.forget_parents_connections()
 
 
 if hasattr(os, "register_at_fork"):

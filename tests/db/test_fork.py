@@ -1,0 +1,130 @@
+"""A forked child (multiprocessing's default on Linux, pre-forking servers) gets its own
+connections: it never reuses the parent's, and never closes them."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from registers.db import database_registry
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def _model(url: str) -> Any:
+    @database_registry(url, table_name="forked")
+    class Item(BaseModel):
+        id: int | None = None
+        name: str
+
+    return Item
+
+
+def _session(url: str, conn: Any) -> Any:
+    """What identifies the server session (or SQLite connection) behind ``conn``."""
+    if url.startswith("postgresql"):
+        return conn.info.backend_pid
+    if url.startswith("mysql"):
+        cursor = conn.cursor()
+        cursor.execute("SELECT CONNECTION_ID()")
+        return cursor.fetchall()[0][0]
+    return id(conn)
+
+
+def _servers_only(url: str) -> None:
+    if url.startswith("sqlite"):
+        # SQLite keeps a process's file locks in memory shared by its connections: a
+        # child forked while the parent holds the write lock inherits that record, so
+        # none of its connections can write the file (docs/databases.md).
+        pytest.skip("SQLite: a child forked inside a write transaction cannot write")
+
+
+def _in_child(work: Any) -> int:
+    """Run ``work`` in a forked child; its exit status (0: it returned True)."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            status = 0 if work() else 2
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_forked_child_uses_connections_of_its_own(database_url: str) -> None:
+    Item = _model(database_url)
+    Item.objects.create(name="parent")
+    database = Item.objects.database
+    conn = database.autocommit_connection() or database.acquire()[0]
+    session = _session(database_url, conn)
+
+    def child() -> bool:
+        made = Item.objects.create(name="child")
+        names = sorted(i.name for i in Item.objects.filter())
+        mine = database.autocommit_connection() or database.acquire()[0]
+        return mine is not conn and names == ["child", "parent"] and made.id is not None
+
+    assert _in_child(child) == 0
+    # the parent's connection is still open, still the same session, and sees the child's row
+    assert (database.autocommit_connection() or database.acquire()[0]) is conn
+    assert _session(database_url, conn) == session
+    assert sorted(i.name for i in Item.objects.filter()) == ["child", "parent"]
+    Item.objects.create(name="parent again")
+    assert Item.objects.count() == 3
+
+
+def test_a_forked_child_inside_a_transaction_block_does_not_share_it(
+        database_url: str) -> None:
+    """A child forked inside ``transaction()`` starts outside any block: its writes are
+    its own, and the parent's block commits or rolls back only its own."""
+    _servers_only(database_url)
+    Item = _model(database_url)
+    Item.objects.create(name="before")
+    with pytest.raises(RuntimeError), Item.objects.database.transaction():
+        Item.objects.create(name="rolled back")
+
+        def child() -> bool:
+            Item.objects.create(name="from the child")
+            return True
+
+        assert _in_child(child) == 0
+        raise RuntimeError("roll the parent's block back")
+    assert sorted(i.name for i in Item.objects.filter()) == ["before", "from the child"]
+
+
+def test_a_child_that_leaves_the_parents_block_commits_nothing_of_it(
+        database_url: str) -> None:
+    """``os.fork()`` inside ``transaction()``, and the child runs on to the end of the
+    block: neither commits nor rolls back the parent's transaction for it."""
+    _servers_only(database_url)
+    Item = _model(database_url)
+    database = Item.objects.database
+    parent = os.getpid()
+    pid = 0
+    status = 1  # the child's exit status
+    try:
+        with database.transaction():
+            Item.objects.create(name="the parent's")
+            pid = os.fork()
+            if pid == 0:
+                with database.transaction():  # the child's own block, its own connection
+                    Item.objects.create(name="the child's")
+            # the child runs on and leaves the parent's block here
+        status = 0
+    except BaseException:
+        if os.getpid() == parent:
+            raise
+        traceback.print_exc()
+    finally:
+        if os.getpid() != parent:
+            os._exit(status)  # never return into pytest
+    _, waited = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(waited) == 0
+    assert sorted(i.name for i in Item.objects.filter()) == ["the child's", "the parent's"]
