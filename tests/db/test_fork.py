@@ -128,3 +128,29 @@ def test_a_child_that_leaves_the_parents_block_commits_nothing_of_it(
     _, waited = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(waited) == 0
     assert sorted(i.name for i in Item.objects.filter()) == ["the child's", "the parent's"]
+
+
+def test_a_forked_child_runs_async_operations_on_its_own_connections(
+        database_url: str) -> None:
+    """A multiprocessing worker forked after the parent used the async API."""
+    import asyncio
+
+    Item = _model(database_url)
+
+    async def parent_work() -> int:
+        await Item.objects.acreate(name="parent")
+        return await Item.objects.acount()
+
+    assert asyncio.run(parent_work()) == 1
+
+    def child() -> bool:
+        async def work() -> list[str]:
+            await Item.objects.acreate(name="child")
+            names = sorted(i.name for i in await Item.objects.afilter())
+            await Item.objects.adispose()
+            return names
+
+        return asyncio.run(work()) == ["child", "parent"]
+
+    assert _in_child(child) == 0
+    assert asyncio.run(parent_work()) == 3  # the child's row and the parent's second
