@@ -36,15 +36,20 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from registers.db.exceptions import ConfigurationError
 
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
 __all__ = [
     "DEFAULT_OPTIONS",
+    "ConnectingDatabase",
     "DatabaseOptions",
     "configure_database",
     "database_options",
+    "install_connect_hooks",
     "on_configure",
 ]
 
@@ -437,3 +442,34 @@ def _aiomysql_creator(options: DatabaseOptions) -> Any:
         return conn
 
     return connect
+
+
+class ConnectingDatabase(Protocol):
+    """What :func:`install_connect_hooks` reads of a database."""
+
+    family: str
+
+    @property
+    def options(self) -> DatabaseOptions: ...
+
+
+def install_connect_hooks(engine: sa.Engine, database: ConnectingDatabase) -> None:
+    """Make ``engine`` (sync, or an async engine's ``sync_engine``) open connections with
+    the bounds of ``database.options``, read at each connect."""
+    family = database.family
+
+    def do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        options = database.options
+        driver = dialect.driver
+        server_connect_arguments(family, driver, dialect.is_async, options, cparams)
+        if driver == "psycopg" and not dialect.is_async:
+            return psycopg_connect(options, cargs, cparams)
+        return None
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        after_connect(family, engine.dialect.driver, database.options, dbapi_connection)
+
+    from sqlalchemy import event
+
+    event.listen(engine, "do_connect", do_connect)
+    event.listen(engine, "connect", on_connect)

@@ -36,54 +36,19 @@ import sqlalchemy as sa
 from registers.db.connect import (
     DEFAULT_OPTIONS,
     DatabaseOptions,
-    after_connect,
     database_options,
-    psycopg_connect,
-    server_connect_arguments,
+    install_connect_hooks,
 )
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
+from registers.db.identity import database_identity
 from registers.db.sqlite_setup import configure_sqlite
 
 __all__ = [
     "IDLE_CHECK_SECONDS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "Database",
-    "database_identity",
-    "install_connect_hooks",
 ]
-
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
-
-
-def database_identity(url: str) -> str:
-    """Which database ``url`` names, the same string for every spelling of it.
-
-    The driver (``postgresql://`` and ``postgresql+psycopg://``), the user and password,
-    a missing default port, and the spelling of a SQLite file's path (``app.db``,
-    ``./app.db``, an absolute path, a symbolic link) do not matter; host, port, database
-    and query options (a PostgreSQL ``search_path``, for instance) do. In-memory and URI
-    SQLite databases are only ever the same as themselves.
-    """
-    try:
-        parsed = sa.make_url(url)
-        backend = parsed.get_backend_name()
-    except Exception:
-        return url
-    family = "mysql" if backend in ("mysql", "mariadb") else backend
-    query = "&".join(
-        f"{k}={v}" for k, v in sorted((k, str(v)) for k, v in parsed.query.items())
-    )
-    if family == "sqlite":
-        path = parsed.database or ""
-        if path in ("", ":memory:") or path.startswith("file:") or "mode=memory" in url:
-            return url
-        if query and "uri=true" in query.lower():
-            return url
-        return "sqlite:///" + os.path.normcase(os.path.realpath(path))
-    host = (parsed.host or "localhost").lower()
-    port: int | str = parsed.port or _DEFAULT_PORTS.get(family) or ""
-    return f"{family}://{host}:{port}/{parsed.database or ''}" + (f"?{query}" if query else "")
 
 SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
 # A server connection idle for longer than this is pinged before its next statement.
@@ -422,10 +387,9 @@ class Database:
 
     def _alive(self, connection: Any) -> bool:
         try:
-            cursor = connection.cursor()
+            cursor = self.cursor(connection)
             cursor.execute("SELECT 1")
             cursor.fetchall()
-            cursor.close()
             return True
         except Exception:
             return False
@@ -470,20 +434,20 @@ class Database:
 
     def begin(self, conn: Any) -> None:
         """Start a write transaction on an owned connection."""
-        _run(conn, "BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+        self.cursor(conn).execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
 
     def commit(self, conn: Any) -> None:
         if self.is_sqlite:
             _sqlite_end(conn, "COMMIT")
         else:
-            _run(conn, "COMMIT")
+            self.cursor(conn).execute("COMMIT")
 
     def rollback(self, conn: Any) -> None:
         try:
             if self.is_sqlite:
                 _sqlite_end(conn, "ROLLBACK")
             else:
-                _run(conn, "ROLLBACK")
+                self.cursor(conn).execute("ROLLBACK")
         except Exception:  # the original error matters more than a failed rollback
             # a server connection that cannot even roll back is broken: never reuse it
             holder = getattr(self._local, "holder", None)
@@ -627,35 +591,6 @@ class _ConnectionHolder:
             self.close()
 
 
-def _run(conn: Any, statement: str) -> None:
-    """Send a transaction-control statement on a DBAPI connection (no listener sees it)."""
-    cursor = conn.cursor()
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.close()
-
-
 def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
     if conn.in_transaction:
         conn.execute(statement)
-
-
-def install_connect_hooks(engine: sa.Engine, database: Database) -> None:
-    """Make ``engine`` (sync, or an async engine's ``sync_engine``) open connections with
-    the bounds of ``database.options``, read at each connect."""
-    family = database.family
-
-    def do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        options = database.options
-        driver = dialect.driver
-        server_connect_arguments(family, driver, dialect.is_async, options, cparams)
-        if driver == "psycopg" and not dialect.is_async:
-            return psycopg_connect(options, cargs, cparams)
-        return None
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        after_connect(family, engine.dialect.driver, database.options, dbapi_connection)
-
-    sa.event.listen(engine, "do_connect", do_connect)
-    sa.event.listen(engine, "connect", on_connect)

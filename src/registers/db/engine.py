@@ -10,18 +10,10 @@ import threading
 
 import sqlalchemy as sa
 
-from registers.db.connect import (
-    DatabaseOptions,
-    on_configure,
-)
-from registers.db.database import (
-    IDLE_CHECK_SECONDS,
-    SQLITE_BUSY_TIMEOUT_MS,
-    Database,
-    database_identity,
-    install_connect_hooks,
-)
+from registers.db.connect import DatabaseOptions, install_connect_hooks, on_configure
+from registers.db.database import IDLE_CHECK_SECONDS, SQLITE_BUSY_TIMEOUT_MS, Database
 from registers.db.exceptions import ConfigurationError
+from registers.db.identity import database_identity
 from registers.db.sqlite_setup import configure_sqlite
 
 __all__ = [
