@@ -496,3 +496,47 @@ def test_a_value_its_column_cannot_hold_is_an_invalid_query_naming_why(
             assert "(1" not in message  # no (code, "message") tuple
             assert raw.rows("narrow_rows") == [
                 {"id": 1, "name": "ok", "small": None, "price": None}]
+
+
+def test_a_statement_over_max_allowed_packet_is_an_invalid_query_not_an_outage(
+        database_url: str, backend: str) -> None:
+    """MySQL/MariaDB refuse a statement over ``max_allowed_packet`` (16 MiB by default)
+    by answering error 1153 or just dropping the connection. Either way it is an
+    InvalidQueryError naming the limit (the server is up), nothing is stored, and the
+    next statement runs on a new connection; sync and async. SQLite and PostgreSQL store
+    such a value."""
+    from registers.db import InvalidQueryError
+
+    @database_registry(database_url, table_name="big_docs")
+    class Doc(BaseModel):
+        id: int | None = None
+        body: str
+
+    body = "x" * (17 * 1024 * 1024)
+    writes: list[Callable[[], Any]] = [
+        lambda: Doc.objects.create(body=body),
+        lambda: Doc.objects.upsert(id=1, body=body),
+        lambda: asyncio.run(Doc.objects.acreate(body=body)),
+    ]
+    if backend != "mysql":
+        Doc.objects.create(body=body)
+        assert len(Doc.objects.get(1).body) == len(body)
+        return
+    for attempt in range(2):  # the server answers either way, by chance
+        for write in writes:
+            with pytest.raises(InvalidQueryError, match=r"max_allowed_packet of 16\.0 MiB") \
+                    as caught:
+                write()
+            assert "takes at least 17.0 MiB" in str(caught.value)
+            assert Doc.objects.count() == 0
+            made = Doc.objects.create(body=f"small {attempt}")  # a new connection serves
+            assert Doc.objects.get(made.id).body == f"small {attempt}"
+
+            async def small() -> Any:
+                try:
+                    return await Doc.objects.acreate(body="async small")
+                finally:
+                    await Doc.objects.adispose()
+
+            assert asyncio.run(small()).id is not None
+            Doc.objects.truncate()

@@ -379,7 +379,10 @@ class Database:
             kept.close()
 
     def is_disconnect(self, exc: BaseException, connection: Any) -> bool:
-        """Whether ``exc`` means ``connection`` is gone (server restarted, link cut)."""
+        """Whether ``exc`` means ``connection`` is gone (server restarted, link cut; MySQL
+        closes it after error 1153, a statement over ``max_allowed_packet``)."""
+        if self.family == "mysql" and getattr(exc, "args", None) and exc.args[0] == 1153:
+            return True
         try:
             return bool(self.dialect.is_disconnect(exc, connection, None))  # type: ignore[arg-type]
         except Exception:  # pragma: no cover - a dialect that cannot tell

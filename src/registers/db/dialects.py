@@ -6,9 +6,10 @@ to be spelt differently per backend, the difference lives here.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,6 +239,42 @@ def is_unavailable(family: str, exc: BaseException) -> bool:
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (.+)$")
 _SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
 _SQLITE_INDEX = re.compile(r"index '(.+)'$")
+# PyMySQL escapes these characters with a backslash, doubling them in the statement.
+_MYSQL_ESCAPED = ("\\", "'", '"', "\0", "\n", "\r", "\x1a")
+
+
+def mysql_statement_bytes(values: Iterable[Any]) -> int:
+    """About how many bytes ``values`` (text and binary) take in a MySQL statement once
+    encoded and escaped (an estimate from below: the rest of the SQL is not counted)."""
+    total = 0
+    for value in values:
+        if isinstance(value, str):
+            total += len(value.encode("utf-8", "surrogatepass"))
+            total += sum(value.count(c) for c in _MYSQL_ESCAPED)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            total += len(raw) + sum(raw.count(c.encode()) for c in _MYSQL_ESCAPED)
+    return total
+
+
+def mysql_packet_limit(connect: Callable[[], Any]) -> int | None:
+    """The server's ``max_allowed_packet`` read on a connection from ``connect`` (a
+    DBAPI connection factory), or None if the server cannot be reached."""
+    try:
+        conn = connect()
+    except Exception:
+        return None
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT @@max_allowed_packet")
+        return int(cursor.fetchall()[0][0])
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")
 # 1048: Column 'x' cannot be null; 1364: Field 'x' doesn't have a default value.
 _MYSQL_NULL_COLUMN = re.compile(r"^(?:Column|Field) '([^']+)'")

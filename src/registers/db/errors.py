@@ -10,7 +10,7 @@ with the driver's exception chained as ``__cause__``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from registers.db.dialects import (
     is_transient,
     is_unavailable,
     is_unraised_violation,
+    mysql_statement_bytes,
     value_error_kind,
 )
 from registers.db.exceptions import (
@@ -35,6 +36,9 @@ from registers.db.exceptions import (
 
 if TYPE_CHECKING:
     from registers.db.connect import DatabaseOptions
+
+# A lost write smaller than this never asks the server for its max_allowed_packet.
+_LARGE_STATEMENT = 1024 * 1024
 
 __all__ = [
     "ErrorTranslator",
@@ -110,6 +114,9 @@ class ErrorTranslator:
         self.where = f"table {table_name!r} ({model_name})"
         # the database's tables whose CREATE it refused (Database.refused_tables)
         self.refused_tables: Mapping[str, SchemaError] = {}
+        # MySQL: the server's max_allowed_packet, read when a large write lost its
+        # connection (the server drops a statement over it without an error)
+        self.packet_limit: Callable[[], int | None] | None = None
 
     def generated_key_taken(self, exc: BaseException) -> bool:
         """PostgreSQL: whether ``exc`` says a key the sequence generated is already
@@ -133,7 +140,11 @@ class ErrorTranslator:
         message = first_line(exc)
         lowered = message.lower()
         context = {"model": self.model_name, "table": self.table_name}
-        if is_unavailable(self.family, exc):
+        packet_error = self.family == "mysql" and bool(exc.args) and exc.args[0] == 1153
+        if packet_error or is_unavailable(self.family, exc):
+            too_large = self._over_packet_limit(action, data, packet_error)
+            if too_large is not None:
+                return too_large
             return DatabaseUnavailableError(
                 f"cannot {action} {self.where}: the database cannot be reached ({message})",
                 **context,
@@ -185,6 +196,30 @@ class ErrorTranslator:
                 **context,
             )
         return DatabaseError(f"cannot {action} {self.where}: {message}", **context)
+
+    def _over_packet_limit(self, action: str, data: Mapping[str, Any] | None,
+                           said: bool) -> InvalidQueryError | None:
+        """A statement over MySQL's ``max_allowed_packet``: the server answers error 1153
+        (``said``) or, as often, just drops the connection. A lost write whose values
+        alone reach the server's limit (and the server answers) is that error, not an
+        unreachable database."""
+        size = mysql_statement_bytes(data.values()) if data else 0
+        if not said and (self.family != "mysql" or size < _LARGE_STATEMENT
+                         or self.packet_limit is None):
+            return None
+        limit = None if self.packet_limit is None else self.packet_limit()
+        if not said and (limit is None or size < limit):
+            return None
+        mib = 1024 * 1024
+        over = "max_allowed_packet" if limit is None else \
+            f"max_allowed_packet of {limit / mib:.1f} MiB"
+        takes = f"takes at least {size / mib:.1f} MiB, over" if size else "is over"
+        return InvalidQueryError(
+            f"cannot {action} {self.where}: the statement {takes} the server's {over} "
+            "(raise max_allowed_packet on the server, or store the value in smaller "
+            "pieces)",
+            model=self.model_name, table=self.table_name,
+        )
 
     def _constraint(self, exc: BaseException, action: str,
                     data: Mapping[str, Any] | None) -> RegistryError:
