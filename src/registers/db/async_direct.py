@@ -122,11 +122,13 @@ class ServerConnection(DirectConnection):
         return result
 
     async def _renew_cursor(self) -> None:
+        """A new cursor for the next statements (no round trip: the result was read)."""
         old, fresh = self.cursor, self.raw.cursor()
         self.cursor = await fresh if inspect.isawaitable(fresh) else fresh
-        closed = old.close()
-        if closed is not None:
-            await closed
+        with contextlib.suppress(Exception):  # the statement succeeded: never fail it here
+            closed = old.close()
+            if closed is not None:
+                await closed
 
     async def alive(self) -> bool:
         try:
