@@ -39,6 +39,7 @@ from registers.db.connect import (
     database_options,
     install_connect_hooks,
 )
+from registers.db.dialects import is_packet_too_large
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.identity import database_identity
@@ -68,7 +69,7 @@ _PYSQLITE_ARGS = frozenset(
 class _Transaction:
     connection: Any  # the DBAPI connection the managers use
     sa_connection: sa.Connection
-    cursor: Any = None  # the managers' cursor on it, made on first use
+    cursor: Any  # the managers' cursor on it
 
 
 class Database:
@@ -346,42 +347,33 @@ class Database:
         """A cursor to send one statement on ``connection``: the one kept for the thread's
         own server connection or for the ``transaction()`` block's connection, else a
         new one."""
-        kept = self._kept_cursor(connection)
+        owner = self._cursor_owner(connection)
+        kept = None if owner is None else owner.cursor
         return connection.cursor() if kept is None else kept
 
-    def _kept_cursor(self, connection: Any) -> Any:
+    def _cursor_owner(self, connection: Any) -> _Transaction | _ConnectionHolder | None:
+        """What keeps a cursor for ``connection``: the current block, or the thread."""
         tx = self._tx.get()
         if tx is not None:
-            if tx.connection is not connection:
-                return None
-            if tx.cursor is None:
-                tx.cursor = connection.cursor()
-            return tx.cursor
+            return tx if tx.connection is connection else None
         holder = getattr(self._local, "holder", None)
-        if holder is not None and holder.connection is connection:
-            return holder.cursor
-        return None
+        return holder if holder is not None and holder.connection is connection else None
 
     def release_large_result(self, connection: Any) -> None:
         """After a statement's rows were read: if the kept cursor on ``connection`` holds
         more than ``KEPT_RESULT_ROWS`` rows, close it (a new one is made), so the
         driver's copy of a large result is not kept while the connection sits idle."""
-        kept = self._kept_cursor(connection)
-        if kept is None or kept.rowcount <= KEPT_RESULT_ROWS:
+        owner = self._cursor_owner(connection)
+        if owner is None or owner.cursor is None or owner.cursor.rowcount <= KEPT_RESULT_ROWS:
             return
-        fresh = connection.cursor()
-        tx = self._tx.get()
-        if tx is not None:
-            tx.cursor = fresh
-        else:
-            self._local.holder.cursor = fresh
+        kept, owner.cursor = owner.cursor, connection.cursor()
         with contextlib.suppress(Exception):
             kept.close()
 
     def is_disconnect(self, exc: BaseException, connection: Any) -> bool:
         """Whether ``exc`` means ``connection`` is gone (server restarted, link cut; MySQL
         closes it after error 1153, a statement over ``max_allowed_packet``)."""
-        if self.family == "mysql" and getattr(exc, "args", None) and exc.args[0] == 1153:
+        if is_packet_too_large(self.family, exc):
             return True
         try:
             return bool(self.dialect.is_disconnect(exc, connection, None))  # type: ignore[arg-type]
@@ -484,12 +476,13 @@ class Database:
                     # IMMEDIATE takes the write lock now (waiting on the busy timeout),
                     # so the block can never fail later on a lock upgrade.
                     dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
             except BaseException as exc:
                 connection.close()
                 if isinstance(exc, Exception) and self._is_driver_error(exc):
                     raise self._tx_error(exc, "begin a transaction on") from exc
                 raise
-            token = self._tx.set(_Transaction(dbapi_connection, connection))
+            token = self._tx.set(_Transaction(dbapi_connection, connection, cursor))
             owner = os.getpid()
             try:
                 yield connection

@@ -243,6 +243,12 @@ _SQLITE_INDEX = re.compile(r"index '(.+)'$")
 _MYSQL_ESCAPED = ("\\", "'", '"', "\0", "\n", "\r", "\x1a")
 
 
+def is_packet_too_large(family: str, exc: BaseException) -> bool:
+    """MySQL error 1153: a statement over ``max_allowed_packet`` (the server then closes
+    the connection)."""
+    return family == "mysql" and bool(getattr(exc, "args", None)) and exc.args[0] == 1153
+
+
 def mysql_statement_bytes(values: Iterable[Any]) -> int:
     """About how many bytes ``values`` (text and binary) take in a MySQL statement once
     encoded and escaped (an estimate from below: the rest of the SQL is not counted)."""

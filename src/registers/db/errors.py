@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from registers.db.dialects import (
     classify_integrity_error,
+    is_packet_too_large,
     is_transient,
     is_unavailable,
     is_unraised_violation,
@@ -140,9 +141,9 @@ class ErrorTranslator:
         message = first_line(exc)
         lowered = message.lower()
         context = {"model": self.model_name, "table": self.table_name}
-        packet_error = self.family == "mysql" and bool(exc.args) and exc.args[0] == 1153
-        if packet_error or is_unavailable(self.family, exc):
-            too_large = self._over_packet_limit(action, data, packet_error)
+        said = is_packet_too_large(self.family, exc)
+        if said or is_unavailable(self.family, exc):
+            too_large = self._over_packet_limit(action, data, said)
             if too_large is not None:
                 return too_large
             return DatabaseUnavailableError(
@@ -204,9 +205,8 @@ class ErrorTranslator:
         alone reach the server's limit (and the server answers) is that error, not an
         unreachable database."""
         size = mysql_statement_bytes(data.values()) if data else 0
-        if not said and (self.family != "mysql" or size < _LARGE_STATEMENT
-                         or self.packet_limit is None):
-            return None
+        if not said and (self.packet_limit is None or size < _LARGE_STATEMENT):
+            return None  # (packet_limit is set on MySQL only)
         limit = None if self.packet_limit is None else self.packet_limit()
         if not said and (limit is None or size < limit):
             return None
