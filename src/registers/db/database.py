@@ -389,6 +389,11 @@ class Database:
         except Exception:
             return False
 
+    def spare_connection(self) -> Any:
+        """A new DBAPI connection outside the pool, which the caller closes: the error
+        path's questions to the server never wait on an exhausted pool."""
+        return self.engine.pool._creator()  # type: ignore[call-arg]
+
     def _new_server_connection(self) -> _ConnectionHolder:
         try:
             fairy = self.engine.raw_connection()

@@ -263,22 +263,52 @@ def mysql_statement_bytes(values: Iterable[Any]) -> int:
     return total
 
 
-def mysql_packet_limit(connect: Callable[[], Any]) -> int | None:
-    """The server's ``max_allowed_packet`` read on a connection from ``connect`` (a
-    DBAPI connection factory), or None if the server cannot be reached."""
+def _mysql_lookup(connect: Callable[[], Any], sql: str,
+                  params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]] | None:
+    """The rows of one query run on a connection from ``connect`` (a DBAPI connection
+    factory) and closed after, or None if the server cannot be reached: the error
+    path's questions to the server, which never fail the error they explain."""
     try:
         conn = connect()
     except Exception:
         return None
     try:
         cursor = conn.cursor()
-        cursor.execute("SELECT @@max_allowed_packet")
-        return int(cursor.fetchall()[0][0])
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
     except Exception:
         return None
     finally:
         with contextlib.suppress(Exception):
             conn.close()
+
+
+def mysql_packet_limit(connect: Callable[[], Any]) -> int | None:
+    """The server's ``max_allowed_packet``, or None if the server cannot be reached."""
+    rows = _mysql_lookup(connect, "SELECT @@max_allowed_packet")
+    return int(rows[0][0]) if rows else None
+
+
+def mysql_unique_keys(connect: Callable[[], Any],
+                      table: str) -> dict[str, tuple[str, ...]] | None:
+    """``table``'s unique keys in the current database: key name -> its columns, in
+    key order; a key with a part on an expression (MySQL 8) has no columns. None if
+    the server cannot be reached. MySQL names only the key in a duplicate-entry error,
+    and a key registers did not create is named after its first column, or anything."""
+    rows = _mysql_lookup(
+        connect,
+        "SELECT index_name, column_name FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE() AND table_name = %s AND non_unique = 0 "
+        "ORDER BY index_name, seq_in_index",
+        (table,),
+    )
+    if rows is None:
+        return None
+    keys: dict[str, list[str | None]] = {}
+    for name, column in rows:
+        keys.setdefault(str(name), []).append(None if column is None else str(column))
+    return {name: () if None in columns else tuple(c for c in columns if c is not None)
+            for name, columns in keys.items()}
 
 
 _MYSQL_KEY = re.compile(r"for key '([^']+)'")

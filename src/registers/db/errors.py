@@ -118,6 +118,10 @@ class ErrorTranslator:
         # MySQL: the server's max_allowed_packet, read when a large write lost its
         # connection (the server drops a statement over it without an error)
         self.packet_limit: Callable[[], int | None] | None = None
+        # MySQL: the table's unique keys (name -> columns), asked of the server when a
+        # duplicate-entry error names a key registers did not create
+        self.unique_keys: Callable[[], Mapping[str, tuple[str, ...]] | None] | None = None
+        self._live_keys: Mapping[str, tuple[str, ...]] = {}
 
     def generated_key_taken(self, exc: BaseException) -> bool:
         """PostgreSQL: whether ``exc`` says a key the sequence generated is already
@@ -228,7 +232,7 @@ class ErrorTranslator:
         constraint = violation.constraint or ""
         if violation.kind == "unique" and constraint:
             # MySQL names the key as `table.name` on some versions.
-            known = self.unique_names.get(constraint.rsplit(".", 1)[-1])
+            known = self._unique_key_columns(constraint.rsplit(".", 1)[-1])
             columns = known if known is not None else columns
         if violation.kind == "unique" and self.column_names \
                 and not self.column_names.issuperset(columns):
@@ -265,6 +269,15 @@ class ErrorTranslator:
             f"cannot {action} {self.where}: {kind} constraint{named} failed{detail}",
             **context,
         )
+
+    def _unique_key_columns(self, name: str) -> tuple[str, ...] | None:
+        """The columns of the unique key ``name``: registers' own, else (MySQL, whose
+        error names only the key) the server's, asked once and again for a key not yet
+        seen."""
+        known = self.unique_names.get(name)
+        if known is None and self.unique_keys is not None and name not in self._live_keys:
+            self._live_keys = self.unique_keys() or self._live_keys
+        return known if known is not None else self._live_keys.get(name)
 
     def _unique(self, columns: Sequence[str], data: Mapping[str, Any] | None,
                 constraint: str = "") -> UniqueConstraintError:

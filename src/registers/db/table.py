@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator
 
-from registers.db.dialects import Dialect, mysql_packet_limit
+from registers.db.dialects import Dialect, mysql_packet_limit, mysql_unique_keys
 from registers.db.engine import Database, get_database
 from registers.db.errors import ErrorTranslator
 from registers.db.exceptions import (
@@ -98,8 +98,9 @@ class ModelTable(Generic[M]):
         )
         self.errors.refused_tables = self.database.refused_tables
         if family == "mysql":
-            self.errors.packet_limit = lambda: mysql_packet_limit(
-                self.database.engine.raw_connection)
+            spare = self.database.spare_connection
+            self.errors.packet_limit = lambda: mysql_packet_limit(spare)
+            self.errors.unique_keys = lambda: mysql_unique_keys(spare, self.table_name)
         # a generated key already stored: retried with the next one (PostgreSQL)
         self._sequence_retry = self.errors.generated_key_taken \
             if family == "postgresql" and self.managed_key else None
