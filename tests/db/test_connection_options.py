@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import threading
 import time
@@ -430,3 +431,46 @@ def test_uri_options_reach_sqlite(sqlite_file: tuple[str, Path]) -> None:
 def test_defaults_unchanged_for_unconfigured_urls(tmp_path: Path) -> None:
     assert get_database(f"sqlite:///{tmp_path / 'z.db'}").options == DEFAULT_OPTIONS
     dispose_engine(f"sqlite:///{tmp_path / 'z.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "install"),
+    [("postgresql+pg8000://u@127.0.0.1:1/db", "pg8000",
+      "pip install pg8000, or use postgresql+psycopg:// with pip install 'registers[postgres]'"),
+     ("mysql+mysqlconnector://u@127.0.0.1:1/db", "mysql.connector",
+      "pip install mysql-connector-python, or use mysql+pymysql:// with "
+      "pip install 'registers[mysql]'"),
+     # mysql:// is MySQLdb, which the mysql extra does not install
+     ("mysql://u@127.0.0.1:1/db", "MySQLdb",
+      "pip install mysqlclient, or use mysql+pymysql:// with pip install 'registers[mysql]'")],
+)
+def test_a_missing_driver_is_refused_when_the_model_is_decorated(
+    url: str, module: str, install: str
+) -> None:
+    """The engine is made on first use, but a driver that is not installed is still an error
+    at decoration (looked for, not imported), naming the URL's driver and what installs it."""
+    try:
+        __import__(module)
+    except ImportError:
+        pass
+    else:
+        pytest.skip(f"{module} is installed here")
+    driver = sa.make_url(url).get_dialect().driver
+    expected = (f"the driver for '{url.split(':')[0]}' ({driver}) is not installed: "
+                f"{install} (No module named '{module}')")
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(expected)}$"):
+        _register(url)
+
+
+def test_decorating_a_server_model_makes_no_engine_until_first_use() -> None:
+    """Decoration neither connects nor imports the driver: the engine is made by the first
+    statement (here refused by a closed port, as a DatabaseUnavailableError)."""
+    url = "postgresql+psycopg://u@127.0.0.1:1/db_lazy_engine"
+    configure_database(url, connect_timeout=1)
+    model = _register(url)
+    database = get_database(url)
+    assert not database.made_engine()
+    with pytest.raises(DatabaseUnavailableError):
+        model.objects.count()
+    assert database.made_engine()
+    dispose_engine(url)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import math
 import threading
 import warnings
@@ -49,9 +50,58 @@ __all__ = [
     "DatabaseOptions",
     "configure_database",
     "database_options",
+    "driver_missing",
     "install_connect_hooks",
     "on_configure",
+    "require_driver",
 ]
+
+# Each SQLAlchemy driver name: the module it imports, and what installs it (a driver not
+# listed is found by importing it, on first use).
+_DRIVERS = {
+    "psycopg": ("psycopg", "pip install 'registers[postgres]'"),
+    "pymysql": ("pymysql", "pip install 'registers[mysql]'"),
+    "asyncpg": ("asyncpg", "pip install 'registers[async]'"),
+    "aiomysql": ("aiomysql", "pip install 'registers[async]'"),
+    "psycopg2": ("psycopg2", "pip install psycopg2-binary, or use postgresql+psycopg:// "
+                             "with pip install 'registers[postgres]'"),
+    "pg8000": ("pg8000", "pip install pg8000, or use postgresql+psycopg:// "
+                         "with pip install 'registers[postgres]'"),
+    "mysqldb": ("MySQLdb", "pip install mysqlclient, or use mysql+pymysql:// "
+                           "with pip install 'registers[mysql]'"),
+    "mysqlconnector": ("mysql.connector", "pip install mysql-connector-python, or use "
+                                          "mysql+pymysql:// with pip install 'registers[mysql]'"),
+    "mariadbconnector": ("mariadb", "pip install mariadb, or use mysql+pymysql:// "
+                                    "with pip install 'registers[mysql]'"),
+}
+
+
+def require_driver(url: sa.URL) -> None:
+    """Raise the ``ConfigurationError`` of :func:`driver_missing` now if ``url``'s driver
+    is not installed. The driver is looked for, not imported: the engine that imports
+    it is made on first use, so decorating a model stays cheap (a CLI's ``--help``)."""
+    known = _DRIVERS.get(url.get_dialect().driver)
+    if known is None:
+        return
+    try:
+        found = importlib.util.find_spec(known[0]) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a broken one
+        found = False
+    if not found:
+        raise driver_missing(url, ModuleNotFoundError(f"No module named {known[0]!r}"))
+
+
+def driver_missing(url: sa.URL, exc: BaseException) -> ConfigurationError:
+    """The error for a URL whose driver cannot be imported, saying what installs it (the
+    ``mysql://`` and ``postgresql://`` defaults, MySQLdb and psycopg2, are not the drivers
+    the extras install)."""
+    driver = url.get_dialect().driver
+    extra = "postgres" if url.get_backend_name() == "postgresql" else "mysql"
+    install = _DRIVERS.get(driver, ("", f"pip install 'registers[{extra}]'"))[1]
+    return ConfigurationError(
+        f"the driver for {url.drivername!r} ({driver}) is not installed: {install} ({exc})"
+    )
+
 
 SqliteSynchronous = Literal["normal", "full"]
 

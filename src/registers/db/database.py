@@ -37,13 +37,15 @@ from registers.db.connect import (
     DEFAULT_OPTIONS,
     DatabaseOptions,
     database_options,
+    driver_missing,
     install_connect_hooks,
+    require_driver,
 )
 from registers.db.dialects import is_packet_too_large
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.identity import database_identity
-from registers.db.sqlite_setup import configure_sqlite
+from registers.db.sqlite_setup import configure_sqlite, sqlite_target
 
 __all__ = [
     "IDLE_CHECK_SECONDS",
@@ -57,14 +59,6 @@ IDLE_CHECK_SECONDS = 5.0
 # Rows of a result a kept cursor may go on holding once it was read (see
 # Database.release_large_result).
 KEPT_RESULT_ROWS = 1000
-# what sqlite3.connect takes from a SQLite URL; every other query parameter of a
-# ``?uri=true`` URL belongs to the SQLite URI (as in SQLAlchemy's pysqlite dialect)
-_PYSQLITE_ARGS = frozenset(
-    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread",
-     "cached_statements"}
-)
-
-
 @dataclass
 class _Transaction:
     connection: Any  # the DBAPI connection the managers use
@@ -90,16 +84,10 @@ class Database:
         if self.is_sqlite and self.identity != url and not os.path.isabs(database):
             # the file the identity names (not in-memory, not a URI): after a chdir() too
             self.url = self.url.set(database=os.path.abspath(database))
+        require_driver(self.url)  # found, not imported (see __getattr__)
         self.options: DatabaseOptions = database_options(url)
-        self.engine = self._create_engine()
-        self.dialect = self.engine.dialect
-        self.placeholder = "?" if self.dialect.paramstyle == "qmark" else "%s"
-        # What the driver raises for a failed statement. OverflowError: sqlite3 refuses
-        # ints beyond 64 bits before the database sees them; UnicodeEncodeError: text
-        # that is not valid UTF-8 (lone surrogates).
-        self.driver_errors: tuple[type[BaseException], ...] = (
-            self.dialect.loaded_dbapi.Error, OverflowError, UnicodeEncodeError,
-        )
+        self.placeholder = "?" if self.is_sqlite else "%s"  # the driver's paramstyle
+        self._engine_lock = threading.Lock()
         self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
             f"registers_tx_{id(self)}", default=None
         )
@@ -121,15 +109,39 @@ class Database:
 
     # --- engine ---------------------------------------------------------------------
 
+    # Made on first use (__getattr__), not with the Database: decorating a model imports
+    # no driver (psycopg alone adds about 0.1 s to a server URL's CLI --help).
+    engine: sa.Engine
+    dialect: sa.Dialect
+    # What the driver raises for a failed statement. OverflowError: sqlite3 refuses ints
+    # beyond 64 bits before the database sees them; UnicodeEncodeError: text that is not
+    # valid UTF-8 (lone surrogates).
+    driver_errors: tuple[type[BaseException], ...]
+
+    def __getattr__(self, name: str) -> Any:
+        """The engine, its dialect or the driver's errors: made by the first lookup of
+        any of them, then found in the instance (this runs once)."""
+        if name not in ("engine", "dialect", "driver_errors"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        with self._engine_lock:
+            if "engine" not in self.__dict__:
+                engine = self._create_engine()
+                self.dialect = engine.dialect
+                self.driver_errors = (engine.dialect.loaded_dbapi.Error, OverflowError,
+                                      UnicodeEncodeError)
+                self.engine = engine  # last: the others are in place once it is
+        return self.__dict__[name]
+
+    def made_engine(self) -> bool:
+        """Whether the engine is made (nothing to close or resize before that)."""
+        return "engine" in self.__dict__
+
     def _create_engine(self) -> sa.Engine:
         try:
             if self.is_sqlite:
                 if self.is_memory:
-                    return sa.create_engine(
-                        self.url,
-                        creator=self._memory_creator,
-                        poolclass=sa.pool.StaticPool,
-                    )
+                    return sa.create_engine(self.url, creator=self._memory_creator,
+                                            poolclass=sa.pool.StaticPool)
                 return sa.create_engine(
                     self.url, creator=self._sqlite_connect, poolclass=sa.pool.NullPool
                 )
@@ -137,11 +149,7 @@ class Database:
             install_connect_hooks(engine, self)
             return engine
         except ImportError as exc:
-            extra = "postgres" if self.family == "postgresql" else "mysql"
-            raise ConfigurationError(
-                f"the driver for {self.url.drivername!r} is not installed: "
-                f"pip install 'registers[{extra}]' ({exc})"
-            ) from exc
+            raise driver_missing(self.url, exc) from exc
         except Exception as exc:
             raise ConfigurationError(f"cannot use database URL {self.key!r}: {exc}") from exc
 
@@ -149,8 +157,8 @@ class Database:
         """Use ``options`` from now on: open connections are closed, the pool resized."""
         self.options = options
         self.dispose()
-        if self.is_sqlite:
-            return
+        if self.is_sqlite or not self.made_engine():
+            return  # (an engine made later reads the new options)
         old = self.engine.pool
         self.engine.pool = sa.pool.QueuePool(
             old._creator,
@@ -167,22 +175,8 @@ class Database:
         )
 
     def sqlite_target(self) -> tuple[str, bool]:
-        """What ``sqlite3.connect`` opens for this SQLite URL: (path, whether it is a URI).
-
-        With ``?uri=true`` the other query parameters are SQLite URI parameters
-        (``mode=ro``, ``cache=shared``, ``immutable=1``...), as SQLAlchemy reads them.
-        """
-        path = self.url.database or ""
-        uri = str(self.url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
-        if not uri:
-            return path, False
-        if not path.startswith("file:"):
-            path = f"file:{path}"
-        extra = {k: v for k, v in self.url.query.items() if k not in _PYSQLITE_ARGS}
-        if extra:
-            sep = "&" if "?" in path else "?"
-            path += sep + "&".join(f"{k}={v}" for k, v in sorted(extra.items()))
-        return path, True
+        """What ``sqlite3.connect`` opens for this SQLite URL (see :func:`sqlite_target`)."""
+        return sqlite_target(self.url)
 
     @property
     def sqlite_read_only(self) -> bool:
@@ -290,6 +284,8 @@ class Database:
 
     def connect_error(self, exc: BaseException) -> RegistryError:
         """The error for a connection that could not be opened or checked out."""
+        if isinstance(exc, RegistryError):  # the engine could not be made (its driver)
+            return exc
         if self.is_sqlite:
             detail = first_line(driver_error(exc))
             return ConfigurationError(f"cannot open SQLite database {self.url.database!r}: "
@@ -549,7 +545,8 @@ class Database:
         self._local = threading.local()
         self._thread_connections = weakref.WeakSet()
         self._tx = contextvars.ContextVar(f"registers_tx_{id(self)}", default=None)
-        self.engine.dispose(close=False)
+        if self.made_engine():
+            self.engine.dispose(close=False)
 
     def close_connections(self) -> None:
         for holder in list(self._thread_connections):
@@ -563,7 +560,8 @@ class Database:
         if self._memory_connection is not None:
             self._memory_connection.close()
             self._memory_connection = None
-        self.engine.dispose()
+        if self.made_engine():
+            self.engine.dispose()
 
 
 class _ConnectionHolder:

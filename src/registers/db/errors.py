@@ -100,7 +100,7 @@ class ErrorTranslator:
     """Turns a driver exception raised for one table into the documented ``RegistryError``."""
 
     def __init__(self, model_name: str, table_name: str, family: str, key: str,
-                 hidden: Sequence[str], integrity_error: type[BaseException],
+                 hidden: Sequence[str], integrity_error: Callable[[], type[BaseException]],
                  unique_names: Mapping[str, tuple[str, ...]] | None = None,
                  column_names: Sequence[str] = ()) -> None:
         self.model_name = model_name
@@ -111,7 +111,7 @@ class ErrorTranslator:
         self.family = family
         self.key = key
         self.hidden = tuple(hidden)  # fields whose values never appear in a message
-        self.integrity_error = integrity_error
+        self._integrity_error = integrity_error  # the driver's (imported on first use)
         self.where = f"table {table_name!r} ({model_name})"
         # the database's tables whose CREATE it refused (Database.refused_tables)
         self.refused_tables: Mapping[str, SchemaError] = {}
@@ -122,6 +122,11 @@ class ErrorTranslator:
         # duplicate-entry error names a key registers did not create
         self.unique_keys: Callable[[], Mapping[str, tuple[str, ...]] | None] | None = None
         self._live_keys: Mapping[str, tuple[str, ...]] = {}
+
+    @property
+    def integrity_error(self) -> type[BaseException]:
+        """The driver's integrity error class."""
+        return self._integrity_error()
 
     def generated_key_taken(self, exc: BaseException) -> bool:
         """PostgreSQL: whether ``exc`` says a key the sequence generated is already

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from registers.db.connect import driver_missing
 from registers.db.engine import database_identity, metadata_for
-from registers.db.exceptions import ConfigurationError, MigrationError
+from registers.db.exceptions import MigrationError
 from registers.db.migration_autogen import (
     _install_check_comparator,
     _process_revision_directives,
@@ -115,11 +116,7 @@ def _migration_engine(url: str, family: str, timeout: float) -> sa.Engine:
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     except ImportError as exc:
-        extra = "postgres" if family == "postgresql" else "mysql"
-        raise ConfigurationError(
-            f"the driver for {sa.make_url(url).drivername!r} is not installed: "
-            f"pip install 'registers[{extra}]' ({exc})"
-        ) from exc
+        raise driver_missing(sa.make_url(url), exc) from exc
     if family != "sqlite":
         return engine
 

@@ -14,11 +14,41 @@ import sqlite3
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registers.db.connect import DEFAULT_OPTIONS, DatabaseOptions
 
-__all__ = ["BusyRetry", "configure_sqlite", "sqlite_functions", "sqlite_pragmas"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["BusyRetry", "configure_sqlite", "sqlite_functions", "sqlite_pragmas",
+           "sqlite_target"]
+
+# what sqlite3.connect takes from a SQLite URL; every other query parameter of a
+# ``?uri=true`` URL belongs to the SQLite URI (as in SQLAlchemy's pysqlite dialect)
+_PYSQLITE_ARGS = frozenset(
+    {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread",
+     "cached_statements"}
+)
+
+
+def sqlite_target(url: sa.URL) -> tuple[str, bool]:
+    """What ``sqlite3.connect`` opens for the SQLite ``url``: (path, whether it is a URI).
+
+    With ``?uri=true`` the other query parameters are SQLite URI parameters
+    (``mode=ro``, ``cache=shared``, ``immutable=1``...), as SQLAlchemy reads them.
+    """
+    path = url.database or ""
+    uri = str(url.query.get("uri", "false")).lower() == "true" or path.startswith("file:")
+    if not uri:
+        return path, False
+    if not path.startswith("file:"):
+        path = f"file:{path}"
+    extra = {k: v for k, v in url.query.items() if k not in _PYSQLITE_ARGS}
+    if extra:
+        sep = "&" if "?" in path else "?"
+        path += sep + "&".join(f"{k}={v}" for k, v in sorted(extra.items()))
+    return path, True
 
 
 def configure_sqlite(connection: Any, *, memory: bool = False,

@@ -53,7 +53,9 @@ class ModelTable(Generic[M]):
         self.table: sa.Table = build_table(config, self.database.metadata, self.database.family)
         self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         family = self.database.family
-        self.dialect = Dialect(family, self.database.dialect, self.database.placeholder)
+        # quoting needs the SQLAlchemy dialect, not its driver (imported on first use)
+        self.dialect = Dialect(family, self.database.url.get_dialect()(),
+                               self.database.placeholder)
         columns = config.columns
         self.query = QueryCompiler(self.model_name, self.table_name, columns, self.dialect,
                                    model=model, key=config.key_field)
@@ -93,7 +95,7 @@ class ModelTable(Generic[M]):
         self._insert_names = [n for n in self.names if n != self.key]
         self.errors = ErrorTranslator(
             self.model_name, self.table_name, family, self.key, self._hashed,
-            self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
+            lambda: self.database.dialect.loaded_dbapi.IntegrityError, config.unique_names,
             self.names,
         )
         self.errors.refused_tables = self.database.refused_tables
