@@ -66,6 +66,7 @@ from benchmarks.harness import (
     SEED_ROWS,
     URLS,
     VALUES,
+    AwakeCpus,
     User,
     create_table,
     drop_table,
@@ -639,7 +640,7 @@ def available(name: str, backend: str) -> bool:
 
 
 async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
-                      profile: Path | None) -> None:
+                      profile: Path | None, awake: AwakeCpus) -> None:
     names = [n for n in names if available(n, backend)]
     suffix = uuid.uuid4().hex[:8]
     tmp = tempfile.TemporaryDirectory(prefix="registers-async-bench-")
@@ -664,19 +665,20 @@ async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
                 samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
-                for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
-                    turn = order[part % len(order):] + order[:part % len(order)]
-                    for name in turn:
-                        samples[name].append(await measure(contenders[name], workload,
-                                                           slice_ops, seed))
+                with awake.around(workload):
+                    for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
+                        turn = order[part % len(order):] + order[:part % len(order)]
+                        for name in turn:
+                            samples[name].append(await measure(contenders[name], workload,
+                                                               slice_ops, seed))
                 sizes = {n: sum(size for _, size in got) for n, got in samples.items()}
                 expect(len(set(sizes.values())) == 1, f"{workload}: results differ {sizes}")
                 for name, got in samples.items():
                     rates[workload][name].append(rate_of(got, workload, slice_ops))
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
         floors = ["floor", "psycopg"] if backend == "postgresql" else ["floor"]
-        report(f"async {backend}, {ops} ops x {rounds} rounds", names, WORKLOADS, rates,
-               floors, PEERS, TARGETS)
+        report(f"async {backend}, {ops} ops x {rounds} rounds; {awake.describe()}", names,
+               WORKLOADS, rates, floors, PEERS, TARGETS)
         if profile is not None and "registers" in contenders:
             await profile_registers(contenders["registers"], backend, ops, profile)
     finally:
@@ -714,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
     parser.add_argument("--profile", default=None, metavar="DIR",
                         help="after the run, pyinstrument profiles of registers' workloads")
+    parser.add_argument("--no-awake-cpus", action="store_true",
+                        help="let the CPUs idle during the reads (see harness.AwakeCpus)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     ops = args.ops or (200 if args.quick else 1000)
@@ -727,7 +731,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--ops must be at least 20 and --rounds at least 1")
     profile = Path(args.profile).resolve() if args.profile else None
     if args.worker:
-        asyncio.run(run_backend(args.worker, names, ops, rounds, profile))
+        awake = AwakeCpus(not args.no_awake_cpus)
+        try:
+            asyncio.run(run_backend(args.worker, names, ops, rounds, profile, awake))
+        finally:
+            awake.close()
         return 0
     started = time.perf_counter()
     for backend in backends:  # a process per backend: Tortoise's state is global
@@ -735,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
                "--contenders", ",".join(names), "--ops", str(ops), "--rounds", str(rounds)]
         if profile is not None:
             cmd += ["--profile", str(profile)]
+        if args.no_awake_cpus:
+            cmd.append("--no-awake-cpus")
         code = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": _root_path()}).returncode
         if code:
             print(f"async {backend}: FAILED (exit {code})", file=sys.stderr)

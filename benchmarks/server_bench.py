@@ -55,10 +55,12 @@ import sqlalchemy as sa
 from benchmarks.harness import (
     COLUMNS,
     PAGE,
+    READ_WORKLOADS,
     ROW_WORKLOADS,
     SEED_ROWS,
     URLS,
     VALUES,
+    AwakeCpus,
     User,
     by_id,
     create_table,
@@ -77,7 +79,6 @@ from benchmarks.harness import (
 TARGETS = {"get by key": 0.8, "single insert": 0.8, "upsert": 0.8, "count": 0.8,
            "filter": 0.9, "bulk insert": 0.9, "update_where": 0.9, "iterate": 0.9}
 WORKLOADS = list(TARGETS)
-READ_WORKLOADS = {"get by key", "count", "filter", "iterate"}
 
 
 # --- contenders ---------------------------------------------------------------------
@@ -626,7 +627,8 @@ def measure(c: Any, workload: str, ops: int, seed: int) -> tuple[float, int]:
     return units / elapsed, size
 
 
-def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int) -> None:
+def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int,
+                awake: AwakeCpus) -> None:
     suffix = uuid.uuid4().hex[:8]
     tables = {name: f"bench_{name}_{suffix}" for name in names}
     shared = f"bench_reads_{suffix}"  # the reads' table: seeded once, never written
@@ -652,17 +654,20 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int)
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
                 samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
-                for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
-                    turn = order[part % len(order):] + order[:part % len(order)]
-                    for name in turn:
-                        on = readers if workload in READ_WORKLOADS else contenders
-                        samples[name].append(measure(on[name], workload, slice_ops, seed))
+                with awake.around(workload):
+                    for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
+                        turn = order[part % len(order):] + order[:part % len(order)]
+                        for name in turn:
+                            on = readers if workload in READ_WORKLOADS else contenders
+                            samples[name].append(measure(on[name], workload, slice_ops,
+                                                         seed))
                 sizes = {n: sum(size for _, size in got) for n, got in samples.items()}
                 expect(len(set(sizes.values())) == 1, f"{workload}: results differ {sizes}")
                 for name, got in samples.items():
                     rates[workload][name].append(rate_of(got, workload, slice_ops))
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
-        report(f"{backend} ({url.split('@')[-1]}), {ops} ops x {rounds} rounds", names,
+        report(f"{backend} ({url.split('@')[-1]}), {ops} ops x {rounds} rounds; "
+               f"{awake.describe()}", names,
                WORKLOADS, rates, ["floor"], PEERS, TARGETS)
     finally:
         for c in [*contenders.values(), *readers.values()]:
@@ -684,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 ops x 3 rounds")
     parser.add_argument("--ops", type=int, default=None, help="ops per workload (default 2000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
+    parser.add_argument("--no-awake-cpus", action="store_true",
+                        help="let the CPUs idle during the reads (see harness.AwakeCpus)")
     args = parser.parse_args(argv)
     ops = args.ops or (300 if args.quick else 2000)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -697,8 +704,12 @@ def main(argv: list[str] | None = None) -> int:
     if "django" in names:
         configure_django(backends)
     started = time.perf_counter()
-    for backend in backends:
-        run_backend(backend, URLS[backend], names, ops, rounds)
+    awake = AwakeCpus(not args.no_awake_cpus)
+    try:
+        for backend in backends:
+            run_backend(backend, URLS[backend], names, ops, rounds, awake)
+    finally:
+        awake.close()
     print(f"\ntotal wall time {time.perf_counter() - started:.0f}s")
     return 0
 
