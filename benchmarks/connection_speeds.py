@@ -1,0 +1,110 @@
+"""Two hand-written connections to one server, taking turns on the same count: how far
+apart their round trips are, with the CPUs left to idle and kept awake.
+
+Why the server and async benchmarks keep the CPUs awake during their reads
+(``harness.AwakeCpus``): on a small VM a connection's round trip has one of two speeds
+for its whole life, decided by where the scheduler puts the server's thread for it, so
+two identical connections can differ by 2.5x. Run::
+
+    python -m benchmarks.connection_speeds                 # MariaDB and PostgreSQL
+    python -m benchmarks.connection_speeds --backends mysql --turns 400
+
+Printed per backend and mode: each connection's median time per count (and the 10th and
+90th percentiles of its turns), and the slower one over the faster one. Nothing here is
+registers: both connections are the same driver code (PyMySQL / psycopg 3, autocommit,
+one held cursor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from typing import Any
+
+from benchmarks.harness import URLS, AwakeCpus, create_table, drop_table, url_parts
+
+CALLS_PER_TURN = 40
+
+
+def connect(backend: str, url: str) -> Any:
+    p = url_parts(url)
+    if backend == "postgresql":
+        import psycopg
+
+        return psycopg.connect(host=p["host"], port=p["port"] or 5432, user=p["user"],
+                               password=p["password"] or None, dbname=p["database"],
+                               autocommit=True)
+    import pymysql
+
+    return pymysql.connect(host=p["host"], port=p["port"] or 3306, user=p["user"],
+                           password=p["password"], database=p["database"], autocommit=True)
+
+
+def turns(backend: str, url: str, table: str, count: int) -> list[list[float]]:
+    """Microseconds per count of each of two new connections, turn by turn."""
+    connections = [connect(backend, url) for _ in range(2)]
+    cursors = [c.cursor() for c in connections]
+    sql = f"SELECT COUNT(*) FROM {table} WHERE age = %s"
+    times: list[list[float]] = [[], []]
+    try:
+        for turn in range(count):
+            for which in ((0, 1) if turn % 2 else (1, 0)):
+                cur = cursors[which]
+                start = time.perf_counter()
+                for i in range(CALLS_PER_TURN):
+                    cur.execute(sql, ((turn + i) % 100,))
+                    cur.fetchone()
+                times[which].append((time.perf_counter() - start) / CALLS_PER_TURN * 1e6)
+    finally:
+        for c in connections:
+            c.close()
+    return times
+
+
+def describe(times: list[float]) -> str:
+    ordered = sorted(times)
+    return (f"{statistics.median(ordered):6.0f} us (p10 {ordered[len(ordered) // 10]:.0f}, "
+            f"p90 {ordered[9 * len(ordered) // 10]:.0f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--backends", default="mysql,postgresql",
+                        help="comma-separated: postgresql, mysql")
+    parser.add_argument("--turns", type=int, default=200,
+                        help=f"turns of {CALLS_PER_TURN} counts per connection (default 200)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per mode (default 3)")
+    args = parser.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
+    bad = [b for b in backends if b not in URLS]
+    if bad:
+        parser.error(f"unknown backend: {', '.join(bad)}")
+    if args.turns < 10 or args.runs < 1:
+        parser.error("--turns must be at least 10 and --runs at least 1")
+    for backend in backends:
+        url = URLS[backend]
+        table = f"bench_speeds_{uuid.uuid4().hex[:8]}"
+        create_table(url, table)
+        try:
+            for awake_cpus in (False, True):
+                awake = AwakeCpus(awake_cpus)
+                try:
+                    print(f"\n{backend}: {awake.describe()}")
+                    for run in range(args.runs):
+                        with awake.around("count"):
+                            a, b = turns(backend, url, table, args.turns)
+                        slow = max(statistics.median(a), statistics.median(b))
+                        fast = min(statistics.median(a), statistics.median(b))
+                        print(f"  run {run + 1}: connection 1 {describe(a)}, connection 2 "
+                              f"{describe(b)}; slower / faster {slow / fast:.2f}x")
+                finally:
+                    awake.close()
+        finally:
+            drop_table(url, table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
