@@ -474,3 +474,58 @@ def test_decorating_a_server_model_makes_no_engine_until_first_use() -> None:
         model.objects.count()
     assert database.made_engine()
     dispose_engine(url)
+
+
+def test_concurrent_first_uses_make_one_engine(database_url: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads that all use a new database at once share the one engine made by the first
+    of them (on every backend), and every one of them gets its answer."""
+    def models(auto_create: bool) -> list[Any]:
+        # a model (a table) per thread, on tables made by hand: nothing is pending, so no
+        # table creation orders the first uses
+        return [database_registry(database_url, table_name=f"first_use_{i}",
+                                  auto_create=auto_create)(
+            type("Note", (Note,), {"__module__": __name__})) for i in range(8)]
+
+    private = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    metadata = sa.MetaData()
+    for i in range(8):
+        sa.Table(f"first_use_{i}", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("text", sa.String(100), nullable=False))
+    with private.begin() as connection:
+        metadata.create_all(connection)
+        for table in metadata.sorted_tables:
+            connection.execute(table.insert(), [{"text": "x"}])
+    private.dispose()
+    registered = models(auto_create=False)
+    database = get_database(database_url)
+    assert not database.made_engine()
+    made: list[Any] = []
+    create = type(database)._create_engine
+
+    def counted(self: Any) -> Any:
+        time.sleep(0.05)  # widen the window in which the others look for the engine
+        engine = create(self)
+        made.append(engine)
+        return engine
+
+    monkeypatch.setattr(type(database), "_create_engine", counted)
+    start = threading.Barrier(8)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def first_use(model: Any) -> None:
+        start.wait()
+        try:
+            counts.append(model.objects.count())
+        except BaseException as exc:  # a failure in a thread would otherwise vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(m,)) for m in registered]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(SLACK * 5)
+    assert errors == []
+    assert counts == [1] * 8
+    assert len(made) == 1 and database.engine is made[0]
