@@ -11,8 +11,8 @@ two identical connections can differ by 2.5x. Run::
 
 Printed per backend and mode: each connection's median time per count (and the 10th and
 90th percentiles of its turns), and the slower one over the faster one. Nothing here is
-registers: both connections are the same driver code (PyMySQL / psycopg 3, autocommit,
-one held cursor).
+registers: both connections are ``server_bench``'s floor (PyMySQL / psycopg 3, autocommit,
+one held cursor), running its count.
 """
 
 from __future__ import annotations
@@ -21,45 +21,28 @@ import argparse
 import statistics
 import time
 import uuid
-from typing import Any
 
-from benchmarks.harness import URLS, AwakeCpus, create_table, drop_table, url_parts
+from benchmarks.harness import URLS, AwakeCpus, create_table, drop_table
+from benchmarks.server_bench import Floor
 
 CALLS_PER_TURN = 40
 
 
-def connect(backend: str, url: str) -> Any:
-    p = url_parts(url)
-    if backend == "postgresql":
-        import psycopg
-
-        return psycopg.connect(host=p["host"], port=p["port"] or 5432, user=p["user"],
-                               password=p["password"] or None, dbname=p["database"],
-                               autocommit=True)
-    import pymysql
-
-    return pymysql.connect(host=p["host"], port=p["port"] or 3306, user=p["user"],
-                           password=p["password"], database=p["database"], autocommit=True)
-
-
 def turns(backend: str, url: str, table: str, count: int) -> list[list[float]]:
     """Microseconds per count of each of two new connections, turn by turn."""
-    connections = [connect(backend, url) for _ in range(2)]
-    cursors = [c.cursor() for c in connections]
-    sql = f"SELECT COUNT(*) FROM {table} WHERE age = %s"
+    connections = [Floor(backend, url, table) for _ in range(2)]  # the floor's count
     times: list[list[float]] = [[], []]
     try:
         for turn in range(count):
             for which in ((0, 1) if turn % 2 else (1, 0)):
-                cur = cursors[which]
+                count = connections[which].count
                 start = time.perf_counter()
                 for i in range(CALLS_PER_TURN):
-                    cur.execute(sql, ((turn + i) % 100,))
-                    cur.fetchone()
+                    count((turn + i) % 100)
                 times[which].append((time.perf_counter() - start) / CALLS_PER_TURN * 1e6)
     finally:
         for c in connections:
-            c.close()
+            c.conn.close()
     return times
 
 
