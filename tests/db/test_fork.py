@@ -3,6 +3,7 @@ connections: it never reuses the parent's, and never closes them."""
 
 from __future__ import annotations
 
+import gc
 import os
 import traceback
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from registers.db import database_registry
+from registers.db import async_engine, database_registry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -69,6 +70,7 @@ def test_a_forked_child_uses_connections_of_its_own(database_url: str) -> None:
         made = Item.objects.create(name="child")
         names = sorted(i.name for i in Item.objects.filter())
         mine = database.autocommit_connection() or database.acquire()[0]
+        gc.collect()  # the parent's connection objects, unreferenced here, are finalized
         return mine is not conn and names == ["child", "parent"] and made.id is not None
 
     assert _in_child(child) == 0
@@ -154,3 +156,69 @@ def test_a_forked_child_runs_async_operations_on_its_own_connections(
 
     assert _in_child(child) == 0
     assert asyncio.run(parent_work()) == 3  # the child's row and the parent's second
+
+
+def _session_sql(url: str) -> str:
+    if url.startswith("postgresql"):
+        return "SELECT pg_backend_pid()"
+    if url.startswith("mysql"):
+        return "SELECT CONNECTION_ID()"
+    return "SELECT 1"  # SQLite has no server session: the rows still have to come back
+
+
+def test_a_child_forked_from_a_running_loop_leaves_its_async_connections_alone(
+        database_url: str) -> None:
+    """A worker forked from inside a long-running event loop (a ProcessPoolExecutor's
+    first submit, a pre-forking server) and using the async API itself: the parent's
+    idle async connection is still the same open session afterwards."""
+    import asyncio
+
+    Item = _model(database_url)
+    session_sql = _session_sql(database_url)
+
+    async def child_work() -> list[str]:
+        await Item.objects.acreate(name="child")
+        names = sorted(i.name for i in await Item.objects.afilter())
+        await Item.objects.adispose()
+        # What the child's interpreter exit does: finalize the parent's connection objects
+        # (aiomysql's closes its transport, psycopg's would send Terminate).
+        async_engine._parents_objects.clear()
+        gc.collect()
+        return names
+
+    async def parent() -> None:
+        await Item.objects.acreate(name="parent")
+        session = await Item.objects.arows(session_sql)
+        assert _in_child(lambda: asyncio.run(child_work()) == ["child", "parent"]) == 0
+        assert await Item.objects.arows(session_sql) == session  # not reconnected
+        await Item.objects.acreate(name="parent again")
+        assert await Item.objects.acount() == 3
+
+    asyncio.run(parent())
+
+
+def test_a_child_forked_inside_atransaction_does_not_share_it(database_url: str) -> None:
+    """A child forked inside ``atransaction()`` whose own event loop uses the async API
+    starts outside the parent's block (the block's task context is the child's too): its
+    writes are its own, and the parent's block rolls back only the parent's."""
+    import asyncio
+
+    _servers_only(database_url)
+    Item = _model(database_url)
+
+    async def child_work() -> bool:
+        await Item.objects.acreate(name="from the child")
+        await Item.objects.adispose()
+        return True
+
+    async def parent() -> None:
+        await Item.objects.acreate(name="before")
+        with pytest.raises(RuntimeError):
+            async with Item.objects.atransaction():
+                await Item.objects.acreate(name="rolled back")
+                assert _in_child(lambda: asyncio.run(asyncio.wait_for(child_work(), 30))) == 0
+                raise RuntimeError("roll the parent's block back")
+        names = sorted(i.name for i in await Item.objects.afilter())
+        assert names == ["before", "from the child"]
+
+    asyncio.run(parent())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import sqlite3
 import threading
 import time
@@ -153,6 +154,30 @@ class ServerConnection(DirectConnection):
                 self.raw.close()
 
 
+    def abandon(self) -> None:
+        """In a forked child: point this connection's socket descriptor at /dev/null, so
+        nothing the child does with the object, its finalizer included, reaches the
+        parent's server session or unregisters the socket from the event loop's epoll set
+        (which parent and child share)."""
+        fd = self._fileno()
+        if fd is None:
+            return
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+    def _fileno(self) -> int | None:
+        with contextlib.suppress(Exception):
+            pgconn = getattr(self.raw, "pgconn", None)
+            if pgconn is not None:
+                return int(pgconn.socket)
+            writer = self.raw._writer  # aiomysql: the stream over its socket
+            return int(writer.transport.get_extra_info("socket").fileno())
+        return None
+
+
 class DirectConnections:
     """The direct connections of one database on one event loop."""
 
@@ -172,6 +197,10 @@ class DirectConnections:
 
     def stop(self) -> None:
         """Close every connection without awaiting (their loop may be gone)."""
+
+    def abandon(self) -> None:
+        """In a forked child: make sure the parent's connections are never used or closed
+        from here (the objects themselves are kept alive by the caller)."""
 
 
 class SQLiteConnections(DirectConnections):
@@ -306,6 +335,10 @@ class ServerConnections(DirectConnections):
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close_now()
+
+    def abandon(self) -> None:
+        for conn in self._idle:
+            conn.abandon()
 
 
 async def _open_sqlite(database: Database) -> aiosqlite.Connection:

@@ -347,6 +347,23 @@ class AsyncDatabase:
         if direct is not None:
             direct.stop()
 
+    def forget_parents_connections(self) -> None:
+        """In a forked child: drop the parent's engine, fast-path connections and
+        ``atransaction()`` blocks without closing them (closing would end the parent's
+        server sessions: psycopg sends Terminate, and aiomysql unregisters the socket
+        from the event loop's epoll set, which parent and child share). The child's task
+        contexts are copies of the forking task's, so the block variable is replaced."""
+        self.tx = ContextVar(f"registers_atx_{id(self)}", default=None)
+        engine, self._engine, self._loop = self._engine, None, None
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            direct.abandon()
+        if engine is not None:
+            engine.sync_engine.dispose(close=False)
+        # Kept from the garbage collector for the child's life, for the connections a
+        # task had checked out at the fork (abandon() reaches only the idle ones).
+        _parents_objects.append((engine, direct))
+
     async def dispose(self) -> None:
         engine, self._engine, self._loop = self._engine, None, None
         direct, self._direct = self._direct, None
@@ -377,6 +394,8 @@ def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
 # lives as long as the process (engine.get_database keeps one per database and user).
 _async_databases: list[AsyncDatabase] = []
 _async_lock = threading.Lock()
+# In a forked child: the parent's async engines and connections, never finalized here.
+_parents_objects: list[Any] = []
 
 
 def async_database(database: Database) -> AsyncDatabase:

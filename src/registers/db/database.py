@@ -541,12 +541,15 @@ class Database:
 
     def forget_parents_connections(self) -> None:
         """In a forked child: start with no connection and outside any ``transaction()``
-        block of the parent's (whose connections stay the parent's, never closed here)."""
+        or ``atransaction()`` block of the parent's (whose connections stay the parent's,
+        never closed here)."""
         self._local = threading.local()
         self._thread_connections = weakref.WeakSet()
         self._tx = contextvars.ContextVar(f"registers_tx_{id(self)}", default=None)
         if self.made_engine():
             self.engine.dispose(close=False)
+        if self.async_side is not None:
+            self.async_side.forget_parents_connections()
 
     def close_connections(self) -> None:
         for holder in list(self._thread_connections):
