@@ -72,7 +72,7 @@ class Database:
     def __init__(self, url: str) -> None:
         try:
             self.url: sa.URL = sa.make_url(url)
-            self.dialect_name = self.url.get_dialect().name
+            self.dialect_name = (dialect_class := self.url.get_dialect()).name
         except Exception as exc:
             raise ConfigurationError(f"unsupported database URL {url!r}: {exc}") from exc
         self.key = url
@@ -85,6 +85,7 @@ class Database:
             # the file the identity names (not in-memory, not a URI): after a chdir() too
             self.url = self.url.set(database=os.path.abspath(database))
         require_driver(self.url)  # found, not imported (see __getattr__)
+        self.quoting_dialect: sa.Dialect = dialect_class()  # for every model's SQL: no driver
         self.options: DatabaseOptions = database_options(url)
         self.placeholder = "?" if self.is_sqlite else "%s"  # the driver's paramstyle
         self._engine_lock = threading.Lock()

@@ -53,9 +53,7 @@ class ModelTable(Generic[M]):
         self.table: sa.Table = build_table(config, self.database.metadata, self.database.family)
         self.schema = SchemaManager(self.database, self.table, self.model_name, config)
         family = self.database.family
-        # quoting needs the SQLAlchemy dialect, not its driver (imported on first use)
-        self.dialect = Dialect(family, self.database.url.get_dialect()(),
-                               self.database.placeholder)
+        self.dialect = Dialect(family, self.database.quoting_dialect, self.database.placeholder)
         columns = config.columns
         self.query = QueryCompiler(self.model_name, self.table_name, columns, self.dialect,
                                    model=model, key=config.key_field)
