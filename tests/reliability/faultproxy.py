@@ -13,6 +13,7 @@ proxy forwards bytes both ways until told to misbehave::
         proxy.kill()             # reset every open connection (new ones still work)
         proxy.reject()           # accept new connections and close them at once
         proxy.refuse()           # stop listening: connecting is refused (closed port)
+        proxy.hold_new()         # new connections hang; open ones keep forwarding
 
 Thread based, so it serves sync and asyncio clients alike, whatever their event loop.
 """
@@ -58,6 +59,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._links: list[_Link] = []
         self._mode = "pass"  # pass | stall | reject
+        self._hold_new = False  # new connections hang (open ones are served as _mode says)
         self._budget: int | None = None  # bytes from the server still forwarded
         self._after_budget = "cut"  # what happens when the budget is spent: cut | stall
         self._listener: socket.socket | None = None
@@ -97,9 +99,15 @@ class FaultProxy:
     def resume(self) -> None:
         """Forward everything again; listen again if :meth:`refuse` stopped it."""
         with self._lock:
-            self._mode, self._budget = "pass", None
+            self._mode, self._budget, self._hold_new = "pass", None, False
         if self._listener is None:
             self.start()
+
+    def hold_new(self) -> None:
+        """New connections are accepted and hang before the handshake; the open ones
+        keep forwarding (:meth:`resume` lets new ones through again)."""
+        with self._lock:
+            self._hold_new = True
 
     def stall(self) -> None:
         """Forward nothing in either direction; new connections are accepted and hang."""
@@ -160,7 +168,7 @@ class FaultProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        while self._mode == "stall" and not self._stop.is_set():
+        while (self._mode == "stall" or self._hold_new) and not self._stop.is_set():
             self._stop.wait(_TICK)  # a stalled server never even answers the handshake
         try:
             upstream = socket.create_connection(self.target, timeout=5)

@@ -35,6 +35,7 @@ from registers.db import (
     DatabaseError,
     DatabaseUnavailableError,
     RegistryError,
+    UniqueConstraintError,
     configure_database,
     database_registry,
     dispose_engine,
@@ -348,6 +349,43 @@ async def test_a_killed_async_pooled_connection_is_replaced_transparently(
     assert await server.model.objects.acount() == SEEDED + 1
     await server.model.objects.acreate(name="after-kill")
     assert "after-kill" in server.names()
+
+
+async def test_naming_an_async_error_never_holds_up_the_event_loop(server: Server,
+                                                                   backend: str) -> None:
+    """A duplicate on a hand-made unique key, while new connections to the server hang:
+    MySQL names the key's columns by asking the server on a new connection (up to
+    connect_timeout); async code waits for that in a worker thread, so the other tasks
+    of the loop run meanwhile. The error is still the documented one."""
+    engine = sa.create_engine(server.direct, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:  # a key registers did not create (its name is MySQL's)
+        conn.execute(sa.text("CREATE UNIQUE INDEX items_by_hand ON items (name)"))
+    engine.dispose()
+    await server.model.objects.acreate(name="taken")  # the direct connection is open
+    server.proxy.hold_new()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.05)
+    before = ticks
+    try:
+        exc, elapsed = await _afail(lambda: server.model.objects.acreate(name="taken"))
+    finally:
+        ticker.cancel()
+        server.proxy.resume()
+    assert isinstance(exc, UniqueConstraintError) and exc.__cause__ is not None
+    assert elapsed < CONNECT_TIMEOUT + SLACK
+    if backend == "mysql":  # it asked, and waited out connect_timeout
+        assert elapsed >= CONNECT_TIMEOUT / 2
+        # 10 ms ticks: a loop held up by the question would tick once at most meanwhile
+        assert ticks - before >= 20, (ticks - before, elapsed)
+    assert sorted(n for n in server.names() if n == "taken") == ["taken"]
 
 
 def test_iterate_carries_on_after_its_connection_is_killed(server: Server) -> None:

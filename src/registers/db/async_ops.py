@@ -171,7 +171,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                         return
                 except self._aerrors() as exc:
                     original = driver_error(exc)
-                    raise self.errors(original, "read from") from original
+                    raise await self.errors.atranslate(original, "read from") from original
                 finally:
                     await batches.aclose()  # a loop left early closes the cursor now
             sql, params = pages.after(last)
@@ -337,7 +337,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 await adb.release(conn)
         except self._aerrors() as exc:
             original = driver_error(exc)
-            raise self.errors(original, "read from") from original
+            raise await self.errors.atranslate(original, "read from") from original
         return finish(rows)
 
     async def _aread_direct(self, direct: DirectConnections,
@@ -409,7 +409,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 await asyncio.sleep(0.01 * (2**attempt) * (1 + random.random()))
         except self._aerrors() as exc:
             original = driver_error(exc)
-            raise self.errors(original, "write to", data) from original
+            raise await self.errors.atranslate(original, "write to", data) from original
         return finish(outcome)
 
     async def _awrite_direct(self, adb: AsyncDatabase, direct: DirectConnections,
@@ -512,7 +512,8 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                     await conn.exec_driver_sql("BEGIN IMMEDIATE")
             except self._aerrors() as exc:
                 original = driver_error(exc)
-                raise self.errors(original, "begin a transaction on") from original
+                raise await self.errors.atranslate(original, "begin a transaction on") \
+                    from original
             token = adb.enter(conn)
             try:
                 yield conn
@@ -526,7 +527,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 await conn.commit()
             except self._aerrors() as exc:
                 original = driver_error(exc)
-                raise self.errors(original, "commit to") from original
+                raise await self.errors.atranslate(original, "commit to") from original
         finally:
             await adb.release(conn)
 
@@ -538,7 +539,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 nested = await conn.begin_nested()
         except self._aerrors() as exc:
             original = driver_error(exc)
-            raise self.errors(original, "begin a savepoint on") from original
+            raise await self.errors.atranslate(original, "begin a savepoint on") from original
         try:
             yield conn
         except BaseException:
@@ -550,7 +551,7 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 await nested.commit()
         except self._aerrors() as exc:
             original = driver_error(exc)
-            raise self.errors(original, "commit to") from original
+            raise await self.errors.atranslate(original, "commit to") from original
 
     async def adispose(self) -> None:
         """Close this database's pooled async connections (they reopen on next use)."""

@@ -139,6 +139,17 @@ class ErrorTranslator:
         violation = classify_integrity_error(self.family, exc, self.table_name)
         return violation.kind == "primary" or violation.columns == (self.key,)
 
+    async def atranslate(self, exc: BaseException, action: str,
+                         data: Mapping[str, Any] | None = None) -> RegistryError:
+        """The error for ``exc``, for async code: on MySQL, where naming it may ask the
+        server (``packet_limit``, ``unique_keys``: a new connection, up to its connect
+        timeout), in a worker thread, so the event loop never waits for that."""
+        if self.packet_limit is None and self.unique_keys is None:
+            return self(exc, action, data)
+        import asyncio  # an error on MySQL only (asyncio is not imported for registers.db)
+
+        return await asyncio.to_thread(self, exc, action, data)
+
     def __call__(self, exc: BaseException, action: str,
                  data: Mapping[str, Any] | None = None) -> RegistryError:
         """The error for ``exc`` raised while trying to ``action`` this table."""
