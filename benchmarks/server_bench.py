@@ -33,7 +33,11 @@ key), upsert of an existing row by key (N), count with a WHERE (N), filter retur
 rows (N/20 calls), bulk insert of 1,000 rows in one transaction, models get their keys (N/200
 calls), update_where of ~100 rows re-read as models (N/20 calls), iterate over the whole
 table in key order, 1,000 rows a page (three passes a round, taken in turns). Each table
-starts with 10,000 rows.
+starts with 10,000 rows. The reads run with the CPUs kept awake (``harness.AwakeCpus``);
+the writes cannot, so every contender gets new connections at the start of every round
+(untimed, then warmed up): a connection's round trip keeps one of two speeds for its life
+on this VM, and new connections draw them again (``--held-connections``: one draw for
+the whole run).
 
 Printed: median ops/s (rows/s for filter, bulk, update_where, iterate); the ratio to the
 floor per round as median (min-max); registers against each peer the same way; and the
@@ -45,6 +49,7 @@ benchmark, not a test: nothing asserts on timings (results are sanity-checked).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import uuid
@@ -92,21 +97,9 @@ class Floor:
     again, about 10 us a statement)."""
 
     def __init__(self, backend: str, url: str, table: str) -> None:
-        self.backend, self.table = backend, table
-        p = url_parts(url)
-        if backend == "postgresql":
-            import psycopg
-
-            self.conn: Any = psycopg.connect(
-                host=p["host"], port=p["port"] or 5432, user=p["user"],
-                password=p["password"] or None, dbname=p["database"], autocommit=True)
-        else:
-            import pymysql
-
-            self.conn = pymysql.connect(host=p["host"], port=p["port"] or 3306, user=p["user"],
-                                        password=p["password"], database=p["database"],
-                                        autocommit=True)
-        self.cur = self.conn.cursor()
+        self.backend, self.table, self.url = backend, table, url
+        self.sharers: list[Floor] = []  # readers on this connection (share)
+        self.conn, self.cur = self._connect()
         cols = ", ".join(VALUES)
         self.insert = f"INSERT INTO {table} ({cols}) VALUES (%s, %s, %s, %s, %s)"
         self.select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
@@ -121,12 +114,37 @@ class Floor:
             self.upsert_sql = (f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES "
                                f"(%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE {sets}")
 
+    def _connect(self) -> tuple[Any, Any]:
+        p = url_parts(self.url)
+        if self.backend == "postgresql":
+            import psycopg
+
+            conn: Any = psycopg.connect(
+                host=p["host"], port=p["port"] or 5432, user=p["user"],
+                password=p["password"] or None, dbname=p["database"], autocommit=True)
+        else:
+            import pymysql
+
+            conn = pymysql.connect(host=p["host"], port=p["port"] or 3306, user=p["user"],
+                                   password=p["password"], database=p["database"],
+                                   autocommit=True)
+        return conn, conn.cursor()
+
     def share(self, writer: Floor) -> None:
         """Read on ``writer``'s connection, as registers reads and writes on one
         connection per thread: on MariaDB a connection that has written serves reads
         slower than a fresh one (count: 0.61x the fresh connection's rate)."""
         self.conn.close()
         self.conn, self.cur = writer.conn, writer.cur
+        writer.sharers.append(self)
+
+    def reconnect(self) -> None:
+        old = self.conn
+        self.conn, self.cur = self._connect()
+        for reader in self.sharers:
+            reader.conn, reader.cur = self.conn, self.cur
+        with contextlib.suppress(Exception):
+            old.close()
 
     def get(self, key: int) -> User:
         cur = self.cur
@@ -288,6 +306,11 @@ class SACore:
             for r in result:
                 yield to_model(r)
 
+    def reconnect(self) -> None:
+        self.close()
+        self.ac = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.tx = self.engine.connect()
+
     def close(self) -> None:
         self.ac.close()
         self.tx.close()
@@ -310,10 +333,18 @@ class SQLModelPeer:
         self.T: Any = type(f"SM_{table}", (SQLModel,), namespace, table=True)
         self.select, self.func = select, func
         self.engine = sa.create_engine(url)
+        self.Session = Session
+        self._connect()
+
+    def _connect(self) -> None:
         self.ac_conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.tx_conn = self.engine.connect()
-        self.ac = Session(bind=self.ac_conn, expire_on_commit=False)
-        self.tx = Session(bind=self.tx_conn, expire_on_commit=False)
+        self.ac = self.Session(bind=self.ac_conn, expire_on_commit=False)
+        self.tx = self.Session(bind=self.tx_conn, expire_on_commit=False)
+
+    def reconnect(self) -> None:
+        self.close()
+        self._connect()
 
     @staticmethod
     def _out(obj: Any) -> User:
@@ -444,6 +475,10 @@ class PeeweePeer:
         for d in self.P.select().order_by(self.P.id).dicts().iterator():
             yield User.model_validate(d)
 
+    def reconnect(self) -> None:
+        self.db.close()
+        self.db.connect()
+
     def close(self) -> None:
         self.db.close()
 
@@ -531,6 +566,9 @@ class DjangoPeer:
         for d in self.objects.order_by("id").values().iterator(chunk_size=PAGE):
             yield User.model_validate(d)
 
+    def reconnect(self) -> None:
+        self.close()  # Django connects again on the next query
+
     def close(self) -> None:
         from django.db import connections
 
@@ -570,6 +608,11 @@ class Registers:
 
     def iterate(self) -> Iterator[Any]:
         return self.objects.iterate(batch_size=PAGE)  # type: ignore[no-any-return]
+
+    def reconnect(self) -> None:
+        # the thread's connection (its reader's too: one Database for the URL); the next
+        # statement opens a new one
+        self.objects.database.close_connections()
 
 
 CONTENDERS: dict[str, Callable[[str, str, str], Any]] = {
@@ -628,7 +671,7 @@ def measure(c: Any, workload: str, ops: int, seed: int) -> tuple[float, int]:
 
 
 def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int,
-                awake: AwakeCpus) -> None:
+                awake: AwakeCpus, reconnect: bool = True) -> None:
     suffix = uuid.uuid4().hex[:8]
     tables = {name: f"bench_{name}_{suffix}" for name in names}
     shared = f"bench_reads_{suffix}"  # the reads' table: seeded once, never written
@@ -651,6 +694,15 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int,
         rates: dict[str, dict[str, list[float]]] = {w: {n: [] for n in names}
                                                      for w in WORKLOADS}
         for r in range(rounds):
+            if r and reconnect:
+                # The writes run without the CPUs kept awake, so a connection's round trip
+                # is one of two speeds for its life (harness.AwakeCpus): new connections
+                # every round draw the speeds again, and the median over the rounds is
+                # no longer one draw's.
+                for c in contenders.values():
+                    c.reconnect()
+                    c.get(1)  # untimed: the connection is opened and warm
+                    c.count(0)
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
                 samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
@@ -666,8 +718,9 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int,
                 for name, got in samples.items():
                     rates[workload][name].append(rate_of(got, workload, slice_ops))
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
+        connections = "new connections every round" if reconnect else "held connections"
         report(f"{backend} ({url.split('@')[-1]}), {ops} ops x {rounds} rounds; "
-               f"{awake.describe()}", names,
+               f"{awake.describe()}; {connections}", names,
                WORKLOADS, rates, ["floor"], PEERS, TARGETS)
     finally:
         for c in [*contenders.values(), *readers.values()]:
@@ -691,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
     parser.add_argument("--no-awake-cpus", action="store_true",
                         help="let the CPUs idle during the reads (see harness.AwakeCpus)")
+    parser.add_argument("--held-connections", action="store_true",
+                        help="keep every contender's connections for the whole run (default: "
+                             "new ones every round)")
     args = parser.parse_args(argv)
     ops = args.ops or (300 if args.quick else 2000)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -707,7 +763,8 @@ def main(argv: list[str] | None = None) -> int:
     awake = AwakeCpus(not args.no_awake_cpus)
     try:
         for backend in backends:
-            run_backend(backend, URLS[backend], names, ops, rounds, awake)
+            run_backend(backend, URLS[backend], names, ops, rounds, awake,
+                        reconnect=not args.held_connections)
     finally:
         awake.close()
     print(f"\ntotal wall time {time.perf_counter() - started:.0f}s")
