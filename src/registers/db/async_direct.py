@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -146,12 +147,7 @@ class ServerConnection(DirectConnection):
 
     def close_now(self) -> None:
         """Close without awaiting (the connection's event loop may be gone)."""
-        with contextlib.suppress(Exception):
-            pgconn = getattr(self.raw, "pgconn", None)
-            if pgconn is not None:
-                pgconn.finish()
-            else:
-                self.raw.close()
+        close_driver_now(self.raw)
 
 
     def abandon(self) -> None:
@@ -176,6 +172,28 @@ class ServerConnection(DirectConnection):
             writer = self.raw._writer  # aiomysql: the stream over its socket
             return int(writer.transport.get_extra_info("socket").fileno())
         return None
+
+
+def close_driver_now(raw: Any) -> None:
+    """Close an async driver connection without awaiting, its event loop possibly closed:
+    psycopg ends the session with libpq's own call; aiosqlite stops its thread. aiomysql
+    closes its transport, which through a closed loop gets only as far as marking it
+    closing (so its finalizer does not try again through the dead loop); the socket is
+    shut down first, so the server ends the session now rather than when the garbage
+    collector closes the socket."""
+    pgconn = getattr(raw, "pgconn", None)
+    with contextlib.suppress(Exception):
+        if pgconn is not None:
+            pgconn.finish()
+            return
+        if hasattr(raw, "stop"):
+            raw.stop()
+            return
+        writer = raw._writer  # aiomysql's stream; None once closed
+        if writer is not None:
+            writer.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(Exception):
+        raw.close()
 
 
 class DirectConnections:

@@ -41,6 +41,7 @@ from registers.db.async_direct import (
     DirectConnections,
     ServerConnections,
     SQLiteConnections,
+    close_driver_now,
 )
 from registers.db.connect import on_configure
 from registers.db.engine import Database, get_database, install_connect_hooks
@@ -157,9 +158,11 @@ class AsyncDatabase:
         self.tx: ContextVar[AsyncTransaction | None] = ContextVar(
             f"registers_atx_{id(self)}", default=None
         )
-        self._engine: AsyncEngine | None = None
-        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
-        self._direct: DirectConnections | None = None  # the fast path, for the engine's loop
+        # What each event loop uses, by loop (several can run at once, one per thread),
+        # and the one the last statement used (the lookup of nearly every statement).
+        self._sides: dict[asyncio.AbstractEventLoop, LoopSide] = {}
+        self._last: LoopSide | None = None
+        self._sides_lock = threading.Lock()
         # Whether the async layer is imported; until then callers await load() first.
         self.loaded = "sqlalchemy.ext.asyncio" in sys.modules and self.url.get_driver_name() \
             in _LOADED_DRIVERS
@@ -185,21 +188,37 @@ class AsyncDatabase:
         self.loaded = True
 
     def engine(self) -> AsyncEngine:
-        """The async engine, (re)created for the running event loop.
+        """The async engine of the running event loop (made on its first statement).
 
-        Pooled asyncio connections belong to the loop that opened them, so a new loop
-        (a second ``asyncio.run``) gets a fresh engine.
+        Pooled asyncio connections belong to the loop that opened them, so each loop has
+        an engine of its own: a second ``asyncio.run`` gets a fresh one, and loops
+        running at once in different threads each keep theirs.
         """
+        return self.side().engine
+
+    def side(self) -> LoopSide:
+        """The running event loop's engine and fast-path connections."""
         loop = asyncio.get_running_loop()
-        engine = self._engine
-        if engine is not None and self._loop is not None and self._loop() is loop:
-            return engine
-        if engine is not None:
-            engine.sync_engine.dispose(close=False)
-        self.retire_direct()
-        self._engine = engine = self._create_engine()
-        self._loop = weakref.ref(loop)
-        return engine
+        last = self._last
+        if last is not None and last.loop is loop:
+            return last
+        side = self._sides.get(loop)
+        if side is None:
+            with self._sides_lock:
+                side = self._sides.get(loop)
+                if side is None:
+                    self._close_closed_loops()
+                    side = LoopSide(loop, self._create_engine())
+                    self._sides[loop] = side
+        self._last = side
+        return side
+
+    def _close_closed_loops(self) -> None:
+        """Close, without awaiting, what loops that have been closed left open (an
+        ``asyncio.run`` ends without a word to registers): their loop cannot run the
+        drivers' own close any more."""
+        for loop in [loop for loop in self._sides if loop.is_closed()]:
+            self._sides.pop(loop).close_now()
 
     def _create_engine(self) -> AsyncEngine:
         from sqlalchemy.ext.asyncio import create_async_engine
@@ -328,49 +347,98 @@ class AsyncDatabase:
     def direct(self) -> DirectConnections | None:
         """The fast path's connections for this loop, or None when statements must go
         through the engine (a statement listener wants to see them)."""
-        engine = self.engine()
-        events = engine.sync_engine.dispatch
+        side = self.side()
+        events = side.engine.sync_engine.dispatch
         if events.before_cursor_execute or events.after_cursor_execute:
             return None
-        direct = self._direct
+        direct = side.direct
         if direct is None:
             if self.database.is_sqlite:
                 direct = SQLiteConnections(self.database)
             else:
-                direct = ServerConnections(self.database, engine)
-            self._direct = direct
+                direct = ServerConnections(self.database, side.engine)
+            side.direct = direct
         return direct
 
-    def retire_direct(self) -> None:
-        """Stop the fast-path connections without awaiting (their loop may be gone)."""
-        direct, self._direct = self._direct, None
-        if direct is not None:
-            direct.stop()
+    def retire(self) -> None:
+        """Drop every loop's engine and fast-path connections without awaiting (their
+        loops may be gone or running in other threads): the next statement of each loop
+        makes new ones (configure_database)."""
+        with self._sides_lock:
+            sides, self._sides, self._last = list(self._sides.values()), {}, None
+        for side in sides:
+            side.retire()
 
     def forget_parents_connections(self) -> None:
-        """In a forked child: drop the parent's engine, fast-path connections and
+        """In a forked child: drop the parent's engines, fast-path connections and
         ``atransaction()`` blocks without closing them (closing would end the parent's
         server sessions: psycopg sends Terminate, and aiomysql unregisters the socket
         from the event loop's epoll set, which parent and child share). The child's task
         contexts are copies of the forking task's, so the block variable is replaced."""
         self.tx = ContextVar(f"registers_atx_{id(self)}", default=None)
-        engine, self._engine, self._loop = self._engine, None, None
-        direct, self._direct = self._direct, None
-        if direct is not None:
-            direct.abandon()
-        if engine is not None:
-            engine.sync_engine.dispose(close=False)
+        self._sides_lock = threading.Lock()  # a thread of the parent's may have held it
+        sides, self._sides, self._last = list(self._sides.values()), {}, None
+        for side in sides:
+            side.abandon()
         # Kept from the garbage collector for the child's life, for the connections a
         # task had checked out at the fork (abandon() reaches only the idle ones).
-        _parents_objects.append((engine, direct))
+        _parents_objects.append(sides)
 
     async def dispose(self) -> None:
-        engine, self._engine, self._loop = self._engine, None, None
-        direct, self._direct = self._direct, None
+        """Close the running loop's connections (awaited), and what closed loops left."""
+        loop = asyncio.get_running_loop()
+        with self._sides_lock:
+            side = self._sides.pop(loop, None)
+            if self._last is side:
+                self._last = None
+            self._close_closed_loops()
+        if side is not None:
+            await side.close()
+
+
+class LoopSide:
+    """One event loop's part of an :class:`AsyncDatabase`: its engine, its fast-path
+    connections, and every driver connection the engine opened (to close them without
+    the loop once the loop is closed)."""
+
+    __slots__ = ("direct", "engine", "loop", "opened")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, engine: AsyncEngine) -> None:
+        self.loop = loop
+        self.engine = engine
+        self.direct: DirectConnections | None = None
+        self.opened: weakref.WeakSet[Any] = weakref.WeakSet()
+        sa.event.listen(engine.sync_engine, "connect", self._opened)
+
+    def _opened(self, dbapi_connection: Any, record: Any) -> None:
+        self.opened.add(record.driver_connection)
+
+    async def close(self) -> None:
+        direct, self.direct = self.direct, None
         if direct is not None:
             await direct.close()
-        if engine is not None:
-            await engine.dispose()
+        await self.engine.dispose()
+
+    def close_now(self) -> None:
+        """The loop is closed: close its connections with the drivers' synchronous parts
+        (the pool's too, which would otherwise try to close through the dead loop when
+        collected, and print "Event loop is closed")."""
+        self.retire()
+        for raw in list(self.opened):
+            close_driver_now(raw)
+
+    def retire(self) -> None:
+        direct, self.direct = self.direct, None
+        if direct is not None:
+            direct.stop()
+        self.engine.sync_engine.dispose(close=False)
+
+    def abandon(self) -> None:
+        direct, self.direct = self.direct, None
+        if direct is not None:
+            direct.abandon()
+        self.engine.sync_engine.dispose(close=False)
+
 
 
 def _aiomysql_bytes(dbapi_connection: Any, record: Any) -> None:
@@ -414,14 +482,11 @@ def async_database(database: Database) -> AsyncDatabase:
 
 
 def reconfigure(url: str, options: Any = None) -> None:
-    """Drop the async engine of ``url`` (configure_database): the next operation opens
-    one with the new options. Pooled connections are left to the garbage collector,
-    since their event loop may be gone."""
+    """Drop the async engines of ``url`` (configure_database): the next operation of
+    each loop opens one with the new options. Pooled connections are left to the garbage
+    collector, since their event loop may be gone."""
     for adb in [a for a in _async_databases if a.database.key == url]:
-        engine, adb._engine, adb._loop = adb._engine, None, None
-        adb.retire_direct()
-        if engine is not None:
-            engine.sync_engine.dispose(close=False)
+        adb.retire()
 
 
 async def adispose_all() -> None:
