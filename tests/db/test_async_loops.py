@@ -139,3 +139,29 @@ def test_one_asyncio_run_after_another_leaves_nothing_open_or_noisy(
         gc.enable()
     gc.collect()
     assert unraisable == []
+
+
+def test_closing_what_a_closed_loop_left_prints_nothing_from_driver_threads(
+        database_url: str) -> None:
+    """A loop whose only statement is ``adispose()`` closes what the loops before it
+    left (aiosqlite's connections among them), then ends at once: no driver thread
+    reports an error about the closed loop afterwards."""
+    import time
+
+    Item = _model(database_url)
+    thread_errors: list[str] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: thread_errors.append(repr(args.exc_value))
+    try:
+        for i in range(5):
+            async def work(i: int = i) -> None:
+                async with Item.objects.atransaction():
+                    await Item.objects.acreate(name=f"in a block {i}")
+
+            asyncio.run(work())
+            asyncio.run(Item.objects.adispose())
+        time.sleep(0.2)  # what the drivers' threads still had to say
+    finally:
+        threading.excepthook = previous
+    assert thread_errors == []
+    assert Item.objects.count() == 5

@@ -176,7 +176,10 @@ class ServerConnection(DirectConnection):
 
 def close_driver_now(raw: Any) -> None:
     """Close an async driver connection without awaiting, its event loop possibly closed:
-    psycopg ends the session with libpq's own call; aiosqlite stops its thread. aiomysql
+    psycopg ends the session with libpq's own call. aiosqlite is told to close and stop
+    its thread from a thread without an event loop: asked from the running loop, its
+    thread answers through that loop, which may be closed by then (an error printed from
+    aiosqlite's thread). aiomysql
     closes its transport, which through a closed loop gets only as far as marking it
     closing (so its finalizer does not try again through the dead loop); the socket is
     shut down first, so the server ends the session now rather than when the garbage
@@ -187,7 +190,8 @@ def close_driver_now(raw: Any) -> None:
             pgconn.finish()
             return
         if hasattr(raw, "stop"):
-            raw.stop()
+            threading.Thread(target=raw.stop, name="registers-aiosqlite-stop",
+                             daemon=True).start()
             return
         writer = raw._writer  # aiomysql's stream; None once closed
         if writer is not None:
@@ -267,8 +271,7 @@ class SQLiteConnections(DirectConnections):
 
     def stop(self) -> None:
         for conn in self._take_all():
-            with contextlib.suppress(Exception):
-                conn.raw.stop()
+            close_driver_now(conn.raw)
 
 
 class ServerConnections(DirectConnections):
