@@ -701,8 +701,10 @@ def run_backend(backend: str, url: str, names: list[str], ops: int, rounds: int,
                 # no longer one draw's.
                 for c in contenders.values():
                     c.reconnect()
-                    c.get(1)  # untimed: the connection is opened and warm
+                    c.get(1)  # untimed: the connections are opened and warm
                     c.count(0)
+                    for _ in c.iterate():  # (registers' iterate has one of its own)
+                        pass
             order = names[r % len(names):] + names[:r % len(names)]
             for workload in WORKLOADS:
                 samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}

@@ -107,6 +107,7 @@ class Database:
         # the async side (an AsyncDatabase, registers.db.async_engine), made by the first
         # async call: until then the async machinery is not even imported
         self.async_side: Any = None
+        self.stream_connections: Any = None  # MySQL iterate()'s (registers.db.pipeline)
 
     # --- engine ---------------------------------------------------------------------
 
@@ -553,7 +554,7 @@ class Database:
             self.async_side.forget_parents_connections()
 
     def close_connections(self) -> None:
-        for holder in list(self._thread_connections):
+        for holder in [*self._thread_connections, *filter(None, [self.stream_connections])]:
             holder.close()
         self._thread_connections = weakref.WeakSet()
         self._local = threading.local()

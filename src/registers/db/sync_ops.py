@@ -32,6 +32,7 @@ from registers.db.flows import (
     drive,
     returns_rows,
 )
+from registers.db.pipeline import StreamConnections, receive, send, stream_connections
 from registers.db.query import Q
 from registers.db.queryset import Query
 from registers.db.statements import Pages, unique_name
@@ -119,6 +120,10 @@ class SyncOperations(WritePlans[M]):
                 last = yield from self._cursor_rest(pages, last)
                 if last is None:
                     return
+            elif (streams := stream_connections(self.database)) is not None:
+                last = yield from self._pipelined_rest(streams, pages, last)
+                if last is None:
+                    return
             sql, params = pages.after(last)
 
     def _cursor_rest(self, pages: Pages, row: Sequence[Any]) -> Generator[M, None, Any]:
@@ -148,6 +153,46 @@ class SyncOperations(WritePlans[M]):
         finally:
             with contextlib.suppress(Exception):  # a dropped connection closed it already
                 cursor.close()
+
+    def _pipelined_rest(self, streams: StreamConnections, pages: Pages,
+                        row: Sequence[Any]) -> Generator[M, None, Any]:
+        """MySQL on PyMySQL: the models after ``row``, in keyset pages on a stream
+        connection, each page's successor sent before the page is handed out
+        (:mod:`registers.db.pipeline`). Returns None at the end; the last row handed out
+        if no stream connection could be had or it dropped (the caller carries on with
+        plain pages on the thread's connection: a read may be sent again)."""
+        db = self.database
+        conn = streams.take()
+        if conn is None:
+            return row
+        cursor, pending = conn.cursor(), False
+        listeners = db.engine.dispatch.before_cursor_execute
+        try:
+            send(conn, cursor, *pages.after(row), listeners)
+            pending = True
+            while True:
+                rows = receive(conn, cursor)
+                pending = False
+                more = len(rows) == pages.batch_size
+                if more:
+                    send(conn, cursor, *pages.after(rows[-1]), listeners)
+                    pending = True
+                yield from self._models(rows)
+                if not more:
+                    streams.give(conn, pending)
+                    return None
+                row = rows[-1]
+        except GeneratorExit:  # closed early, at a model: the protocol is where we left it
+            streams.give(conn, pending)
+            raise
+        except db.driver_errors as exc:
+            streams.discard(conn)
+            if db.is_disconnect(exc, None):
+                return row
+            raise self.errors(exc, "read from") from exc
+        except BaseException:  # interrupted anywhere: the connection's state is unknown
+            streams.discard(conn)
+            raise
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a ``SELECT`` on this model's database, through the manager's connection

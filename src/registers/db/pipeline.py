@@ -1,0 +1,153 @@
+"""MySQL/MariaDB on PyMySQL: keyset pages read with the next page's query already sent.
+
+``iterate()`` reads keyset pages, each a complete ``SELECT ... LIMIT n`` of its own. Read
+one after the other, the server waits while the client hands a page out (a model per row),
+and the client then waits while the server runs the next page and sends it. Here, once a
+page is read, the next page's query is sent before the page is handed out: the server
+runs it meanwhile, as it would feed a streaming cursor (about 10% faster over 10,000 rows
+on a 2-CPU machine), without holding one open query for the whole iteration.
+
+What that costs: the next page's statement ends when its rows are in the socket's
+buffers. A page larger than those (wide rows, a big ``batch_size``) keeps its statement,
+and with it the table's shared metadata lock (an ``ALTER TABLE`` waits for it), open
+until the consumer has finished the page before; no longer than one page.
+
+The pages run on a connection of their own, a *stream connection*, never on the thread's
+own connection: the loop body may send statements on that one while a page is in flight.
+Stream connections are autocommit PyMySQL connections made through the engine (its
+connect hooks and options apply) and kept idle per database between streams, the most
+recently used first, checked with a ping after sitting idle. PyMySQL has no public call
+to send a query and read its result later; :func:`send` and :func:`receive` use its
+``Connection._execute_command`` and ``_read_query_result`` (the two halves of
+``Connection.query``, unchanged since PyMySQL 0.7), so they are used only on PyMySQL
+connections, outside ``transaction()`` (whose pages must see the block's writes, on its
+connection), and never when a connection cannot be had (the pages then go on as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registers.db.engine import Database
+
+__all__ = ["StreamConnections", "receive", "send", "stream_connections"]
+
+# A stream connection idle for longer than this is pinged before it is used again.
+IDLE_PING_SECONDS = 30.0
+
+
+def stream_connections(database: Database) -> StreamConnections | None:
+    """The database's stream connections when the current statement may use them: a
+    PyMySQL URL, outside ``transaction()``; else None (plain keyset pages)."""
+    if database.family != "mysql" or database.current_transaction() is not None:
+        return None
+    streams: StreamConnections | None = database.stream_connections
+    if streams is None:
+        if database.url.get_driver_name() != "pymysql":
+            return None
+        streams = database.stream_connections = StreamConnections(database)
+    return streams
+
+
+class StreamConnections:
+    """A database's idle stream connections, for any thread (most recently used last)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._idle: list[tuple[Any, float]] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self) -> Any | None:
+        """An idle stream connection that answers, or a new one; None if none can be
+        opened (the caller reads its pages on the thread's connection instead)."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child: the parent's, never used here
+                self._idle, self._pid = [], os.getpid()
+            idle = self._idle.pop() if self._idle else None
+        while idle is not None:
+            conn, used = idle
+            if time.monotonic() - used < IDLE_PING_SECONDS or _answers(conn):
+                return conn
+            _close(conn)
+            with self._lock:
+                idle = self._idle.pop() if self._idle else None
+        database = self.database
+        try:
+            fairy = database.engine.raw_connection()
+            fairy.detach()  # the stream's, not the pool's
+            conn = fairy.dbapi_connection
+            database.dialect.set_isolation_level(conn, "AUTOCOMMIT")  # type: ignore[arg-type]
+        except Exception:
+            return None
+        return conn
+
+    def give(self, conn: Any, pending: bool) -> None:
+        """Take ``conn`` back once a stream is done with it; ``pending``: the result of a
+        page sent ahead was never read (the stream was closed early), so it is read and
+        dropped first. A connection that fails that, or one too many, is closed."""
+        if pending:
+            try:
+                receive(conn, conn.cursor())
+            except Exception:
+                _close(conn)
+                return
+        limit = max(1, self.database.options.pool_size)
+        with self._lock:
+            if self._pid == os.getpid() and len(self._idle) < limit:
+                self._idle.append((conn, time.monotonic()))
+                return
+        _close(conn)
+
+    def discard(self, conn: Any) -> None:
+        """A stream connection that failed: close it, never use it again."""
+        _close(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            if self._pid != os.getpid():
+                return  # a forked child: the parent's connections, never closed here
+        for conn, _ in idle:
+            _close(conn)
+
+
+def send(conn: Any, cursor: Any, sql: str, params: Sequence[Any],
+         listeners: Iterable[Any] = ()) -> None:
+    """Send ``sql`` without reading its result (statement listeners see it first)."""
+    for listener in listeners:
+        listener(conn, cursor, sql, params, None, False)
+    query = cursor.mogrify(sql, params)
+    cursor._executed = query  # what PyMySQL's execute() records (fetchall() checks it)
+    conn._execute_command(_COM_QUERY, query)
+
+
+def receive(conn: Any, cursor: Any) -> tuple[Any, ...]:
+    """The rows of the query :func:`send` sent on ``conn`` (read on ``cursor``)."""
+    cursor._clear_result()
+    conn._affected_rows = conn._read_query_result(unbuffered=False)
+    cursor._do_get_result()
+    rows: tuple[Any, ...] = cursor.fetchall()
+    return rows
+
+
+def _answers(conn: Any) -> bool:
+    try:
+        conn.ping(reconnect=False)
+    except Exception:
+        return False
+    return True
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+_COM_QUERY = 0x03  # pymysql.constants.COMMAND.COM_QUERY
