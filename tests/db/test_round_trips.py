@@ -111,6 +111,46 @@ def test_a_single_statement_is_one_round_trip(database_url: str, name: str) -> N
         assert _mysql_statements(conn, lambda: _call(Item, name)) == MYSQL_TRIPS.get(name, 1)
 
 
+def _mysql_waits(conn: Any, operation: Callable[[], Any]) -> int:
+    """How many times PyMySQL waited for the server during ``operation``: a read of an
+    answer right after something was sent (answers read back to back are one wait)."""
+    waits, sent = [0], [False]
+    execute, read = conn._execute_command, conn._read_query_result
+
+    def counted_execute(*args: Any, **kwargs: Any) -> Any:
+        sent[0] = True
+        return execute(*args, **kwargs)
+
+    def counted_read(*args: Any, **kwargs: Any) -> Any:
+        if sent[0]:
+            waits[0] += 1
+            sent[0] = False
+        return read(*args, **kwargs)
+
+    conn._execute_command, conn._read_query_result = counted_execute, counted_read
+    try:
+        operation()
+    finally:
+        del conn._execute_command, conn._read_query_result
+    return waits[0]
+
+
+@pytest.mark.parametrize("name", list(MYSQL_TRIPS))
+def test_on_mysql_a_transactions_begin_goes_with_its_first_statement(
+        database_url: str, name: str) -> None:
+    """The writes that need a transaction on MySQL/MariaDB send BEGIN together with their
+    first statement (PyMySQL): every statement still runs (the server counts them all),
+    in one wait fewer."""
+    if not database_url.startswith("mysql"):
+        pytest.skip("MySQL's multi-statement writes")
+    Item = _model(database_url)
+    Item.objects.create(name="a", code="A")
+    conn = Item.objects.database.autocommit_connection()
+    _call(Item, name)
+    assert _mysql_statements(conn, lambda: _call(Item, name)) == MYSQL_TRIPS[name]
+    assert _mysql_waits(conn, lambda: _call(Item, name)) == MYSQL_TRIPS[name] - 1
+
+
 def test_the_thread_connection_is_replaced_after_the_server_dropped_it(database_url: str,
                                                                        raw: Any) -> None:
     """A killed connection: the next read reconnects and answers; nothing is lost."""

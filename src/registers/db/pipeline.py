@@ -1,4 +1,8 @@
-"""MySQL/MariaDB on PyMySQL: keyset pages read with the next page's query already sent.
+"""MySQL/MariaDB on PyMySQL: statements sent before the answer to the one before is read.
+
+Two uses: ``iterate()``'s keyset pages, each page's query sent before the page before it
+is handed out; and a write transaction's BEGIN, sent together with its first statement
+(:func:`send_begin_with`: BEGIN, UPDATE, SELECT, COMMIT is three round trips, not four).
 
 ``iterate()`` reads keyset pages, each a complete ``SELECT ... LIMIT n`` of its own. Read
 one after the other, the server waits while the client hands a page out (a model per row),
@@ -36,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from registers.db.engine import Database
 
-__all__ = ["StreamConnections", "receive", "send", "stream_connections"]
+__all__ = ["BeginFailed", "StreamConnections", "begins_ahead", "receive", "send",
+           "send_begin_with", "stream_connections"]
 
 # A stream connection idle for longer than this is pinged before it is used again.
 IDLE_PING_SECONDS = 30.0
@@ -51,8 +56,14 @@ def stream_connections(database: Database) -> StreamConnections | None:
     if streams is None:
         if database.url.get_driver_name() != "pymysql":
             return None
-        streams = database.stream_connections = StreamConnections(database)
+        with _making:  # one per database, whichever thread streams first
+            streams = database.stream_connections
+            if streams is None:
+                streams = database.stream_connections = StreamConnections(database)
     return streams
+
+
+_making = threading.Lock()
 
 
 class StreamConnections:
@@ -118,6 +129,54 @@ class StreamConnections:
             _close(conn)
 
 
+def begins_ahead(database: Database) -> bool:
+    """Whether a write transaction on ``database``'s own connections sends its BEGIN
+    together with its first statement (:func:`send_begin_with`): PyMySQL."""
+    known = _BEGINS_AHEAD.get(database.key)
+    if known is None:
+        known = _BEGINS_AHEAD[database.key] = database.family == "mysql" and \
+            database.url.get_driver_name() == "pymysql"
+    return known
+
+
+_BEGINS_AHEAD: dict[str, bool] = {}
+
+
+def send_begin_with(conn: Any, cursor: Any, sql: str, params: Sequence[Any],
+                    listeners: Iterable[Any] = ()) -> None:
+    """BEGIN and ``sql`` in one round trip: both sent, then BEGIN's answer and ``sql``'s
+    result read (as ``cursor.execute`` leaves it). A connection in autocommit otherwise
+    pays a round trip for BEGIN alone, where one that is not (SQLAlchemy's) begins
+    implicitly.
+
+    Raises:
+        BeginFailed: BEGIN's answer could not be read: ``sql``'s result is still unread,
+            so the caller must not use the connection again (close it).
+    """
+    _send_raw(conn, "BEGIN")
+    send(conn, cursor, sql, params, listeners)
+    try:
+        conn._read_query_result()
+    except Exception as exc:
+        raise BeginFailed(exc) from exc
+    # Each command's answer is numbered from 1; PyMySQL expects the numbering to go on
+    # from BEGIN's answer, as it would for packets of the same answer.
+    conn._next_seq_id = 1
+    _read_result(conn, cursor)
+
+
+class BeginFailed(Exception):
+    """BEGIN sent ahead failed: the connection's protocol state is unknown."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _send_raw(conn: Any, sql: str) -> None:
+    conn._execute_command(_COM_QUERY, sql)
+
+
 def send(conn: Any, cursor: Any, sql: str, params: Sequence[Any],
          listeners: Iterable[Any] = ()) -> None:
     """Send ``sql`` without reading its result (statement listeners see it first)."""
@@ -130,11 +189,16 @@ def send(conn: Any, cursor: Any, sql: str, params: Sequence[Any],
 
 def receive(conn: Any, cursor: Any) -> tuple[Any, ...]:
     """The rows of the query :func:`send` sent on ``conn`` (read on ``cursor``)."""
+    _read_result(conn, cursor)
+    rows: tuple[Any, ...] = cursor.fetchall()
+    return rows
+
+
+def _read_result(conn: Any, cursor: Any) -> None:
+    """Read the next answer on ``conn`` into ``cursor``, as ``cursor.execute`` does."""
     cursor._clear_result()
     conn._affected_rows = conn._read_query_result(unbuffered=False)
     cursor._do_get_result()
-    rows: tuple[Any, ...] = cursor.fetchall()
-    return rows
 
 
 def _answers(conn: Any) -> bool:

@@ -32,7 +32,15 @@ from registers.db.flows import (
     drive,
     returns_rows,
 )
-from registers.db.pipeline import StreamConnections, receive, send, stream_connections
+from registers.db.pipeline import (
+    BeginFailed,
+    StreamConnections,
+    begins_ahead,
+    receive,
+    send,
+    send_begin_with,
+    stream_connections,
+)
 from registers.db.query import Q
 from registers.db.queryset import Query
 from registers.db.statements import Pages, unique_name
@@ -354,13 +362,42 @@ class SyncOperations(WritePlans[M]):
             cursor.execute(sql, params)
         return cursor
 
-    def _perform(self, conn: Any, work: str | Callable[[], Flow[Any]], params: Any) -> Any:
-        """Send the write's statement (-> its cursor), or drive its flow (-> its value)."""
+    def _perform(self, conn: Any, work: str | Callable[[], Flow[Any]], params: Any,
+                 begin: bool = False) -> Any:
+        """Send the write's statement (-> its cursor), or drive its flow (-> its value);
+        ``begin``: a transaction is to be begun, BEGIN going with the first statement
+        (PyMySQL, :func:`registers.db.pipeline.send_begin_with`)."""
+        execute: Callable[..., Any] = self._execute
+        if begin:
+            execute = self._begun_with_first(conn)
         if type(work) is str:
-            return self._execute(conn, work, params)
-        value = drive(work(), lambda st: self._execute(conn, *st))  # type: ignore[operator]
+            return execute(conn, work, params)
+        value = drive(work(), lambda st: execute(conn, *st))  # type: ignore[operator]
         self.database.release_large_result(conn)
         return value
+
+    def _begun_with_first(self, conn: Any) -> Callable[..., Any]:
+        """``_execute``, the first statement sent with BEGIN (an executemany after a BEGIN
+        of its own). If BEGIN's answer cannot be read the connection is closed."""
+        db, pending = self.database, [True]
+
+        def execute(conn: Any, sql: str, params: Any, many: bool = False) -> Any:
+            if not pending:
+                return self._execute(conn, sql, params, many)
+            pending.clear()
+            if many:
+                db.begin(conn)
+                return self._execute(conn, sql, params, many)
+            cursor = db.cursor(conn)
+            try:
+                send_begin_with(conn, cursor, sql, params,
+                                db.engine.dispatch.before_cursor_execute)
+            except BeginFailed as failed:
+                db.discard_autocommit_connection(conn)  # the statement's answer is unread
+                raise failed.error from None
+            return cursor
+
+        return execute
 
     def _read(self, read: Read[T]) -> T:
         sql, params, finish = read
@@ -449,11 +486,12 @@ class SyncOperations(WritePlans[M]):
         savepoint = None if owned or not (atomic or db.family == "postgresql") else \
             unique_name("registers_w")
         try:
-            if owned and atomic:
+            ahead = owned and atomic and begins_ahead(db)
+            if owned and atomic and not ahead:
                 db.begin(conn)
             if savepoint:
                 self._execute(conn, f"SAVEPOINT {savepoint}", ())
-            outcome = self._perform(conn, work, params)
+            outcome = self._perform(conn, work, params, ahead)
             if type(work) is str:  # read it out: the connection goes back before finishing
                 outcome = _fetched(outcome)
                 if len(outcome.rows) > KEPT_RESULT_ROWS:
