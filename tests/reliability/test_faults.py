@@ -388,6 +388,26 @@ async def test_naming_an_async_error_never_holds_up_the_event_loop(server: Serve
     assert sorted(n for n in server.names() if n == "taken") == ["taken"]
 
 
+@pytest.mark.parametrize("budget", [0, 5, 11, 40])
+def test_a_transaction_cut_around_its_begin_changes_nothing(server: Server, backend: str,
+                                                            budget: int) -> None:
+    """MySQL/MariaDB: update_where is BEGIN + UPDATE (sent together), SELECT, COMMIT.
+    The link is cut after ``budget`` bytes of answers: before BEGIN's answer is read
+    (0, 5), between it and the UPDATE's (11), or later (40). The caller gets
+    DatabaseUnavailableError, nothing was committed, and the next write works."""
+    if backend != "mysql":
+        pytest.skip("the BEGIN sent with the first statement is MySQL's (PyMySQL)")
+    _warm(server)
+    before = raw_rows(server.direct, "SELECT name FROM items WHERE id = 1")
+    server.proxy.cut_after(budget)
+    exc, elapsed = _fail(lambda: server.model.objects.update_where({"id": 1}, name="lost"))
+    server.proxy.resume()
+    assert isinstance(exc, DatabaseUnavailableError) and exc.__cause__ is not None
+    assert elapsed < BOUND + SLACK
+    assert raw_rows(server.direct, "SELECT name FROM items WHERE id = 1") == before
+    assert server.model.objects.update_where({"id": 1}, name="after")[0].name == "after"
+
+
 def test_iterate_carries_on_after_its_connection_is_killed(server: Server) -> None:
     # PostgreSQL reads the rows after the first page through a server-side cursor, MariaDB
     # page by page: either way a killed connection costs a resend from the last row read,

@@ -393,7 +393,10 @@ class SyncOperations(WritePlans[M]):
                 send_begin_with(conn, cursor, sql, params,
                                 db.engine.dispatch.before_cursor_execute)
             except BeginFailed as failed:
-                db.discard_autocommit_connection(conn)  # the statement's answer is unread
+                # The statement's answer is unread: the connection goes. (A BEGIN that
+                # fails on a connection that stays up, which MariaDB does not do short of
+                # running out of memory, would leave the statement run on its own.)
+                db.discard_autocommit_connection(conn)
                 raise failed.error from None
             return cursor
 
