@@ -133,33 +133,42 @@ def test_threads_iterating_at_once_each_get_every_row(Rows: Any) -> None:
     assert sorted(results) == [0, 1, 2, 3]
 
 
+def _server_session(conn: Any) -> int:
+    """The server's id of a DBAPI connection (psycopg: backend PID; PyMySQL: thread id)."""
+    info = getattr(conn, "info", None)
+    return int(info.backend_pid) if info is not None else int(conn.thread_id())
+
+
 def test_a_stream_whose_connections_are_killed_mid_way_still_gives_every_row_once(
-        Rows: Any, database_url: str) -> None:
-    """Every session of the database killed by the server between two pages (the
-    stream's, the thread's): the iteration carries on after the last row it handed out,
-    on new connections."""
+        Rows: Any, database_url: str, count_statements: Any) -> None:
+    """The server kills the stream's sessions between two pages (the thread's, and on
+    MySQL the stream connection): the iteration carries on after the last row it handed
+    out, on new connections. Only this stream's sessions are killed, never another
+    test's on the same database."""
     if database_url.startswith("sqlite"):
         pytest.skip("no server sessions to kill")
+    kill = "SELECT pg_terminate_backend(:id)" if database_url.startswith("postgresql") \
+        else "KILL :id"
     seen = []
-    for row in Rows.objects.iterate(batch_size=PAGE):
-        seen.append(row.n)
-        if row.n in (15, 40):
-            engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
-            with engine.connect() as conn:
-                if database_url.startswith("postgresql"):
-                    conn.execute(sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                        "datname = current_database() AND pid <> pg_backend_pid()"))
-                else:
-                    sessions = conn.execute(sa.text(
-                        "SELECT id FROM information_schema.processlist WHERE db = DATABASE() "
-                        "AND id <> CONNECTION_ID()")).scalars().all()
-                    for session in sessions:
+    killed: set[int] = set()
+    with count_statements(database_url) as log:
+        for row in Rows.objects.iterate(batch_size=PAGE):
+            seen.append(row.n)
+            if row.n in (15, 40):
+                sessions = {_server_session(c) for c in log.connections}
+                assert sessions - killed, "the stream's sessions were seen"
+                engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+                with engine.connect() as conn:
+                    for session in sessions - killed:
                         with contextlib.suppress(sa.exc.DBAPIError):  # ended meanwhile
-                            conn.execute(sa.text(f"KILL {int(session)}"))
-            engine.dispose()
+                            conn.execute(sa.text(kill), {"id": session})
+                engine.dispose()
+                killed |= sessions
     assert seen == list(range(ROWS))
     assert Rows.objects.count() == ROWS
+    now = Rows.objects.rows("SELECT pg_backend_pid()" if database_url.startswith("postgresql")
+                            else "SELECT CONNECTION_ID()")[0][0]
+    assert now not in killed  # the kills did end the sessions: the thread reconnected
 
 
 def test_statement_listeners_see_every_page(Rows: Any, database_url: str,
