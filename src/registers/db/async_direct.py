@@ -149,7 +149,6 @@ class ServerConnection(DirectConnection):
         """Close without awaiting (the connection's event loop may be gone)."""
         close_driver_now(self.raw)
 
-
     def abandon(self) -> None:
         """In a forked child: point this connection's socket descriptor at /dev/null, so
         nothing the child does with the object, its finalizer included, reaches the
@@ -179,11 +178,10 @@ def close_driver_now(raw: Any) -> None:
     psycopg ends the session with libpq's own call. aiosqlite is told to close and stop
     its thread from a thread without an event loop: asked from the running loop, its
     thread answers through that loop, which may be closed by then (an error printed from
-    aiosqlite's thread). aiomysql
-    closes its transport, which through a closed loop gets only as far as marking it
-    closing (so its finalizer does not try again through the dead loop); the socket is
-    shut down first, so the server ends the session now rather than when the garbage
-    collector closes the socket."""
+    aiosqlite's thread). aiomysql closes its transport, which through a closed loop gets
+    only as far as marking it closing (so its finalizer does not try again through the
+    dead loop); the socket is shut down first, so the server ends the session now rather
+    than when the garbage collector closes the socket."""
     pgconn = getattr(raw, "pgconn", None)
     with contextlib.suppress(Exception):
         if pgconn is not None:

@@ -45,13 +45,9 @@ from registers.db.dialects import is_packet_too_large
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
 from registers.db.identity import database_identity
-from registers.db.sqlite_setup import configure_sqlite, sqlite_target
+from registers.db.sqlite_setup import configure_sqlite, sqlite_end, sqlite_target
 
-__all__ = [
-    "IDLE_CHECK_SECONDS",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "Database",
-]
+__all__ = ["IDLE_CHECK_SECONDS", "SQLITE_BUSY_TIMEOUT_MS", "Database", "detached_connection"]
 
 SQLITE_BUSY_TIMEOUT_MS = DEFAULT_OPTIONS.busy_timeout_ms
 # A server connection idle for longer than this is pinged before its next statement.
@@ -326,7 +322,7 @@ class Database:
     def _check_idle(self, holder: _ConnectionHolder) -> None:
         """Replace the thread's server connection if it sat idle and no longer answers."""
         now = time.monotonic()
-        if now - holder.used > IDLE_CHECK_SECONDS and not self._alive(holder.connection):
+        if now - holder.used > IDLE_CHECK_SECONDS and not self.answers(holder.connection):
             self.discard_autocommit_connection()
             holder = self._new_server_connection()
         holder.used = now
@@ -378,7 +374,8 @@ class Database:
         except Exception:  # pragma: no cover - a dialect that cannot tell
             return False
 
-    def _alive(self, connection: Any) -> bool:
+    def answers(self, connection: Any) -> bool:
+        """Whether a server ``connection`` still answers (``SELECT 1``)."""
         try:
             cursor = self.cursor(connection)
             cursor.execute("SELECT 1")
@@ -393,14 +390,7 @@ class Database:
         return self.engine.pool._creator()  # type: ignore[call-arg]
 
     def _new_server_connection(self) -> _ConnectionHolder:
-        try:
-            fairy = self.engine.raw_connection()
-        except Exception as exc:  # the pool raises the driver's own errors
-            raise self.connect_error(exc) from exc
-        fairy.detach()  # ours for the thread's lifetime, not the pool's
-        connection = fairy.dbapi_connection
-        assert connection is not None
-        self.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+        connection = detached_connection(self)  # the thread's for its lifetime
         holder = _ConnectionHolder(connection, connection.cursor())
         self._local.holder = holder
         self._thread_connections.add(holder)
@@ -436,14 +426,14 @@ class Database:
 
     def commit(self, conn: Any) -> None:
         if self.is_sqlite:
-            _sqlite_end(conn, "COMMIT")
+            sqlite_end(conn, "COMMIT")
         else:
             self.cursor(conn).execute("COMMIT")
 
     def rollback(self, conn: Any) -> None:
         try:
             if self.is_sqlite:
-                _sqlite_end(conn, "ROLLBACK")
+                sqlite_end(conn, "ROLLBACK")
             else:
                 self.cursor(conn).execute("ROLLBACK")
         except Exception:  # the original error matters more than a failed rollback
@@ -542,9 +532,8 @@ class Database:
     # --- lifecycle ------------------------------------------------------------------
 
     def forget_parents_connections(self) -> None:
-        """In a forked child: start with no connection and outside any ``transaction()``
-        or ``atransaction()`` block of the parent's (whose connections stay the parent's,
-        never closed here)."""
+        """In a forked child: no connection, outside any ``transaction()`` or
+        ``atransaction()`` of the parent's (its connections stay its, never closed here)."""
         self._local = threading.local()
         self._thread_connections = weakref.WeakSet()
         self._tx = contextvars.ContextVar(f"registers_tx_{id(self)}", default=None)
@@ -567,6 +556,19 @@ class Database:
             self._memory_connection = None
         if self.made_engine():
             self.engine.dispose()
+
+
+def detached_connection(database: Database) -> Any:
+    """A new autocommit DBAPI connection from the pool (hooks run), then the caller's."""
+    try:
+        fairy = database.engine.raw_connection()
+    except Exception as exc:  # the pool raises the driver's own errors
+        raise database.connect_error(exc) from exc
+    fairy.detach()
+    connection = fairy.dbapi_connection
+    assert connection is not None
+    database.dialect.set_isolation_level(connection, "AUTOCOMMIT")
+    return connection
 
 
 class _ConnectionHolder:
@@ -593,8 +595,3 @@ class _ConnectionHolder:
     def __del__(self) -> None:
         if self.pid == os.getpid():  # never the parent's connection, in a forked child
             self.close()
-
-
-def _sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
-    if conn.in_transaction:
-        conn.execute(statement)

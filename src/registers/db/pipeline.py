@@ -37,25 +37,21 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from registers.db.database import IDLE_CHECK_SECONDS, detached_connection
+
 if TYPE_CHECKING:
     from registers.db.engine import Database
 
-__all__ = ["BeginFailed", "StreamConnections", "begins_ahead", "receive", "send",
-           "send_begin_with", "stream_connections"]
-
-# A stream connection idle for longer than this is pinged before it is used again.
-IDLE_PING_SECONDS = 30.0
-
+__all__ = ["BeginFailed", "StreamConnections", "on_pymysql", "receive", "send", "send_begin_with",
+           "stream_connections"]
 
 def stream_connections(database: Database) -> StreamConnections | None:
     """The database's stream connections when the current statement may use them: a
     PyMySQL URL, outside ``transaction()``; else None (plain keyset pages)."""
-    if database.family != "mysql" or database.current_transaction() is not None:
+    if not on_pymysql(database) or database.current_transaction() is not None:
         return None
     streams: StreamConnections | None = database.stream_connections
     if streams is None:
-        if database.url.get_driver_name() != "pymysql":
-            return None
         with _making:  # one per database, whichever thread streams first
             streams = database.stream_connections
             if streams is None:
@@ -84,20 +80,15 @@ class StreamConnections:
             idle = self._idle.pop() if self._idle else None
         while idle is not None:
             conn, used = idle
-            if time.monotonic() - used < IDLE_PING_SECONDS or _answers(conn):
+            if time.monotonic() - used <= IDLE_CHECK_SECONDS or self.database.answers(conn):
                 return conn
             _close(conn)
             with self._lock:
                 idle = self._idle.pop() if self._idle else None
-        database = self.database
         try:
-            fairy = database.engine.raw_connection()
-            fairy.detach()  # the stream's, not the pool's
-            conn = fairy.dbapi_connection
-            database.dialect.set_isolation_level(conn, "AUTOCOMMIT")  # type: ignore[arg-type]
+            return detached_connection(self.database)
         except Exception:
             return None
-        return conn
 
     def give(self, conn: Any, pending: bool) -> None:
         """Take ``conn`` back once a stream is done with it; ``pending``: the result of a
@@ -129,17 +120,18 @@ class StreamConnections:
             _close(conn)
 
 
-def begins_ahead(database: Database) -> bool:
-    """Whether a write transaction on ``database``'s own connections sends its BEGIN
-    together with its first statement (:func:`send_begin_with`): PyMySQL."""
-    known = _BEGINS_AHEAD.get(database.key)
+def on_pymysql(database: Database) -> bool:
+    """Whether ``database`` is MySQL/MariaDB on PyMySQL, where this module applies: a
+    write transaction on its own connections sends BEGIN with its first statement
+    (:func:`send_begin_with`), and ``iterate()`` streams (:func:`stream_connections`)."""
+    known = _ON_PYMYSQL.get(database.key)
     if known is None:
-        known = _BEGINS_AHEAD[database.key] = database.family == "mysql" and \
+        known = _ON_PYMYSQL[database.key] = database.family == "mysql" and \
             database.url.get_driver_name() == "pymysql"
     return known
 
 
-_BEGINS_AHEAD: dict[str, bool] = {}
+_ON_PYMYSQL: dict[str, bool] = {}
 
 
 def send_begin_with(conn: Any, cursor: Any, sql: str, params: Sequence[Any],
@@ -199,14 +191,6 @@ def _read_result(conn: Any, cursor: Any) -> None:
     cursor._clear_result()
     conn._affected_rows = conn._read_query_result(unbuffered=False)
     cursor._do_get_result()
-
-
-def _answers(conn: Any) -> bool:
-    try:
-        conn.ping(reconnect=False)
-    except Exception:
-        return False
-    return True
 
 
 def _close(conn: Any) -> None:

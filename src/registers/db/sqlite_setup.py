@@ -21,7 +21,7 @@ from registers.db.connect import DEFAULT_OPTIONS, DatabaseOptions
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["BusyRetry", "configure_sqlite", "sqlite_functions", "sqlite_pragmas",
+__all__ = ["BusyRetry", "configure_sqlite", "sqlite_end", "sqlite_functions", "sqlite_pragmas",
            "sqlite_target"]
 
 # what sqlite3.connect takes from a SQLite URL; every other query parameter of a
@@ -101,6 +101,12 @@ class BusyRetry:
             return None
         delay, self.delay = self.delay, min(self.delay * 2, 0.05)
         return delay
+
+
+def sqlite_end(conn: sqlite3.Connection, statement: str) -> None:
+    """``COMMIT`` or ``ROLLBACK`` the connection's transaction, if one is open."""
+    if conn.in_transaction:
+        conn.execute(statement)
 
 
 def sqlite_pragmas(*, memory: bool = False, options: DatabaseOptions = DEFAULT_OPTIONS,

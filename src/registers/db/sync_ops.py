@@ -35,7 +35,7 @@ from registers.db.flows import (
 from registers.db.pipeline import (
     BeginFailed,
     StreamConnections,
-    begins_ahead,
+    on_pymysql,
     receive,
     send,
     send_begin_with,
@@ -489,7 +489,7 @@ class SyncOperations(WritePlans[M]):
         savepoint = None if owned or not (atomic or db.family == "postgresql") else \
             unique_name("registers_w")
         try:
-            ahead = owned and atomic and begins_ahead(db)
+            ahead = owned and atomic and on_pymysql(db)
             if owned and atomic and not ahead:
                 db.begin(conn)
             if savepoint:
