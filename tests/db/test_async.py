@@ -537,6 +537,32 @@ async def test_a_cancelled_statement_leaves_the_database_usable(User: Any) -> No
     assert await User.objects.acount() == User.objects.count()
 
 
+@pytest.mark.parametrize("yields", [0, 1, 2])
+async def test_a_cancelled_write_is_final_once_its_task_has_ended(
+        User: Any, backend: str, yields: int) -> None:
+    if backend == "mysql":
+        pytest.skip("MariaDB finishes or rolls back a cancelled statement on its own after "
+                    "the connection closes (docs/db.md, Cancelling a task)")
+    await _seed(User)
+    for trial in range(5):
+        # cancelled before, while and after their statements were queued (aiosqlite runs
+        # queued statements of cancelled tasks anyway; psycopg cancels them in the server)
+        tasks = [asyncio.create_task(User.objects.acreate(
+            name="c", email=f"t{trial}-{i}@x.io")) for i in range(8)]
+        tasks += [asyncio.create_task(User.objects.aupdate_where(
+            {"name": "Ada"}, age=F("age") + 1))]
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+        ended = User.objects.count(), User.objects.get(name="Ada").age
+        await asyncio.sleep(0.05)  # anything still running in a driver thread lands here
+        assert (User.objects.count(), User.objects.get(name="Ada").age) == ended
+        assert await User.objects.acount() == ended[0]
+
+
 # --- transactions -------------------------------------------------------------------
 
 

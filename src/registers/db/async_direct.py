@@ -69,6 +69,10 @@ class DirectConnection:
     async def execute(self, statement: Statement) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    async def settle(self) -> None:
+        """After the awaiting task was cancelled mid-statement: return once the driver
+        has finished the statement, where it finishes it regardless (aiosqlite)."""
+
 
 class SQLiteConnection(DirectConnection):
     """An autocommit aiosqlite connection; each statement is one trip to its thread.
@@ -77,9 +81,17 @@ class SQLiteConnection(DirectConnection):
     in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
     stays open between trips, even if the awaiting task is cancelled; any other statement
     runs to completion inside ``execute``.
+
+    aiosqlite runs every queued call, including those of cancelled tasks, in order:
+    :meth:`settle` queues a no-op behind them and waits for it, so a task cancelled
+    mid-write ends only once its statement has been applied or has failed.
     """
 
     __slots__ = ()
+
+    async def settle(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.raw.execute_fetchall("SELECT 1")
 
     async def execute(self, statement: Statement) -> Result:
         sql, params, many = statement

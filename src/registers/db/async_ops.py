@@ -428,6 +428,8 @@ class AsyncOperations(_PasswordsOffLoop[M]):
             if atomic:
                 await conn.execute(Statement("COMMIT"))
         except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled: its outcome must be final
+                await conn.settle()  # when the task ends (SQLite runs it regardless)
             usable = not atomic
             if atomic:
                 with contextlib.suppress(Exception):  # the original error matters more
