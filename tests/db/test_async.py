@@ -1,6 +1,7 @@
 """SPEC D12: async twins of every manager read and write, on SQLAlchemy's async engine."""
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import threading
@@ -537,18 +538,18 @@ async def test_a_cancelled_statement_leaves_the_database_usable(User: Any) -> No
     assert await User.objects.acount() == User.objects.count()
 
 
-@pytest.mark.parametrize("yields", [0, 1, 2])
+@pytest.mark.parametrize("yields", [0, 1, 2, 3])
 async def test_a_cancelled_write_is_final_once_its_task_has_ended(
-        User: Any, backend: str, yields: int) -> None:
-    if backend == "mysql":
-        pytest.skip("MariaDB finishes or rolls back a cancelled statement on its own after "
-                    "the connection closes (docs/db.md, Cancelling a task)")
+        User: Any, yields: int) -> None:
     await _seed(User)
     for trial in range(5):
-        # cancelled before, while and after their statements were queued (aiosqlite runs
-        # queued statements of cancelled tasks anyway; psycopg cancels them in the server)
+        # cancelled before, while and after their statements were sent (aiosqlite runs
+        # queued statements of cancelled tasks anyway; a MySQL server finishes a statement
+        # whose connection closed; psycopg cancels it in the server)
         tasks = [asyncio.create_task(User.objects.acreate(
-            name="c", email=f"t{trial}-{i}@x.io")) for i in range(8)]
+            name="c", email=f"t{trial}-{i}@x.io")) for i in range(6)]
+        tasks += [asyncio.create_task(User.objects.aupsert(
+            name="u", email=f"u{trial}-{i}@x.io")) for i in range(3)]
         tasks += [asyncio.create_task(User.objects.aupdate_where(
             {"name": "Ada"}, age=F("age") + 1))]
         for _ in range(yields):
@@ -561,6 +562,43 @@ async def test_a_cancelled_write_is_final_once_its_task_has_ended(
         await asyncio.sleep(0.05)  # anything still running in a driver thread lands here
         assert (User.objects.count(), User.objects.get(name="Ada").age) == ended
         assert await User.objects.acount() == ended[0]
+
+
+async def test_a_cancelled_write_waiting_on_a_lock_never_lands_after_its_task_ended(
+        User: Any) -> None:
+    await _seed(User)
+    holding, release = threading.Event(), threading.Event()
+
+    class RollBack(Exception):
+        pass
+
+    def hold_the_email() -> None:  # SQLite: the write lock; the servers: the unique key
+        with contextlib.suppress(RollBack), User.objects.transaction():
+            User.objects.create(name="Held", email="held@x.io")
+            holding.set()
+            release.wait(10)
+            raise RollBack
+
+    holder = threading.Thread(target=hold_the_email)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(holding.wait, 10)
+        task = asyncio.create_task(User.objects.acreate(name="New", email="held@x.io"))
+        await asyncio.sleep(0.2)  # sent, and waiting for the holder's transaction
+        task.cancel()
+        # SQLite can only let its statement finish: the lock goes while the task settles
+        asyncio.get_running_loop().call_later(0.5, release.set)
+        await asyncio.gather(task, return_exceptions=True)
+        ended = User.objects.count()  # the lock may still be held: a plain read
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+    # Once the holder rolled back, a server session still running the insert (its
+    # connection closed, nobody told the server) would store the row now.
+    await asyncio.sleep(0.2)
+
+    assert User.objects.count() == ended == await User.objects.acount()
+    assert ended in (4, 5)
 
 
 # --- transactions -------------------------------------------------------------------

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     import aiosqlite
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+SETTLE_SECONDS = 5.0  # longest a cancelled write is waited for (psycopg's bound)
+
 __all__ = [
     "DirectConnection",
     "DirectConnections",
@@ -69,10 +71,6 @@ class DirectConnection:
     async def execute(self, statement: Statement) -> Result:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    async def settle(self) -> None:
-        """After the awaiting task was cancelled mid-statement: return once the driver
-        has finished the statement, where it finishes it regardless (aiosqlite)."""
-
 
 class SQLiteConnection(DirectConnection):
     """An autocommit aiosqlite connection; each statement is one trip to its thread.
@@ -81,17 +79,9 @@ class SQLiteConnection(DirectConnection):
     in the same trip (``execute_fetchall``), so no statement (and no implicit transaction)
     stays open between trips, even if the awaiting task is cancelled; any other statement
     runs to completion inside ``execute``.
-
-    aiosqlite runs every queued call, including those of cancelled tasks, in order:
-    :meth:`settle` queues a no-op behind them and waits for it, so a task cancelled
-    mid-write ends only once its statement has been applied or has failed.
     """
 
     __slots__ = ()
-
-    async def settle(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.raw.execute_fetchall("SELECT 1")
 
     async def execute(self, statement: Statement) -> Result:
         sql, params, many = statement
@@ -224,6 +214,12 @@ class DirectConnections:
     def drop(self, conn: DirectConnection) -> None:
         """Forget a connection a failure (or a cancellation) may have left unusable."""
 
+    async def settle(self, conn: DirectConnection) -> None:
+        """After a task was cancelled during a write on ``conn`` (given back or dropped):
+        return once the write can no longer change, applied or not, so what the task's
+        caller reads next is final. psycopg does this itself (it cancels the statement in
+        the server and waits for the answer)."""
+
     async def close(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -268,6 +264,13 @@ class SQLiteConnections(DirectConnections):
                 else:
                     self.reader = found
             return found
+
+    async def settle(self, conn: DirectConnection) -> None:
+        """aiosqlite runs every queued call, cancelled tasks' too, in order: a no-op
+        queued behind the write has run once the write has (waiting on a lock, that is
+        up to ``SETTLE_SECONDS``)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.raw.execute_fetchall("SELECT 1"), SETTLE_SECONDS)
 
     def _take_all(self) -> list[SQLiteConnection]:
         taken = [c for c in (self.reader, self.writer) if c is not None]
@@ -335,6 +338,31 @@ class ServerConnections(DirectConnections):
         assert isinstance(conn, ServerConnection)
         conn.close_now()
         self._slots.release()
+
+    async def settle(self, conn: DirectConnection) -> None:
+        """MySQL/MariaDB: the dropped connection's server session may still be running
+        the write (the server notices the closed socket only when it answers). Kill it
+        from another connection (a transaction it was in rolls back) and wait until it
+        has ended, for up to ``SETTLE_SECONDS``."""
+        if self.database.family != "mysql":
+            return
+        session = conn.raw.thread_id()
+        with contextlib.suppress(Exception):  # the cancellation is what the caller sees
+            await asyncio.wait_for(self._end_session(session), SETTLE_SECONDS)
+
+    async def _end_session(self, session: int) -> None:
+        other = await self.take(write=False)
+        try:
+            with contextlib.suppress(Exception):  # it may have ended already
+                await other.execute(Statement("KILL %s", [session]))
+            ended = Statement("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                              "WHERE ID = %s", [session])
+            while (await other.execute(ended)).rows[0][0]:
+                await asyncio.sleep(0.001)
+        except BaseException:
+            self.drop(other)
+            raise
+        self.give(other)
 
     async def _open(self) -> ServerConnection:
         try:

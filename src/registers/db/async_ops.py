@@ -428,8 +428,6 @@ class AsyncOperations(_PasswordsOffLoop[M]):
             if atomic:
                 await conn.execute(Statement("COMMIT"))
         except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled: its outcome must be final
-                await conn.settle()  # when the task ends (SQLite runs it regardless)
             usable = not atomic
             if atomic:
                 with contextlib.suppress(Exception):  # the original error matters more
@@ -440,6 +438,8 @@ class AsyncOperations(_PasswordsOffLoop[M]):
                 direct.give(conn)
             else:  # broken, cancelled mid-statement, or stuck in a transaction
                 direct.drop(conn)
+            if not isinstance(exc, Exception):  # cancelled: the write's outcome is final
+                await direct.settle(conn)  # once the task has ended
             raise
         direct.give(conn)
         return outcome
