@@ -44,6 +44,7 @@ from registers.db.connect import (
 from registers.db.dialects import is_packet_too_large
 from registers.db.errors import connect_error, driver_error, first_line, transaction_error
 from registers.db.exceptions import ConfigurationError, RegistryError, SchemaError
+from registers.db.held_connection import ConnectionHolder
 from registers.db.identity import database_identity
 from registers.db.sqlite_setup import configure_sqlite, sqlite_end, sqlite_target
 
@@ -60,6 +61,7 @@ class _Transaction:
     connection: Any  # the DBAPI connection the managers use
     sa_connection: sa.Connection
     cursor: Any  # the managers' cursor on it
+    done: bool = False  # the block was left (set first thing: see Database.transaction)
 
 
 class Database:
@@ -248,7 +250,12 @@ class Database:
         return self.engine
 
     def current_transaction(self) -> _Transaction | None:
-        return self._tx.get()
+        """The ``transaction()`` block this context is in, if any."""
+        tx = self._tx.get()
+        if tx is not None and tx.done:  # left while an interrupt cut its cleanup short
+            self._tx.set(None)
+            return None
+        return tx
 
     def acquire(self) -> tuple[Any, bool]:
         """A DBAPI connection for one operation, and whether this operation owns it.
@@ -260,7 +267,7 @@ class Database:
         """
         if self.pending_tables:
             self.create_pending()
-        tx = self._tx.get()
+        tx = self.current_transaction()
         if tx is not None:
             return tx.connection, False
         if self.is_memory:
@@ -319,19 +326,25 @@ class Database:
             holder = self._local.holder
         return holder.connection
 
-    def _check_idle(self, holder: _ConnectionHolder) -> None:
+    def _check_idle(self, holder: ConnectionHolder) -> None:
         """Replace the thread's server connection if it sat idle and no longer answers."""
         now = time.monotonic()
         if now - holder.used > IDLE_CHECK_SECONDS and not self.answers(holder.connection):
-            self.discard_autocommit_connection()
+            self.discard_connection()
             holder = self._new_server_connection()
         holder.used = now
 
-    def discard_autocommit_connection(self, connection: Any = None) -> None:
-        """Forget (and close) the thread's autocommit connection, e.g. after it died;
-        with ``connection``, only if that is still the thread's connection."""
+    def discard_connection(self, connection: Any = None) -> None:
+        """Never use a connection again, e.g. after it died: forget (and close) the
+        thread's autocommit connection; with ``connection``, only if that is still the
+        thread's, or invalidate it if it is the ``transaction()`` block's (the block's
+        rollback then skips it, and the pool never hands it out again)."""
         holder = getattr(self._local, "holder", None)
         if connection is not None and (holder is None or holder.connection is not connection):
+            tx = self._tx.get()
+            if tx is not None and tx.connection is connection:
+                with contextlib.suppress(Exception):
+                    tx.sa_connection.invalidate()
             return
         self._local.holder = None
         if holder is not None:
@@ -345,7 +358,7 @@ class Database:
         kept = None if owner is None else owner.cursor
         return connection.cursor() if kept is None else kept
 
-    def _cursor_owner(self, connection: Any) -> _Transaction | _ConnectionHolder | None:
+    def _cursor_owner(self, connection: Any) -> _Transaction | ConnectionHolder | None:
         """What keeps a cursor for ``connection``: the current block, or the thread."""
         tx = self._tx.get()
         if tx is not None:
@@ -383,15 +396,18 @@ class Database:
             return True
         except Exception:
             return False
+        except BaseException:  # Ctrl-C while it answers: its answer may still come
+            self.discard_connection(connection)
+            raise
 
     def spare_connection(self) -> Any:
         """A new DBAPI connection outside the pool, which the caller closes: the error
         path's questions to the server never wait on an exhausted pool."""
         return self.engine.pool._creator()  # type: ignore[call-arg]
 
-    def _new_server_connection(self) -> _ConnectionHolder:
+    def _new_server_connection(self) -> ConnectionHolder:
         connection = detached_connection(self)  # the thread's for its lifetime
-        holder = _ConnectionHolder(connection, connection.cursor())
+        holder = ConnectionHolder(connection, connection.cursor())
         self._local.holder = holder
         self._thread_connections.add(holder)
         return holder
@@ -403,7 +419,7 @@ class Database:
             raise ConfigurationError(
                 f"cannot open SQLite database {self.url.database!r}: {exc}"
             ) from exc
-        holder = _ConnectionHolder(conn)
+        holder = ConnectionHolder(conn)
         self._local.holder = holder
         self._thread_connections.add(holder)
         return conn
@@ -440,7 +456,7 @@ class Database:
             # a server connection that cannot even roll back is broken: never reuse it
             holder = getattr(self._local, "holder", None)
             if not self.is_sqlite and holder is not None and holder.connection is conn:
-                self.discard_autocommit_connection()
+                self.discard_connection()
 
     # --- transactions ---------------------------------------------------------------
 
@@ -454,7 +470,7 @@ class Database:
         """
         if self.pending_tables:
             self.create_pending()
-        tx = self._tx.get()
+        tx = self.current_transaction()
         if tx is not None:
             yield from self._savepoint(tx)
             return
@@ -470,14 +486,15 @@ class Database:
                     # so the block can never fail later on a lock upgrade.
                     dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
                 cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+                block = _Transaction(dbapi_connection, connection, cursor)
+                owner = os.getpid()
             except BaseException as exc:
                 connection.close()
                 if isinstance(exc, Exception) and self._is_driver_error(exc):
                     raise self._tx_error(exc, "begin a transaction on") from exc
                 raise
-            token = self._tx.set(_Transaction(dbapi_connection, connection, cursor))
-            owner = os.getpid()
             try:
+                self._tx.set(block)  # inside the try: Ctrl-C can land right after a call
                 yield connection
             except BaseException:
                 if os.getpid() != owner:
@@ -497,8 +514,13 @@ class Database:
                         raise self._tx_error(exc, "commit the transaction on") from exc
                     raise
             finally:
-                if os.getpid() == owner:
-                    self._tx.reset(token)
+                # First, before any call (Ctrl-C lands right after one): the block is
+                # done, so nothing uses it even if an interrupt cuts the rest short.
+                block.done = True
+                # Left as it was found: outside any (this is the outermost block). A
+                # forked child has a context var of its own, where the block is not set.
+                if self._tx.get() is block:
+                    self._tx.set(None)
                     with contextlib.suppress(Exception):  # a broken connection is discarded
                         connection.close()
         finally:
@@ -569,29 +591,3 @@ def detached_connection(database: Database) -> Any:
     assert connection is not None
     database.dialect.set_isolation_level(connection, "AUTOCOMMIT")
     return connection
-
-
-class _ConnectionHolder:
-    """A thread's own connection; closed when the thread (and its locals) go away.
-
-    A server connection's holder also keeps one cursor for every statement sent on it:
-    a new psycopg cursor sets up its adapters and looks up a dumper per parameter type
-    again, about 10 us a statement. Every caller reads a statement's cursor out before
-    sending the next one (flows included: see :mod:`registers.db.flows`).
-    """
-
-    __slots__ = ("__weakref__", "connection", "cursor", "pid", "used")
-
-    def __init__(self, connection: Any, cursor: Any = None) -> None:
-        self.connection = connection
-        self.cursor = cursor
-        self.pid = os.getpid()
-        self.used = time.monotonic()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.connection.close()
-
-    def __del__(self) -> None:
-        if self.pid == os.getpid():  # never the parent's connection, in a forked child
-            self.close()

@@ -18,10 +18,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from registers.db.database import KEPT_RESULT_ROWS
+from registers.db.database import KEPT_RESULT_ROWS, Database
 from registers.db.dialects import is_transient
+from registers.db.exceptions import RegistryError
 from registers.db.flows import (
     WRITE_ATTEMPTS,
     Flow,
@@ -155,12 +156,21 @@ class SyncOperations(WritePlans[M]):
             return None
         except db.driver_errors as exc:
             if own and db.is_disconnect(exc, conn):
-                db.discard_autocommit_connection(conn)
+                db.discard_connection(conn)
                 return row
             raise self.errors(exc, "read from") from exc
+        except GeneratorExit:  # closed early, at a model: the cursor is between fetches
+            raise
+        except BaseException as exc:
+            _cut_short(db, conn, exc)
+            raise
         finally:
-            with contextlib.suppress(Exception):  # a dropped connection closed it already
-                cursor.close()
+            try:
+                with contextlib.suppress(Exception):  # a dropped connection closed it already
+                    cursor.close()
+            except BaseException as exc:  # interrupted while the server closes it
+                _cut_short(db, conn, exc)
+                raise
 
     def _pipelined_rest(self, streams: StreamConnections, pages: Pages,
                         row: Sequence[Any]) -> Generator[M, None, Any]:
@@ -396,7 +406,7 @@ class SyncOperations(WritePlans[M]):
                 # The statement's answer is unread: the connection goes. (A BEGIN that
                 # fails on a connection that stays up, which MariaDB does not do short of
                 # running out of memory, would leave the statement run on its own.)
-                db.discard_autocommit_connection(conn)
+                db.discard_connection(conn)
                 raise failed.error from None
             return cursor
 
@@ -420,7 +430,10 @@ class SyncOperations(WritePlans[M]):
                     raise self.errors(exc, "read from") from exc
                 # the server dropped the thread's connection: a read may simply be sent
                 # again, on a new connection
-                db.discard_autocommit_connection()
+                db.discard_connection()
+            except BaseException as exc:
+                _cut_short(db, conn, exc)
+                raise
         conn, owned = db.acquire()
         try:
             rows = self._execute(conn, sql, params).fetchall()
@@ -430,6 +443,9 @@ class SyncOperations(WritePlans[M]):
             if owned:
                 db.rollback(conn)
             raise self.errors(exc, "read from") from exc
+        except BaseException as exc:
+            _cut_short(db, conn, exc)
+            raise
         finally:
             db.release(conn, owned)
         return finish(rows)
@@ -462,11 +478,14 @@ class SyncOperations(WritePlans[M]):
                         conn.execute("ROLLBACK")
                 elif db.is_disconnect(exc, conn):
                     # whether the server applied the statement is unknown: never resend
-                    db.discard_autocommit_connection()
+                    db.discard_connection()
                 retry = is_transient(db.family, exc) or (retry_if is not None and retry_if(exc))
                 if not (retry and db.may_retry(started)):
                     raise self.errors(exc, "write to", data) from exc
                 # a deadlock, SQLite busy past the timeout or a lost race: retry below
+            except BaseException as exc:
+                _cut_short(db, conn, exc)
+                raise
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 return finish(self._write_once(work, params, atomic, retry_if))
@@ -507,12 +526,13 @@ class SyncOperations(WritePlans[M]):
         except db.driver_errors as exc:
             self._undo(conn, owned, savepoint)
             if owned and not db.is_sqlite and db.is_disconnect(exc, conn):
-                db.discard_autocommit_connection()
+                db.discard_connection()
             if is_transient(db.family, exc) or (retry_if is not None and retry_if(exc)):
                 raise _Transient(exc, owned) from exc
             raise
-        except BaseException:
-            self._undo(conn, owned, savepoint)
+        except BaseException as exc:
+            if not _cut_short(db, conn, exc):
+                self._undo(conn, owned, savepoint)
             raise
         finally:
             db.release(conn, owned)
@@ -525,6 +545,19 @@ class SyncOperations(WritePlans[M]):
                 cursor = conn.cursor()
                 cursor.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
                 cursor.execute(f"RELEASE SAVEPOINT {savepoint}")
+
+
+def _cut_short(db: Database, conn: Any, exc: BaseException) -> bool:
+    """After ``exc``, not a driver error, left a statement on ``conn``: whether it may
+    have cut the statement short (Ctrl-C, SystemExit, an exception raised by a signal
+    handler; not registers' own errors nor a model's validation), in which case a
+    server's answer may still be on its way, for the next statement to read as its own:
+    the connection is discarded. SQLite runs statements in-process (an interrupt lands
+    between them), so its connections stay."""
+    if db.is_sqlite or isinstance(exc, (RegistryError, ValidationError)):
+        return False
+    db.discard_connection(conn)
+    return True
 
 
 def _fetched(cursor: Any) -> Result:
