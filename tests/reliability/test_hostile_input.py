@@ -553,6 +553,62 @@ def test_arbitrary_numbers_round_trip_or_are_rejected(
     figures("rejected cleanly", check.rejected)
 
 
+_ROW_VALUES = st.fixed_dictionaries({}, optional={
+    "text": st.none() | st.text(max_size=40) | st.sampled_from(ENCODABLE_TEXT),
+    "num": st.none() | st.integers(min_value=INT64[0], max_value=INT64[1])
+    | st.sampled_from([0, -1, 2**15, 2**31, -(2**31) - 1, 2**53 + 1]),
+    "real": st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    "blob": st.none() | st.binary(max_size=40),
+    "data": st.none() | st.dictionaries(st.text(max_size=8), st.text(max_size=8)
+                                        | st.integers(min_value=INT64[0], max_value=INT64[1]),
+                                        max_size=3),
+})
+
+
+def _same_value(value: Any, back: Any) -> bool:
+    if isinstance(value, float) and math.isnan(value):
+        return isinstance(back, float) and math.isnan(back)
+    return type(back) is type(value) and back == value
+
+
+def test_arbitrary_rows_bulk_create_as_create_stores_each(
+    holder: Any, figures: Callable[[str, object], None]
+) -> None:
+    """One statement for the whole batch (PostgreSQL: a binary array per column, NULLs,
+    mixed int widths and all-NULL columns included) stores exactly what create() stores
+    row by row, or refuses the batch and stores nothing."""
+    check = _Tried()
+    batches = refused = 0
+
+    @_PROPERTY
+    @given(st.lists(_ROW_VALUES, min_size=1, max_size=8))
+    def prop(rows: list[dict[str, Any]]) -> None:
+        nonlocal batches, refused
+        batches += 1
+        keyed = [{"id": 10_000 + i, **row} for i, row in enumerate(rows)]
+        try:
+            holder.objects.bulk_create(keyed)
+        except (RegistryError, ValidationError):
+            refused += 1
+            assert holder.objects.count() == 0, "a refused batch left rows behind"
+            assert not all(check(holder, f, v) for row in rows for f, v in row.items()), \
+                f"bulk_create refused a batch create() stores row by row: {rows}"
+            return
+        try:
+            stored = {h.id: h for h in holder.objects.filter(id__gte=10_000)}
+            assert sorted(stored) == [row["id"] for row in keyed]
+            for row in keyed:
+                for field, value in row.items():
+                    back = getattr(stored[row["id"]], field)
+                    assert _same_value(value, back), (field, value, back)
+        finally:
+            holder.objects.delete_where(id__gte=10_000)
+
+    prop()
+    figures("batches tried", batches)
+    figures("batches refused cleanly", refused)
+
+
 def test_the_victims_table_survives_a_reconnect(victims: str) -> None:
     dispose_engine(victims)
     assert raw_rows(victims, "SELECT COUNT(*) FROM victims") == [(3,)]
