@@ -277,8 +277,8 @@ class PsycopgFloor(Floor):
 
     async def bulk(self, rows: list[dict[str, Any]]) -> list[User]:
         params = [validated(v) for v in rows]
-        sql = (f"INSERT INTO {self.table} ({', '.join(VALUES)}) SELECT * FROM unnest("
-               "%s::text[], %s::text[], %s::bigint[], %s::bool[], %s::float8[]) RETURNING id")
+        sql = (f"INSERT INTO {self.table} ({', '.join(VALUES)}) SELECT * FROM unnest("  # binary
+               "%b::text[], %b::text[], %b::bigint[], %b::bool[], %b::float8[]) RETURNING id")
         async with self.conn.transaction():
             await self.cur.execute(sql, [list(c) for c in zip(*params)])
             keys = [r[0] for r in await self.cur.fetchall()]
@@ -640,8 +640,10 @@ def available(name: str, backend: str) -> bool:
 
 
 async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
-                      profile: Path | None, awake: AwakeCpus) -> None:
+                      profile: Path | None, awake: AwakeCpus,
+                      workloads: list[str] | None = None) -> None:
     names = [n for n in names if available(n, backend)]
+    workloads = workloads or WORKLOADS
     suffix = uuid.uuid4().hex[:8]
     tmp = tempfile.TemporaryDirectory(prefix="registers-async-bench-")
     targets: dict[str, Target] = {}
@@ -660,10 +662,10 @@ async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
             await contenders[name].get(1)  # untimed warm-up: connections, caches
             await contenders[name].count(0)
         rates: dict[str, dict[str, list[float]]] = {w: {n: [] for n in names}
-                                                     for w in WORKLOADS}
+                                                     for w in workloads}
         for r in range(rounds):
             order = names[r % len(names):] + names[:r % len(names)]
-            for workload in WORKLOADS:
+            for workload in workloads:
                 samples: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
                 with awake.around(workload):
                     for part, (slice_ops, seed) in enumerate(slices(workload, ops, r)):
@@ -678,7 +680,7 @@ async def run_backend(backend: str, names: list[str], ops: int, rounds: int,
             print(f"  {backend}: round {r + 1}/{rounds} done", file=sys.stderr)
         floors = ["floor", "psycopg"] if backend == "postgresql" else ["floor"]
         report(f"async {backend}, {ops} ops x {rounds} rounds; {awake.describe()}", names,
-               WORKLOADS, rates, floors, PEERS, TARGETS)
+               workloads, rates, floors, PEERS, TARGETS)
         if profile is not None and "registers" in contenders:
             await profile_registers(contenders["registers"], backend, ops, profile)
     finally:
@@ -711,6 +713,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated: sqlite, postgresql, mysql")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma-separated subset of {','.join(CONTENDERS)}")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS),
+                        help=f"comma-separated subset of: {', '.join(WORKLOADS)}")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 ops x 3 rounds")
     parser.add_argument("--ops", type=int, default=None, help="ops per workload (default 1000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
@@ -724,23 +728,27 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (3 if args.quick else 5)
     backends = [b for b in args.backends.split(",") if b]
     names = [n for n in args.contenders.split(",") if n]
+    workloads = [w for w in args.workloads.split(",") if w]
     bad = [b for b in backends if b not in BACKENDS] + [n for n in names if n not in CONTENDERS]
+    bad += [w for w in workloads if w not in WORKLOADS]
     if bad:
-        parser.error(f"unknown backend or contender: {', '.join(bad)}")
+        parser.error(f"unknown backend, contender or workload: {', '.join(bad)}")
     if ops < 20 or rounds < 1:
         parser.error("--ops must be at least 20 and --rounds at least 1")
     profile = Path(args.profile).resolve() if args.profile else None
     if args.worker:
         awake = AwakeCpus(not args.no_awake_cpus)
         try:
-            asyncio.run(run_backend(args.worker, names, ops, rounds, profile, awake))
+            asyncio.run(run_backend(args.worker, names, ops, rounds, profile, awake,
+                                    workloads))
         finally:
             awake.close()
         return 0
     started = time.perf_counter()
     for backend in backends:  # a process per backend: Tortoise's state is global
         cmd = [sys.executable, "-m", "benchmarks.async_bench", "--worker", backend,
-               "--contenders", ",".join(names), "--ops", str(ops), "--rounds", str(rounds)]
+               "--contenders", ",".join(names), "--ops", str(ops), "--rounds", str(rounds),
+               "--workloads", ",".join(workloads)]
         if profile is not None:
             cmd += ["--profile", str(profile)]
         if args.no_awake_cpus:

@@ -351,17 +351,19 @@ class Statements:
 
     def _unnest_inserts(self, names: Sequence[str], rows: Sequence[Sequence[Any]]
                         ) -> Iterator[tuple[Statement, int]]:
-        """PostgreSQL: ``INSERT ... SELECT * FROM unnest(%s::type[], ...) RETURNING key``,
+        """PostgreSQL: ``INSERT ... SELECT * FROM unnest(%b::type[], ...) RETURNING key``,
         one array parameter per column, so a batch of any size is one short statement
         (measured 3x faster than a 1,000-row ``VALUES`` list, and than ``executemany``).
-        The keys come back in row order: the rows are inserted in array order and the
-        sequence hands out increasing values within one statement."""
+        The arrays go in binary (``%b``): psycopg dumps a text array about twice as fast
+        that way, with no quoting to check per element. The keys come back in row order:
+        the rows are inserted in array order and the sequence hands out increasing values
+        within one statement."""
         types = self._pg_types
         if types is None or any(n not in types for n in names):  # first use, or a new column
             types = self._pg_types = self._column_types()
         q = self.dialect.quote
         sql = (f"INSERT INTO {self.table} ({', '.join(q(n) for n in names)}) "
-               f"SELECT * FROM unnest({', '.join(f'%s::{types[n]}[]' for n in names)}) "
+               f"SELECT * FROM unnest({', '.join(f'%b::{types[n]}[]' for n in names)}) "
                f"RETURNING {self.quoted_key}")
         for start in range(0, len(rows), _UNNEST_ROWS):
             batch = rows[start:start + _UNNEST_ROWS]
