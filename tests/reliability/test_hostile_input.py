@@ -276,14 +276,18 @@ def store_or_reject(holder: Any, key: int, field: str, value: Any) -> bool:
     except (RegistryError, ValidationError):
         assert holder.objects.get(key) is None, "a rejected value left a row behind"
         return False
-    back = getattr(holder.objects.require(key), field)
+    assert_reads_back(value, getattr(holder.objects.require(key), field))
+    return True
+
+
+def assert_reads_back(value: Any, back: Any) -> None:
+    """``back``, read from the database, is ``value`` stored."""
     if isinstance(value, float) and math.isnan(value):
         assert isinstance(back, float) and math.isnan(back)
     elif isinstance(value, (dict, float)):  # JSON objects are unordered; -0.0 == 0.0
         assert type(back) is type(value) and back == value, (value, back)
     else:
         assert type(back) is type(value) and repr(back) == repr(value), (value, back)
-    return True
 
 
 TEXT_CORPUS = [*INJECTIONS, *ODD_TEXT]
@@ -565,12 +569,6 @@ _ROW_VALUES = st.fixed_dictionaries({}, optional={
 })
 
 
-def _same_value(value: Any, back: Any) -> bool:
-    if isinstance(value, float) and math.isnan(value):
-        return isinstance(back, float) and math.isnan(back)
-    return type(back) is type(value) and back == value
-
-
 def test_arbitrary_rows_bulk_create_as_create_stores_each(
     holder: Any, figures: Callable[[str, object], None]
 ) -> None:
@@ -599,8 +597,7 @@ def test_arbitrary_rows_bulk_create_as_create_stores_each(
             assert sorted(stored) == [row["id"] for row in keyed]
             for row in keyed:
                 for field, value in row.items():
-                    back = getattr(stored[row["id"]], field)
-                    assert _same_value(value, back), (field, value, back)
+                    assert_reads_back(value, getattr(stored[row["id"]], field))
         finally:
             holder.objects.delete_where(id__gte=10_000)
 
